@@ -1,0 +1,57 @@
+"""One encoder protocol for the model families of the suite: token sequences, graphs and text.
+
+Each environment ships an encoder with three documented functions of the observation, so the
+same observation can feed a transformer/HRM (``tokens``), a GNN (``graph``) or a text model
+(``text``). ``tokens`` also accepts batched observations (leading batch dimensions).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol, runtime_checkable
+
+import gymnasium as gym
+import networkx as nx
+import numpy as np
+
+from hrm_envs.core import env_id_of
+
+#: Env id -> "module:Class" of its encoder.
+ENCODERS: dict[str, str] = {
+    "hrm/Hanoi-v0": "hrm_envs.hanoi.encoding:HanoiEncoder",
+    "hrm/Maze-v0": "hrm_envs.maze.encoding:MazeEncoder",
+    "hrm/CityRouting-v0": "hrm_envs.city.encoding:CityEncoder",
+    "hrm/Sudoku-v0": "hrm_envs.sudoku.encoding:SudokuEncoder",
+}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns observations into model inputs."""
+
+    vocab_size: int  # token ids lie in [0, vocab_size); 0 is padding
+    seq_len: int  # length of ``tokens(obs)``
+
+    def tokens(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Int64 token ids of shape ``batch_shape + (seq_len,)``."""
+        ...
+
+    def graph(self, obs: dict[str, np.ndarray]) -> nx.Graph:
+        """A networkx graph with node and edge attributes (one unbatched observation)."""
+        ...
+
+    def text(self, obs: dict[str, np.ndarray]) -> str:
+        """A plain-text description (one unbatched observation)."""
+        ...
+
+
+def encoder_for(env_or_id: gym.Env | str | type, observation_space: gym.spaces.Dict | None = None) -> Encoder:
+    """The encoder of an environment (instance, class or id); shapes come from its observation space."""
+    env_id = env_id_of(env_or_id)
+    if observation_space is None:
+        if isinstance(env_or_id, gym.Env):
+            observation_space = env_or_id.observation_space
+        else:
+            raise ValueError("observation_space is required when env_or_id is an id or a class")
+    module, name = ENCODERS[env_id].split(":")
+    return getattr(importlib.import_module(module), name)(observation_space)

@@ -1,0 +1,85 @@
+"""Hanoi puzzles: a start and a goal configuration, each a peg (0, 1, 2) per disk, smallest disk first.
+
+Every assignment of disks to pegs is a legal configuration (disks on a peg are stacked by size),
+so "random" draws each disk's peg uniformly; "standard" is the tower on peg 0 (start) or peg 2 (goal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from hrm_envs.core import choice, size_range
+
+MODES = ("random", "standard")
+NUM_PEGS = 3
+
+
+def _pegs(value: Any, name: str) -> tuple[int, ...]:
+    """Parse a configuration given as a sequence of ints or a string of digits."""
+    if isinstance(value, str):
+        items: Sequence[Any] = [int(c) if c.isdigit() else c for c in value]
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        items = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
+    else:
+        raise ValueError(f"{name} must be a sequence of pegs (0, 1, 2), one per disk, smallest first; got {value!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < NUM_PEGS for v in items):
+        raise ValueError(f"{name} must hold pegs 0, 1 or 2 only, one per disk, smallest first; got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+@dataclass(frozen=True)
+class HanoiPuzzle:
+    """A start and a goal configuration: ``start[d]`` is the peg of disk ``d`` (0 = smallest)."""
+
+    start: tuple[int, ...]
+    goal: tuple[int, ...]
+
+    @property
+    def num_disks(self) -> int:
+        return len(self.start)
+
+    @classmethod
+    def parse(cls, value: Any, max_disks: int) -> "HanoiPuzzle":
+        """Accept a ``HanoiPuzzle``, ``{"start": ..., "goal": ...}`` or a ``(start, goal)`` pair.
+
+        Each configuration is a sequence of pegs or a digit string, e.g. ``{"start": "000", "goal": [2, 2, 2]}``.
+        """
+        if isinstance(value, HanoiPuzzle):
+            start, goal = value.start, value.goal
+        elif isinstance(value, dict) and set(value) == {"start", "goal"}:
+            start, goal = _pegs(value["start"], "puzzle['start']"), _pegs(value["goal"], "puzzle['goal']")
+        elif isinstance(value, (tuple, list)) and len(value) == 2:
+            start, goal = _pegs(value[0], "puzzle start"), _pegs(value[1], "puzzle goal")
+        else:
+            raise ValueError(
+                "options['puzzle'] must be a HanoiPuzzle, a dict with keys 'start' and 'goal', "
+                f"or a (start, goal) pair; got {value!r}"
+            )
+        if len(start) != len(goal):
+            raise ValueError(f"puzzle start and goal must have the same number of disks, got {len(start)} and {len(goal)}")
+        if not 1 <= len(start) <= max_disks:
+            raise ValueError(f"puzzle must have between 1 and max_disks={max_disks} disks, got {len(start)}")
+        return cls(tuple(start), tuple(goal))
+
+
+class HanoiGenerator:
+    """Seeded Hanoi instances with ``num_disks`` drawn uniformly from an inclusive range.
+
+    Random start and goal are redrawn until they differ, so no instance is already solved.
+    """
+
+    def __init__(self, num_disks: tuple[int, int], start: str = "random", goal: str = "random"):
+        self.num_disks = num_disks
+        self.start_mode = choice(start, "start", MODES)
+        self.goal_mode = choice(goal, "goal", MODES)
+
+    def __call__(self, rng: np.random.Generator) -> HanoiPuzzle:
+        n = int(rng.integers(self.num_disks[0], self.num_disks[1] + 1))
+        while True:
+            start = (0,) * n if self.start_mode == "standard" else tuple(int(p) for p in rng.integers(0, NUM_PEGS, n))
+            goal = (2,) * n if self.goal_mode == "standard" else tuple(int(p) for p in rng.integers(0, NUM_PEGS, n))
+            if start != goal:
+                return HanoiPuzzle(start, goal)

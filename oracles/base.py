@@ -1,0 +1,56 @@
+"""The oracle protocol shared by every environment of the suite."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+Obs = dict[str, np.ndarray]
+
+
+class Oracle(ABC):
+    """Optimal labels of an environment's observations, from any reachable state.
+
+    ``cost_to_go`` is the minimal sum of ``info["cost"]`` over action sequences that end in a
+    successful terminating step; ``optimal_actions`` holds every action that starts such a
+    sequence; ``act`` is one deterministic member (documented per oracle); ``solve`` is a whole
+    optimal sequence. Subclasses give the first three and ``successor``, the env's own transition
+    as a pure function of the observation, which ``solve`` uses.
+    """
+
+    #: Upper bound on ``solve`` length, guarding against a non-terminating label loop.
+    max_solve_steps: int = 1_000_000
+
+    @abstractmethod
+    def cost_to_go(self, obs: Obs) -> float:
+        """Minimal total cost to a successful termination."""
+
+    @abstractmethod
+    def optimal_actions(self, obs: Obs) -> frozenset[int]:
+        """Every action that starts a minimal-cost successful sequence."""
+
+    @abstractmethod
+    def act(self, obs: Obs) -> int:
+        """One deterministic optimal action (the oracle's canonical choice)."""
+
+    @abstractmethod
+    def successor(self, obs: Obs, action: int) -> tuple[Obs, bool]:
+        """The observation after ``action`` and whether that step terminates the episode."""
+
+    def act_batch(self, obs: Obs) -> np.ndarray:
+        """``act`` over a batch of observations (leading dimension), as vector envs return them."""
+        size = len(next(iter(obs.values())))
+        return np.array([self.act({key: value[i] for key, value in obs.items()}) for i in range(size)], dtype=np.int64)
+
+    def solve(self, obs: Obs) -> list[int]:
+        """A whole optimal action sequence from ``obs``, ending with the successful terminating step."""
+        actions: list[int] = []
+        done = False
+        while not done:
+            if len(actions) >= self.max_solve_steps:
+                raise RuntimeError(f"solve exceeded {self.max_solve_steps} steps; the oracle is not making progress")
+            action = self.act(obs)
+            actions.append(action)
+            obs, done = self.successor(obs, action)
+        return actions
