@@ -31,6 +31,10 @@ class Encoder(Protocol):
 
     vocab_size: int  # token ids lie in [0, vocab_size); 0 is padding
     seq_len: int  # length of ``tokens(obs)``
+    # Size-independent action layout for policy heads: action ``t * per_token_actions + k`` belongs to
+    # token ``t``; actions ``seq_len * per_token_actions + g`` (g < global_actions) to the whole input.
+    per_token_actions: int
+    global_actions: int
 
     def tokens(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Int64 token ids of shape ``batch_shape + (seq_len,)``."""

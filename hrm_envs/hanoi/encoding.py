@@ -16,7 +16,7 @@ class HanoiEncoder:
 
     - ``tokens``: one token per disk, smallest first: ``1 + 3 * peg + goal_peg`` (1..9), 0 for absent
       disks; ``seq_len = max_disks``, ``vocab_size = 10``. Token ``i`` is always disk ``i``, so a per-disk
-      action head applies to any number of disks.
+      action head applies to any number of disks: action ``3 * d + p`` is token ``d``'s ``p``-th logit, STOP global.
     - ``graph``: a ``DiGraph`` with peg nodes ``("peg", p)`` and disk nodes ``("disk", d)`` (attributes
       ``size``, ``peg``, ``goal_peg``); edges ``on`` (disk -> the disk or peg right below it now) and
       ``goal`` (disk -> its goal peg).
@@ -24,6 +24,8 @@ class HanoiEncoder:
     """
 
     vocab_size = 10
+    per_token_actions = 3  # action 3 * disk + peg belongs to the disk's token
+    global_actions = 1  # STOP
 
     def __init__(self, observation_space: spaces.Dict):
         self.seq_len = int(observation_space["state"].shape[0])

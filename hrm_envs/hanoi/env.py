@@ -29,12 +29,10 @@ from hrm_envs.hanoi.viewer import render_ansi, render_rgb
 ABSENT = 3  # peg value of disks beyond num_disks
 
 
-def legal_moves(state: Sequence[int]) -> list[int]:
+def legal_moves(state: list[int]) -> list[int]:
     """Action ids of the legal moves (at most 3) of a configuration given as a peg per disk."""
     n = len(state)
-    top = [n, n, n]  # smallest disk on each peg, n if empty
-    for d in range(n - 1, -1, -1):
-        top[state[d]] = d
+    top = [state.index(p) if p in state else n for p in range(NUM_PEGS)]  # smallest disk per peg, n if empty
     moves = []
     for src in range(NUM_PEGS):
         d = top[src]
@@ -43,16 +41,22 @@ def legal_moves(state: Sequence[int]) -> list[int]:
     return moves
 
 
+def legal_mask(state: list[int], max_disks: int) -> np.ndarray:
+    """The int8 action mask of a configuration: its legal moves, and STOP (always legal)."""
+    mask = np.zeros(3 * max_disks + 1, dtype=np.int8)
+    for action in legal_moves(state):
+        mask[action] = 1
+    mask[-1] = 1
+    return mask
+
+
 def observation(state: Sequence[int], goal: Sequence[int], max_disks: int) -> dict[str, np.ndarray]:
     """The observation of a configuration pair, padded to ``max_disks``."""
     pad = [ABSENT] * (max_disks - len(state))
-    mask = np.zeros(3 * max_disks + 1, dtype=np.int8)
-    mask[legal_moves(state)] = 1
-    mask[-1] = 1
     return {
         "state": np.array(list(state) + pad, dtype=np.int8),
         "goal": np.array(list(goal) + pad, dtype=np.int8),
-        "action_mask": mask,
+        "action_mask": legal_mask(state, max_disks),
     }
 
 
@@ -104,7 +108,9 @@ class HanoiEnv(PuzzleEnv):
         )
         self._state: list[int] = []
         self._goal: list[int] = []
-        self._obs: dict[str, np.ndarray] = {}
+        self._pad: list[int] = []
+        self._goal_array = np.zeros(self.max_disks, dtype=np.int8)
+        self._mask_array = np.zeros(self._num_actions, dtype=np.int8)
 
     @property
     def puzzle(self) -> HanoiPuzzle:
@@ -117,23 +123,29 @@ class HanoiEnv(PuzzleEnv):
         else:
             puzzle = self.generator(self.np_random)
         self._state, self._goal = list(puzzle.start), list(puzzle.goal)
-        self._obs = observation(self._state, self._goal, self.max_disks)
+        self._pad = [ABSENT] * (self.max_disks - puzzle.num_disks)
+        self._goal_array = np.array(self._goal + self._pad, dtype=np.int8)
+        self._mask_array = legal_mask(self._state, self.max_disks)
         return self.max_steps_arg or 2 ** (puzzle.num_disks + 1)
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {key: value.copy() for key, value in self._obs.items()}
+        return {
+            "state": np.array(self._state + self._pad, dtype=np.int8),
+            "goal": self._goal_array.copy(),
+            "action_mask": self._mask_array.copy(),
+        }
 
     def _mask(self) -> np.ndarray:
-        return self._obs["action_mask"].copy()
+        return self._mask_array.copy()
 
     def _transition(self, action: int) -> tuple[float, bool, bool, dict[str, Any]]:
         if action == self.stop_action:
             return 0.0, True, self._state == self._goal, {"illegal_move": False}
-        legal = bool(self._obs["action_mask"][action])
+        legal = bool(self._mask_array[action])
         if legal:
             disk, peg = divmod(action, 3)
             self._state[disk] = peg
-            self._obs = observation(self._state, self._goal, self.max_disks)
+            self._mask_array = legal_mask(self._state, self.max_disks)
         return 1.0, False, False, {"illegal_move": not legal}
 
     def _render_ansi(self) -> str:

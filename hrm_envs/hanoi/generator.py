@@ -79,7 +79,7 @@ class HanoiGenerator:
     def __call__(self, rng: np.random.Generator) -> HanoiPuzzle:
         n = int(rng.integers(self.num_disks[0], self.num_disks[1] + 1))
         while True:
-            start = (0,) * n if self.start_mode == "standard" else tuple(int(p) for p in rng.integers(0, NUM_PEGS, n))
-            goal = (2,) * n if self.goal_mode == "standard" else tuple(int(p) for p in rng.integers(0, NUM_PEGS, n))
+            start = (0,) * n if self.start_mode == "standard" else tuple(rng.integers(0, NUM_PEGS, n).tolist())
+            goal = (2,) * n if self.goal_mode == "standard" else tuple(rng.integers(0, NUM_PEGS, n).tolist())
             if start != goal:
                 return HanoiPuzzle(start, goal)
