@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import numpy as np
 
 Obs = dict[str, np.ndarray]
+
+
+class Label(NamedTuple):
+    """Everything an oracle says about one observation."""
+
+    optimal: frozenset[int]
+    action: int
+    cost_to_go: float
+
+
+class LabelBatch(NamedTuple):
+    """Labels of a batch: ``optimal`` is a (batch, num_actions) bool mask."""
+
+    optimal: np.ndarray
+    action: np.ndarray
+    cost_to_go: np.ndarray
 
 
 class Oracle(ABC):
@@ -38,10 +55,25 @@ class Oracle(ABC):
     def successor(self, obs: Obs, action: int) -> tuple[Obs, bool]:
         """The observation after ``action`` and whether that step terminates the episode."""
 
+    def label(self, obs: Obs) -> Label:
+        """Optimal set, canonical action and cost-to-go at once (oracles override it to share work)."""
+        return Label(self.optimal_actions(obs), self.act(obs), self.cost_to_go(obs))
+
+    def label_batch(self, obs: Obs) -> LabelBatch:
+        """``label`` over a batch of observations (leading dimension), as vector envs return them."""
+        size, num_actions = obs["action_mask"].shape
+        optimal = np.zeros((size, num_actions), dtype=bool)
+        action = np.zeros(size, dtype=np.int64)
+        cost = np.zeros(size, dtype=np.float64)
+        for i in range(size):
+            label = self.label({key: value[i] for key, value in obs.items()})
+            optimal[i, list(label.optimal)] = True
+            action[i], cost[i] = label.action, label.cost_to_go
+        return LabelBatch(optimal, action, cost)
+
     def act_batch(self, obs: Obs) -> np.ndarray:
-        """``act`` over a batch of observations (leading dimension), as vector envs return them."""
-        size = len(next(iter(obs.values())))
-        return np.array([self.act({key: value[i] for key, value in obs.items()}) for i in range(size)], dtype=np.int64)
+        """``act`` over a batch of observations."""
+        return self.label_batch(obs).action
 
     def solve(self, obs: Obs) -> list[int]:
         """A whole optimal action sequence from ``obs``, ending with the successful terminating step."""

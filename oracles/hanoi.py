@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from hrm_envs.hanoi.env import legal_moves, observation, parse_observation
-from oracles.base import Obs, Oracle
+import numpy as np
+
+from hrm_envs.hanoi.env import ABSENT, legal_moves, observation, parse_observation
+from oracles.base import Label, LabelBatch, Obs, Oracle
 
 
 def gather_moves(config: Sequence[int], m: int, peg: int) -> int:
@@ -44,6 +46,32 @@ def distance(start: Sequence[int], goal: Sequence[int]) -> int:
     return min(once, twice)
 
 
+def _gather_batch(config: np.ndarray, m: np.ndarray, peg: np.ndarray) -> np.ndarray:
+    """``gather_moves`` over a batch: rows of ``config`` (B, N), per-row ``m`` and ``peg``."""
+    total = np.zeros(len(config), dtype=np.int64)
+    target = peg.copy()
+    for d in range(config.shape[1] - 1, -1, -1):
+        x = config[:, d]
+        move = (d < m) & (x != target)
+        total += move.astype(np.int64) << d
+        target = np.where(move, 3 - x - target, target)
+    return total
+
+
+def distance_batch(start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """``distance`` over rows of (B, N) peg arrays; padded disks must match in start and goal."""
+    start, goal = start.astype(np.int64), goal.astype(np.int64)
+    differs = start != goal
+    n = start.shape[1]
+    m = n - 1 - np.argmax(differs[:, ::-1], axis=1)
+    rows = np.arange(len(start))
+    i, j = start[rows, m], goal[rows, m]
+    k = 3 - i - j
+    once = _gather_batch(start, m, k) + 1 + _gather_batch(goal, m, k)
+    twice = _gather_batch(start, m, j) + 1 + (np.int64(1) << m) + _gather_batch(goal, m, i)
+    return np.where(differs.any(axis=1), np.minimum(once, twice), 0)
+
+
 class HanoiOracle(Oracle):
     """Optimal Hanoi labels; ``act`` returns the smallest optimal action id (STOP at the goal)."""
 
@@ -52,11 +80,17 @@ class HanoiOracle(Oracle):
         return float(distance(state, goal))
 
     def optimal_actions(self, obs: Obs) -> frozenset[int]:
+        return self.label(obs).optimal
+
+    def act(self, obs: Obs) -> int:
+        return min(self.label(obs).optimal)
+
+    def label(self, obs: Obs) -> Label:
         state, goal = parse_observation(obs)
-        stop = len(obs["action_mask"]) - 1
         here = distance(state, goal)
         if here == 0:
-            return frozenset((stop,))
+            stop = len(obs["action_mask"]) - 1
+            return Label(frozenset((stop,)), stop, 0.0)
         best = set()
         for action in legal_moves(state):
             disk, peg = divmod(action, 3)
@@ -64,10 +98,32 @@ class HanoiOracle(Oracle):
             if distance(state, goal) == here - 1:
                 best.add(action)
             state[disk] = previous
-        return frozenset(best)
+        return Label(frozenset(best), min(best), float(here))
 
-    def act(self, obs: Obs) -> int:
-        return min(self.optimal_actions(obs))
+    def label_batch(self, obs: Obs) -> LabelBatch:
+        """Vectorised ``label`` (numpy over the batch): the same recursion, one pass per disk."""
+        state, goal = np.asarray(obs["state"], np.int64), np.asarray(obs["goal"], np.int64)
+        size, max_disks = state.shape
+        if size and (state[:, 0] == ABSENT).any():
+            raise ValueError("obs is not a valid batch of Hanoi observations: a row has no disks")
+        rows = np.arange(size)
+        here = distance_batch(state, goal)
+        top = np.stack([np.where((state == p).any(1), np.argmax(state == p, axis=1), max_disks) for p in range(3)], 1)
+        optimal = np.zeros((size, 3 * max_disks + 1), dtype=bool)
+        for src in range(3):
+            for dst in range(3):
+                disk = top[:, src]
+                legal = (src != dst) & (disk < top[:, dst])
+                if not legal.any():
+                    continue
+                moved = state.copy()
+                moved[rows[legal], disk[legal]] = dst
+                better = np.zeros(size, dtype=bool)
+                better[legal] = distance_batch(moved[legal], goal[legal]) == here[legal] - 1
+                optimal[rows[better], 3 * disk[better] + dst] = True
+        at_goal = here == 0
+        optimal[at_goal, -1] = True
+        return LabelBatch(optimal, np.argmax(optimal, axis=1).astype(np.int64), here.astype(np.float64))
 
     def successor(self, obs: Obs, action: int) -> tuple[Obs, bool]:
         state, goal = parse_observation(obs)

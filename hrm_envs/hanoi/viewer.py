@@ -46,7 +46,7 @@ def _palette(max_disks: int) -> np.ndarray:
 def render_rgb(state: Sequence[int], goal: Sequence[int], max_disks: int, unit: int = 6) -> np.ndarray:
     """An RGB image, state on top and goal (dimmed) below; its size depends only on ``max_disks``."""
     colours = _palette(max_disks)
-    disk_h = unit + 2
+    disk_h = 2 * unit
     peg_w = (2 * max_disks + 3) * unit
     panel_h = (max_disks + 2) * disk_h
     image = np.full((2 * panel_h, NUM_PEGS * peg_w, 3), 255, dtype=np.uint8)

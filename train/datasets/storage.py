@@ -1,0 +1,81 @@
+"""Atomic, deterministic on-disk data sets: ``.npy`` arrays and sorted JSON, written to a temporary
+folder beside the target and renamed into place, so an interrupted build leaves no half data set."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``target`` (``ValueError`` if it exists and not ``overwrite``)."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise ValueError(f"out={str(target)!r} already exists; pass overwrite=true to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def save_array(folder: Path, name: str, array: np.ndarray) -> None:
+    np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+
+
+def save_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_array(path: Path, shape_prefix: tuple[int, ...] | None = None, dtype: Any = None) -> np.ndarray:
+    """Load one ``.npy``, refusing a missing, truncated or mismatched file with an error naming it."""
+    if not path.is_file():
+        raise ValueError(f"missing data file {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"unreadable or truncated data file {path}: {error}") from None
+    if shape_prefix is not None and array.shape[: len(shape_prefix)] != shape_prefix:
+        raise ValueError(f"data file {path} has shape {array.shape}, expected leading dimensions {shape_prefix}")
+    if dtype is not None and array.dtype != np.dtype(dtype):
+        raise ValueError(f"data file {path} has dtype {array.dtype}, expected {np.dtype(dtype)}")
+    return array
+
+
+def load_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ValueError(f"missing data file {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"corrupt JSON in {path}: {error}") from None
+
+
+def content_hash(*arrays: np.ndarray) -> str:
+    """A stable hash of array contents (shape, dtype and bytes)."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,119 @@
+"""Validation of a built data set: no train/test overlap, every label re-checked against the oracle,
+counts as in ``summary.json``, tokens inside the vocabulary. ``python -m train.datasets validate DIR``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrm_envs import encoder_for
+from oracles import oracle_for
+from train.datasets.draw import puzzle_hash
+from train.datasets.storage import load_json
+
+
+@dataclass
+class Report:
+    checks: dict[str, Any] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.violations.append(message)
+
+    def text(self) -> str:
+        lines = [f"{name}: {value}" for name, value in self.checks.items()]
+        lines += [f"VIOLATION: {v}" for v in self.violations[:50]]
+        if len(self.violations) > 50:
+            lines.append(f"... and {len(self.violations) - 50} more violations")
+        lines.append("OK" if not self.violations else f"FAILED with {len(self.violations)} violations")
+        return "\n".join(lines)
+
+
+def _same_obs(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _validate_stepwise(folder: Path, summary: dict, report: Report) -> None:
+    from train.datasets.loading import StepwiseSplit
+
+    oracle = oracle_for(summary["env"])
+    hashes: dict[str, set[str]] = {}
+    for split_name, split_summary in summary["splits"].items():
+        data = StepwiseSplit(folder, split_name)
+        report.checks[f"{split_name}.samples"] = data.num_samples
+        report.checks[f"{split_name}.puzzles"] = data.num_puzzles
+        if data.num_samples != split_summary["samples"] or data.num_puzzles != split_summary["puzzles"]:
+            report.fail(f"{split_name}: counts differ from summary.json")
+        per_size = np.bincount(data.puzzle_size, weights=np.diff(data.offsets), minlength=len(split_summary["sizes"]))
+        for index, label in enumerate(split_summary["sizes"]):
+            if int(per_size[index]) != split_summary["per_size"][label]["samples"]:
+                report.fail(f"{split_name}: sample count of size {label} differs from summary.json")
+        split_hashes = [puzzle_hash(data.obs(int(start))) for start in data.offsets[:-1]]
+        if len(set(split_hashes)) != len(split_hashes):
+            report.fail(f"{split_name}: duplicate puzzles")
+        hashes[split_name] = set(split_hashes)
+        encoder = encoder_for(summary["env"], data.observation_space)
+        tokens = encoder.tokens(data.obs_batch(np.arange(data.num_samples)))
+        if tokens.min() < 0 or tokens.max() >= encoder.vocab_size:
+            report.fail(f"{split_name}: token values outside [0, {encoder.vocab_size})")
+        bad_labels = 0
+        for chunk in np.array_split(np.arange(data.num_samples), max(1, data.num_samples // 20_000)):
+            labels = oracle.label_batch(data.obs_batch(chunk))
+            optimal = np.unpackbits(data.optimal_bits[chunk], axis=1, count=data.num_actions).astype(bool)
+            wrong = (
+                (labels.optimal != optimal).any(axis=1)
+                | (labels.action != data.action[chunk])
+                | ~np.isclose(labels.cost_to_go, data.cost_to_go[chunk])
+                | (data.step[chunk] != chunk - data.offsets[data.puzzle[chunk]])
+            )
+            for i in chunk[wrong][: max(0, 5 - bad_labels)]:
+                report.fail(f"{split_name}: sample {i} (puzzle {data.puzzle[i]}, step {data.step[i]}) disagrees with the oracle")
+            bad_labels += int(wrong.sum())
+        bad_transitions = 0
+        for puzzle in range(data.num_puzzles):
+            start, stop = int(data.offsets[puzzle]), int(data.offsets[puzzle + 1])
+            obs = data.obs(start)
+            for i in range(start, stop):
+                next_obs, done = oracle.successor(obs, int(data.action[i]))
+                obs = data.obs(i + 1) if i + 1 < stop else None
+                if (done and obs is None) or (not done and obs is not None and _same_obs(next_obs, obs)):
+                    continue
+                bad_transitions += 1
+                if bad_transitions <= 5:
+                    report.fail(f"{split_name}: the action of sample {i} does not lead to the next sample (or to success)")
+                break
+        report.checks[f"{split_name}.labels_rechecked"] = data.num_samples - bad_labels
+        report.checks[f"{split_name}.trajectories_replayed"] = data.num_puzzles - bad_transitions
+    _check_overlap(hashes, report)
+
+
+def _check_overlap(hashes: dict[str, set[str]], report: Report) -> None:
+    names = sorted(hashes)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = len(hashes[a] & hashes[b])
+            report.checks[f"overlap.{a}-{b}"] = shared
+            if shared:
+                report.fail(f"{shared} puzzles appear in both {a} and {b}")
+
+
+def validate(folder: str | Path) -> Report:
+    """Check a data set folder; the report lists what was checked and every violation."""
+    folder = Path(folder)
+    report = Report()
+    try:
+        summary = load_json(folder / "summary.json")
+        if summary.get("kind") == "stepwise":
+            _validate_stepwise(folder, summary, report)
+        elif summary.get("kind") == "seq2seq":
+            from train.datasets.seq2seq import validate_seq2seq
+
+            validate_seq2seq(folder, summary, report)
+        else:
+            report.fail(f"{folder / 'summary.json'}: unknown kind {summary.get('kind')!r}")
+    except ValueError as error:
+        report.fail(str(error))
+    return report
