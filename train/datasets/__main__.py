@@ -36,10 +36,14 @@ def _build_command() -> None:
         from train.datasets.spec import parse_spec
 
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("out=", "overwrite=", "progress="))]
-        spec = parse_spec(OmegaConf.to_container(cfg.preset, resolve=True))
-        summary = build(
-            spec, cfg.out, " ".join(["python -m train.datasets", *overrides]), overwrite=cfg.overwrite, progress=cfg.progress
-        )
+        try:
+            spec = parse_spec(OmegaConf.to_container(cfg.preset, resolve=True))
+            summary = build(
+                spec, cfg.out, " ".join(["python -m train.datasets", *overrides]), overwrite=cfg.overwrite, progress=cfg.progress
+            )
+        except ValueError as error:  # bad preset or out: a clear message, not a traceback
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         counts = {name: {"puzzles": s["puzzles"], "samples": s.get("samples", s.get("examples"))} for name, s in summary["splits"].items()}
         print(json.dumps({"out": str(cfg.out), "splits": counts, "build_seconds": summary["build_seconds"]}))
 
@@ -49,8 +53,4 @@ def _build_command() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "validate":
         sys.exit(_validate_command(sys.argv[2:]))
-    try:
-        _build_command()
-    except ValueError as error:  # bad preset or out: a clear message, not a traceback
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    _build_command()

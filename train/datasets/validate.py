@@ -42,7 +42,11 @@ def _validate_stepwise(folder: Path, summary: dict, report: Report) -> None:
     oracle = oracle_for(summary["env"])
     hashes: dict[str, set[str]] = {}
     for split_name, split_summary in summary["splits"].items():
-        data = StepwiseSplit(folder, split_name)
+        try:
+            data = StepwiseSplit(folder, split_name)
+        except ValueError as error:
+            report.fail(str(error))
+            continue
         report.checks[f"{split_name}.samples"] = data.num_samples
         report.checks[f"{split_name}.puzzles"] = data.num_puzzles
         if data.num_samples != split_summary["samples"] or data.num_puzzles != split_summary["puzzles"]:

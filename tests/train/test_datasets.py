@@ -1,0 +1,174 @@
+"""Data sets: deterministic atomic builds, validation that catches corruption, loaders that refuse bad files."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train.datasets import StepwiseDataset, StepwiseSplit, build, parse_spec, validate
+from train.datasets import stepwise as stepwise_module
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {
+    "name": "hanoi-tiny",
+    "kind": "stepwise",
+    "env": "hrm/Hanoi-v0",
+    "size_arg": "num_disks",
+    "env_kwargs": {"max_disks": 6},
+    "splits": {"train": {"sizes": [1, 2, 3], "puzzles": 30, "seed": 0}, "test": {"sizes": [4, 5], "puzzles": 10, "seed": 99}},
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "tiny"
+    build(parse_spec(SMALL), out, "test", progress=False)
+    return out
+
+
+def test_summary_counts_and_exhausted_sizes(built):
+    summary = json.loads((built / "summary.json").read_text())
+    train = summary["splits"]["train"]
+    assert train["puzzles"] == 30 and train["per_size"]["1"]["puzzles"] == 6  # 1 disk has only 6 puzzles
+    assert sum(s["puzzles"] for s in train["per_size"].values()) == 30
+    assert train["samples"] == sum(s["samples"] for s in train["per_size"].values())
+    assert summary["versions"]["numpy"] == np.__version__ and summary["build_command"] == "test"
+    assert train["static_keys"] == ["goal"]
+
+
+def test_build_is_deterministic(built, tmp_path):
+    again = tmp_path / "again"
+    build(parse_spec(SMALL), again, "test", progress=False)
+    files = sorted(p.relative_to(built) for p in built.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all(filecmp.cmp(built / f, again / f, shallow=False) for f in files)
+
+
+def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stepwise_module, "oracle_trajectory", explode)
+    with pytest.raises(KeyboardInterrupt):
+        build(parse_spec(SMALL), tmp_path / "broken", "test", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_overwrite(built):
+    with pytest.raises(ValueError, match="overwrite"):
+        build(parse_spec(SMALL), built, "test", progress=False)
+
+
+def test_validation_passes_and_rechecks_every_label(built):
+    report = validate(built)
+    assert report.violations == []
+    assert report.checks["train.labels_rechecked"] == StepwiseSplit(built, "train").num_samples
+    assert report.checks["overlap.test-train"] == 0
+
+
+def _copy(built: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(built, target)
+    return target
+
+
+def test_validation_catches_a_wrong_label(built, tmp_path):
+    copy = _copy(built, tmp_path)
+    actions = np.load(copy / "train" / "action.npy")
+    actions[5] = (actions[5] + 1) % 19
+    np.save(copy / "train" / "action.npy", actions)
+    report = validate(copy)
+    assert any("sample 5" in v for v in report.violations)
+
+
+def test_validation_catches_overlap(built, tmp_path):
+    copy = _copy(built, tmp_path)
+    for name in ("obs.state", "obs.action_mask"):
+        train = np.load(copy / "train" / f"{name}.npy")
+        test = np.load(copy / "test" / f"{name}.npy")
+        test[0] = train[0]
+        np.save(copy / "test" / f"{name}.npy", test)
+    goal_train = np.load(copy / "train" / "puzzle_obs.goal.npy")
+    goal_test = np.load(copy / "test" / "puzzle_obs.goal.npy")
+    goal_test[0] = goal_train[0]
+    np.save(copy / "test" / "puzzle_obs.goal.npy", goal_test)
+    assert any("appear in both" in v for v in validate(copy).violations)
+
+
+def test_truncated_and_missing_files_are_named(built, tmp_path):
+    copy = _copy(built, tmp_path)
+    path = copy / "train" / "step.npy"
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(ValueError, match="step.npy"):
+        StepwiseSplit(copy, "train")
+    (copy / "test" / "optimal.npy").unlink()
+    with pytest.raises(ValueError, match="missing data file .*optimal.npy"):
+        StepwiseDataset(copy, "test")
+    report = validate(copy)
+    assert any("step.npy" in v for v in report.violations) and any("optimal.npy" in v for v in report.violations)
+
+
+def test_mismatched_shape_is_refused(built, tmp_path):
+    copy = _copy(built, tmp_path)
+    np.save(copy / "train" / "cost_to_go.npy", np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="cost_to_go.npy has shape"):
+        StepwiseSplit(copy, "train")
+
+
+def test_torch_dataset_items(built):
+    data = StepwiseDataset(built, "train")
+    item = data[3]
+    assert item["tokens"].dtype == torch.int64 and item["tokens"].shape == (6,)
+    assert item["optimal"].dtype == torch.bool and item["optimal"][item["action"]]
+    assert (item["optimal"] <= item["action_mask"]).all()  # optimal actions are legal
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True)
+    batch = next(iter(loader))
+    assert batch["tokens"].shape == (8, 6) and batch["optimal"].shape == (8, 19)
+    with pytest.raises(ValueError, match="split must be one of"):
+        StepwiseDataset(built, "validation")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"kind": "video"}, "preset.kind"),
+        ({"env": "hrm/Chess-v0"}, "preset.env"),
+        ({"colour": 1}, "unknown keys"),
+        ({"splits": {}}, "at least one split"),
+        ({"splits": {"train": {"sizes": [], "puzzles": 1, "seed": 0}}}, "sizes must not be empty"),
+        ({"splits": {"train": {"sizes": [1], "puzzles": 0, "seed": 0}}}, "puzzles must be >= 1"),
+        ({"splits": {"a": {"sizes": [1], "puzzles": 1, "seed": 0}, "b": {"sizes": [2], "puzzles": 1, "seed": 0}}}, "distinct seeds"),
+        ({"num_aug": -1}, "num_aug"),
+    ],
+)
+def test_bad_presets(change, match):
+    with pytest.raises(ValueError, match=match):
+        parse_spec({**SMALL, **change})
+
+
+def test_cli_builds_and_validates(tmp_path):
+    out = tmp_path / "cli"
+    run = [sys.executable, "-m", "train.datasets"]
+    result = subprocess.run(
+        [*run, "preset=hanoi-small", f"out={out}", "progress=false"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["splits"]["train"]["puzzles"] == 60
+    ok = subprocess.run([*run, "validate", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("OK")
+    (out / "train" / "action.npy").unlink()
+    failed = subprocess.run([*run, "validate", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert failed.returncode == 1 and "action.npy" in failed.stdout
+    again = subprocess.run([*run, "preset=hanoi-small", f"out={out}"], capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 2 and "overwrite" in again.stderr
+    helptext = subprocess.run([*run, "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert "hanoi-paper" in helptext.stdout
