@@ -1,0 +1,428 @@
+"""Hierarchical Reasoning Model (HRM) with ACT, its recursive (TRM-style) variant, heads and losses.
+
+Facts follow the reference implementation (see /work/shared/reference/hrm_notes.md); the code is this
+project's own. One call of :meth:`HRM.forward` runs ONE segment for the whole batch:
+
+- Sequences whose carry says ``halted`` are first replaced by the matching rows of the new ``batch``
+  (fresh state from the fixed ``H_init``/``L_init`` buffers, step counter 0), so a training loop keeps a
+  carry across optimizer steps and feeds a fresh batch each step (deep supervision: one loss per segment).
+- ``variant="hrm"``: L (``L_layers`` blocks) runs ``L_cycles`` times per H update, H runs ``H_cycles`` times;
+  only the last L and the last H update carry gradient (one-step gradient), the rest run under no_grad.
+  Halting: ``q_halt > q_continue`` (or ``halt_max_steps``), with minimum-steps exploration in training and
+  a bootstrapped continue target from one extra no_grad segment.
+- ``variant="trm"``: one shared network (``L_layers`` blocks) updates both states; the last H cycle (all its
+  L updates and the H update) is back-propagated in full; halting on ``q_halt > 0``, no continue target.
+- ``full_backprop=True`` (for the memory benchmark only): every update carries gradient and the carry is
+  not detached, i.e. back-propagation through all cycles and segments.
+
+Batch keys: ``inputs`` (B, T) int64 tokens; optional ``puzzle_identifiers`` (B,); token task ``labels``
+(B, T) with ``IGNORE_LABEL`` for ignored positions; policy task ``optimal_mask`` (B, A) and optional
+``action_mask`` (B, A) (1 = legal), with ``A = T * per_token_actions + global_actions`` (the ``Encoder``
+layout of ``hrm_envs.encoding``: action ``t * K + k`` belongs to token ``t``; globals read the position-0 slot).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.layers import ReasoningModule, Rotary, linear, trunc_normal_
+
+IGNORE_LABEL = -100
+POS_ENCODINGS = ("rope", "learned")
+VARIANTS = ("hrm", "trm")
+LOSSES = ("stablemax", "softmax")
+
+
+@dataclass(frozen=True)
+class HRMConfig:
+    """Model configuration; every field is validated with a ``ValueError`` naming it.
+
+    ``H_layers`` is unused by the ``trm`` variant (its single network has ``L_layers`` blocks).
+    ``puzzle_emb_len`` prefix slots precede the tokens: a (zero-initialised) puzzle embedding when
+    ``num_puzzle_identifiers > 0``, else a learned vector; slot 0 feeds the Q-head and the global actions.
+    """
+
+    vocab_size: int
+    seq_len: int
+    hidden_size: int = 128
+    num_heads: int = 4
+    expansion: float = 4.0
+    H_layers: int = 2
+    L_layers: int = 2
+    H_cycles: int = 2
+    L_cycles: int = 2
+    halt_max_steps: int = 8
+    halt_exploration_prob: float = 0.1
+    pos_encodings: str = "rope"
+    rope_theta: float = 10000.0
+    num_puzzle_identifiers: int = 0
+    puzzle_emb_len: int = 1
+    variant: str = "hrm"
+    loss: str = "stablemax"
+    token_vocab: int = 0
+    per_token_actions: int = 0
+    global_actions: int = 0
+    full_backprop: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
+                    "L_cycles", "halt_max_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if not self.expansion > 0:
+            raise ValueError(f"expansion must be > 0, got {self.expansion!r}")
+        if not 0.0 <= self.halt_exploration_prob <= 1.0:
+            raise ValueError(f"halt_exploration_prob must lie in [0, 1], got {self.halt_exploration_prob!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        if self.pos_encodings not in POS_ENCODINGS:
+            raise ValueError(f"pos_encodings must be one of {POS_ENCODINGS}, got {self.pos_encodings!r}")
+        if self.pos_encodings == "rope" and (self.hidden_size // self.num_heads) % 2:
+            raise ValueError("hidden_size / num_heads must be even for pos_encodings='rope'")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
+            raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
+        if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
+            raise ValueError("one head is required: token_vocab, per_token_actions or global_actions must be > 0")
+
+    @property
+    def has_policy_head(self) -> bool:
+        return self.per_token_actions > 0 or self.global_actions > 0
+
+    def num_actions(self, seq_len: int | None = None) -> int:
+        """Size of the policy action space for inputs of ``seq_len`` tokens (default: the configured one)."""
+        return (self.seq_len if seq_len is None else seq_len) * self.per_token_actions + self.global_actions
+
+    def with_(self, **changes) -> HRMConfig:
+        """A validated copy with some fields changed."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown HRMConfig fields: {sorted(unknown)}")
+        return replace(self, **changes)
+
+
+class InputEmbedding(nn.Module):
+    """Token embedding (scaled by sqrt(hidden)) with prefix slots and positions.
+
+    Returns the embedded sequence of length ``puzzle_emb_len + T`` and rotary tables (or None). With rope
+    nothing depends on ``T``, so a model trained at one length runs at another.
+    """
+
+    def __init__(self, config: HRMConfig):
+        super().__init__()
+        self.config = config
+        hidden = config.hidden_size
+        std = 1.0 / math.sqrt(hidden)
+        self.tokens = nn.Embedding(config.vocab_size, hidden)
+        trunc_normal_(self.tokens.weight, std)
+        self.puzzle: nn.Embedding | None = None
+        self.prefix: nn.Parameter | None = None
+        if config.num_puzzle_identifiers > 0:
+            self.puzzle = nn.Embedding(config.num_puzzle_identifiers, config.puzzle_emb_len * hidden)
+            nn.init.zeros_(self.puzzle.weight)
+        elif config.puzzle_emb_len > 0:
+            self.prefix = nn.Parameter(trunc_normal_(torch.empty(config.puzzle_emb_len, hidden), std))
+        self.positions: nn.Embedding | None = None
+        self.rotary: Rotary | None = None
+        if config.pos_encodings == "learned":
+            self.positions = nn.Embedding(config.puzzle_emb_len + config.seq_len, hidden)
+            trunc_normal_(self.positions.weight, std)
+        else:
+            self.rotary = Rotary(hidden // config.num_heads, config.rope_theta)
+
+    def forward(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        config = self.config
+        inputs = data["inputs"]
+        if inputs.ndim != 2:
+            raise ValueError(f"inputs must have shape (batch, seq_len), got {tuple(inputs.shape)}")
+        x = self.tokens(inputs)
+        batch = x.shape[0]
+        if self.puzzle is not None:
+            ids = data.get("puzzle_identifiers")
+            ids = torch.zeros(batch, dtype=torch.long, device=x.device) if ids is None else ids.long()
+            prefix = self.puzzle(ids).view(batch, config.puzzle_emb_len, config.hidden_size)
+            x = torch.cat([prefix.to(x.dtype), x], dim=1)
+        elif self.prefix is not None:
+            x = torch.cat([self.prefix.expand(batch, -1, -1), x], dim=1)
+        rotary = None
+        if self.positions is not None:
+            if x.shape[1] > self.positions.num_embeddings:
+                raise ValueError(f"inputs longer than seq_len={config.seq_len} need pos_encodings='rope'")
+            x = 0.7071067811865476 * (x + self.positions.weight[: x.shape[1]])
+        else:
+            rotary = self.rotary(x.shape[1])
+        return math.sqrt(config.hidden_size) * x, rotary
+
+
+class OutputHeads(nn.Module):
+    """Token head and size-independent policy head over features ``z`` of shape (B, prefix + T, hidden).
+
+    Outputs ``logits`` (B, T, token_vocab) and/or ``policy_logits`` (B, T * per_token_actions + global_actions):
+    one shared linear map per token gives that token's K actions; the globals read slot 0.
+    """
+
+    def __init__(self, config: HRMConfig):
+        super().__init__()
+        self.prefix_len = config.puzzle_emb_len
+        hidden = config.hidden_size
+        self.token_head = linear(hidden, config.token_vocab) if config.token_vocab else None
+        self.per_token = linear(hidden, config.per_token_actions) if config.per_token_actions else None
+        self.global_head = linear(hidden, config.global_actions) if config.global_actions else None
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        tokens = z[:, self.prefix_len:]
+        out: dict[str, torch.Tensor] = {}
+        if self.token_head is not None:
+            out["logits"] = self.token_head(tokens)
+        parts = []
+        if self.per_token is not None:
+            parts.append(self.per_token(tokens).flatten(1))
+        if self.global_head is not None:
+            parts.append(self.global_head(z[:, 0]))
+        if parts:
+            out["policy_logits"] = torch.cat(parts, dim=1)
+        return out
+
+
+@dataclass
+class HRMCarry:
+    """State kept across segments (and optimizer steps): latent states, step counters, current examples."""
+
+    z_H: torch.Tensor
+    z_L: torch.Tensor
+    steps: torch.Tensor
+    halted: torch.Tensor
+    data: dict[str, torch.Tensor]
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a (B,) mask over the trailing dimensions of ``like``."""
+    return mask.view(-1, *([1] * (like.ndim - 1)))
+
+
+class HRM(nn.Module):
+    """HRM / TRM with ACT. See the module docstring for the segment semantics."""
+
+    def __init__(self, config: HRMConfig):
+        super().__init__()
+        self.config = config
+        args = (config.hidden_size, config.num_heads, config.expansion)
+        self.embed = InputEmbedding(config)
+        self.L_level = ReasoningModule(config.L_layers, *args)
+        # TRM: one shared network; HRM: a separate high-level module.
+        self.H_level = self.L_level if config.variant == "trm" else ReasoningModule(config.H_layers, *args)
+        self.heads = OutputHeads(config)
+        self.q_head = linear(config.hidden_size, 2, bias=True)
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+        self.register_buffer("H_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
+        self.register_buffer("L_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
+
+    # ----------------------------------------------------------------- segment
+    def _segment(
+        self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One segment: ``H_cycles`` x (``L_cycles`` L updates, one H update), gradient per the variant."""
+        config = self.config
+        updates = [(h, l) for h in range(config.H_cycles) for l in range(config.L_cycles + 1)]  # l == L_cycles: H
+        if config.full_backprop:
+            with_grad = len(updates)
+        elif config.variant == "trm":
+            with_grad = config.L_cycles + 1  # the whole last recursion
+        else:
+            with_grad = 2  # the last L and the last H update
+        for index, (_, l) in enumerate(updates):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and index >= len(updates) - with_grad):
+                if l < config.L_cycles:
+                    z_L = self.L_level(z_L, z_H + x, rotary)
+                else:
+                    z_H = self.H_level(z_H, z_L, rotary)
+        return z_H, z_L
+
+    def _read(self, z_H: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.heads(z_H)
+        q = self.q_head(z_H[:, 0]).float()
+        out["q_halt"], out["q_continue"] = q[:, 0], q[:, 1]
+        return out
+
+    def _wants_halt(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
+        return q_halt > 0 if self.config.variant == "trm" else q_halt > q_continue
+
+    # ----------------------------------------------------------------- public API
+    def initial_carry(self, batch: dict[str, torch.Tensor]) -> HRMCarry:
+        """A carry whose every sequence is halted, so the first :meth:`forward` loads ``batch``."""
+        inputs = batch["inputs"]
+        size, length = inputs.shape[0], self.config.puzzle_emb_len + inputs.shape[1]
+        shape = (size, length, self.config.hidden_size)
+        return HRMCarry(
+            z_H=self.H_init.expand(shape).clone(),
+            z_L=self.L_init.expand(shape).clone(),
+            steps=torch.zeros(size, dtype=torch.long, device=inputs.device),
+            halted=torch.ones(size, dtype=torch.bool, device=inputs.device),
+            data={k: torch.zeros_like(v) for k, v in batch.items()},
+        )
+
+    def forward(self, carry: HRMCarry, batch: dict[str, torch.Tensor]) -> tuple[HRMCarry, dict[str, torch.Tensor]]:
+        """Run one segment; halted rows of ``carry`` restart on the matching rows of ``batch``.
+
+        Outputs: head logits, ``q_halt``, ``q_continue`` (logits), ``target_q_continue`` (HRM, training,
+        ``halt_max_steps > 1``), ``halted`` and ``steps`` (after this segment). The loss must be computed
+        against ``new_carry.data`` (the examples this segment worked on).
+        """
+        config = self.config
+        halted = carry.halted
+        data = {k: torch.where(_rows(halted, v), batch[k], carry.data[k]) for k, v in carry.data.items()}
+        z_H = torch.where(_rows(halted, carry.z_H), self.H_init, carry.z_H)
+        z_L = torch.where(_rows(halted, carry.z_L), self.L_init, carry.z_L)
+        steps = torch.where(halted, 0, carry.steps)
+        x, rotary = self.embed(data)
+        z_H, z_L = self._segment(z_H, z_L, x, rotary)
+        out = self._read(z_H)
+        with torch.no_grad():
+            steps = steps + 1
+            last = steps >= config.halt_max_steps
+            new_halted = last
+            if config.halt_max_steps > 1:
+                new_halted = last | self._wants_halt(out["q_halt"], out["q_continue"])
+                if self.training:
+                    explore = torch.rand_like(out["q_halt"]) < config.halt_exploration_prob
+                    minimum = torch.randint_like(steps, 2, config.halt_max_steps + 1) * explore
+                    new_halted = new_halted & (steps >= minimum)
+                    if config.variant == "hrm":
+                        next_q = self._read(self._segment(z_H.detach(), z_L.detach(), x, rotary)[0])
+                        best = torch.where(last, next_q["q_halt"], torch.maximum(next_q["q_halt"], next_q["q_continue"]))
+                        out["target_q_continue"] = torch.sigmoid(best)
+        out["halted"], out["steps"] = new_halted, steps
+        if not config.full_backprop:
+            z_H, z_L = z_H.detach(), z_L.detach()
+        return HRMCarry(z_H, z_L, steps, new_halted, data), out
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run segments until every sequence halted (Q-head, no exploration) or ``halt_max_steps``.
+
+        Returns each sequence's head outputs from the segment at which it halted, plus ``segments`` (B,).
+        """
+        config = self.config
+        carry = self.initial_carry(batch)
+        z_H, z_L = carry.z_H, carry.z_L
+        x, rotary = self.embed(batch)
+        done = torch.zeros_like(carry.halted)
+        segments = torch.zeros_like(carry.steps)
+        result: dict[str, torch.Tensor] = {}
+        for step in range(1, config.halt_max_steps + 1):
+            z_H, z_L = self._segment(z_H, z_L, x, rotary)
+            out = self._read(z_H)
+            halt_now = ~done & (self._wants_halt(out["q_halt"], out["q_continue"]) | (step == config.halt_max_steps))
+            for key, value in out.items():
+                result[key] = value.clone() if key not in result else torch.where(_rows(halt_now, value), value, result[key])
+            segments = torch.where(halt_now, step, segments)
+            done = done | halt_now
+            if bool(done.all()):
+                break
+        result["segments"] = segments
+        return result
+
+
+# --------------------------------------------------------------------- losses
+def log_probs(logits: torch.Tensor, kind: str, legal: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-probabilities over the last axis in float64 (stablemax) or float32 (softmax); illegal = -inf.
+
+    Stablemax: ``p_i = s(x_i) / sum_j s(x_j)`` with ``s(x) = x + 1`` for ``x >= 0`` and ``1 / (1 - x)`` else.
+    """
+    if kind == "stablemax":
+        x = logits.double()
+        scores = torch.where(x >= 0, x + 1, 1 / (1 - torch.clamp(x, max=0)))
+        logits = scores.log()
+    elif kind == "softmax":
+        logits = logits.float()
+    else:
+        raise ValueError(f"kind must be one of {LOSSES}, got {kind!r}")
+    if legal is not None:
+        logits = logits.masked_fill(~legal.bool(), float("-inf"))
+    return logits.log_softmax(-1)
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sequence mean CE over non-ignored tokens, per-token correctness and the valid-token mask."""
+    valid = labels != IGNORE_LABEL
+    targets = torch.where(valid, labels, 0)
+    logp = log_probs(logits, kind).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    count = valid.sum(-1).clamp_min(1)
+    loss = -(torch.where(valid, logp, 0).sum(-1) / count)
+    correct = valid & (logits.argmax(-1) == targets)
+    return loss, correct, valid
+
+
+def set_loss(
+    logits: torch.Tensor, optimal: torch.Tensor, kind: str, legal: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``-log sum_{a in optimal} p(a)`` with illegal actions masked out; and whether argmax is optimal."""
+    optimal = optimal.bool()
+    if legal is not None:
+        optimal = optimal & legal.bool()
+    logp = log_probs(logits, kind, legal)
+    loss = -torch.logsumexp(logp.masked_fill(~optimal, float("-inf")), dim=-1)
+    choice = logp.argmax(-1)
+    return loss, optimal.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+
+
+def act_loss(
+    outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], config: HRMConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss (mean over the batch) = task loss + 0.5 * (q_halt BCE + q_continue BCE), and metrics.
+
+    Token task (``labels`` in ``data``): CE per sequence, correct = every valid token right. Policy task
+    (``optimal_mask``): set loss, correct = argmax legal action is optimal. Metrics are means over the
+    sequences that halted in this segment (``count`` of them): accuracy, exact_accuracy, q_halt_accuracy, steps.
+    """
+    losses, seq_correct = [], []
+    token_acc = None
+    if "labels" in data:
+        loss, correct, valid = token_loss(outputs["logits"], data["labels"], config.loss)
+        losses.append(loss)
+        seq_correct.append((correct | ~valid).all(-1))
+        token_acc = correct.sum(-1) / valid.sum(-1).clamp_min(1)
+    if "optimal_mask" in data:
+        loss, correct = set_loss(outputs["policy_logits"], data["optimal_mask"], config.loss, data.get("action_mask"))
+        losses.append(loss)
+        seq_correct.append(correct)
+    if not losses:
+        raise ValueError("data must hold 'labels' (token task) or 'optimal_mask' (policy task)")
+    task_loss = torch.stack(losses).sum(0)
+    is_correct = torch.stack(seq_correct).all(0)
+    q_halt_loss = F.binary_cross_entropy_with_logits(outputs["q_halt"], is_correct.float(), reduction="none")
+    total = task_loss.float() + 0.5 * q_halt_loss
+    metrics = {"lm_loss": task_loss.mean().detach(), "q_halt_loss": q_halt_loss.mean().detach()}
+    if "target_q_continue" in outputs:
+        q_cont_loss = F.binary_cross_entropy_with_logits(outputs["q_continue"], outputs["target_q_continue"], reduction="none")
+        total = total + 0.5 * q_cont_loss
+        metrics["q_continue_loss"] = q_cont_loss.mean().detach()
+    with torch.no_grad():
+        halted = outputs["halted"]
+        count = halted.sum()
+        denom = count.clamp_min(1)
+        accuracy = token_acc if token_acc is not None else is_correct.float()
+        metrics.update(
+            count=count,
+            accuracy=(accuracy * halted).sum() / denom,
+            exact_accuracy=(is_correct & halted).sum() / denom,
+            q_halt_accuracy=(((outputs["q_halt"] >= 0) == is_correct) & halted).sum() / denom,
+            steps=(outputs["steps"] * halted).sum() / denom,
+        )
+    return total.mean(), metrics

@@ -1,0 +1,133 @@
+"""Building blocks shared by HRM, TRM and the transformer baseline.
+
+Post-norm transformer blocks ``x = rms_norm(x + attn(x)); x = rms_norm(x + mlp(x))`` with weight-free
+RMSNorm, non-causal ``scaled_dot_product_attention``, SwiGLU, rotary or learned positions, bias-free
+linears and truncated LeCun-normal initialisation (the facts of the HRM reference, written afresh).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Standard deviation of a standard normal truncated to [-2, 2]; dividing by it restores the asked-for std.
+_TRUNC2_STD = 0.8796256610342398
+
+
+def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """Fill in place from a normal truncated at +-2 std, rescaled so the result really has ``std``."""
+    with torch.no_grad():
+        nn.init.trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0)
+        return tensor.mul_(std / _TRUNC2_STD)
+
+
+def linear(in_features: int, out_features: int, bias: bool = False) -> nn.Linear:
+    """A linear layer with truncated LeCun-normal weights (std 1/sqrt(fan_in)) and zero bias."""
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    trunc_normal_(layer.weight, 1.0 / math.sqrt(in_features))
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """RMSNorm without learned weights, computed in float32."""
+    dtype = x.dtype
+    x = x.float()
+    return (x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)).to(dtype)
+
+
+def swiglu_hidden(hidden_size: int, expansion: float) -> int:
+    """SwiGLU inner width: 2/3 of ``expansion * hidden`` rounded up to a multiple of 256 (as the reference)."""
+    width = round(expansion * hidden_size * 2 / 3)
+    return -(-width // 256) * 256
+
+
+class SwiGLU(nn.Module):
+    """Gated MLP ``down(silu(gate(x)) * up(x))`` with one fused gate/up projection."""
+
+    def __init__(self, hidden_size: int, expansion: float):
+        super().__init__()
+        inner = swiglu_hidden(hidden_size, expansion)
+        self.gate_up = linear(hidden_size, 2 * inner)
+        self.down = linear(inner, hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Rotary(nn.Module):
+    """Rotary position tables computed for any length on demand (no size-dependent parameters)."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, sin)`` of shape ``(length, head_dim)``."""
+        if self._cache is None or self._cache[0] != length or self._cache[1].device != self.inv_freq.device:
+            freqs = torch.outer(torch.arange(length, dtype=torch.float32, device=self.inv_freq.device), self.inv_freq)
+            emb = torch.cat([freqs, freqs], dim=-1)
+            self._cache = (length, emb.cos(), emb.sin())
+        return self._cache[1], self._cache[2]
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` of shape (batch, heads, seq, head_dim) by the position tables."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention with a fused bias-free QKV projection."""
+
+    def __init__(self, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = linear(hidden_size, 3 * hidden_size)
+        self.out = linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, hidden // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(y.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class Block(nn.Module):
+    """Post-norm transformer block: ``x = norm(x + attn(x)); x = norm(x + mlp(x))``."""
+
+    def __init__(self, hidden_size: int, num_heads: int, expansion: float):
+        super().__init__()
+        self.attn = Attention(hidden_size, num_heads)
+        self.mlp = SwiGLU(hidden_size, expansion)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        x = rms_norm(x + self.attn(x, rotary))
+        return rms_norm(x + self.mlp(x))
+
+
+class ReasoningModule(nn.Module):
+    """A stack of blocks applied to ``state + injection`` (additive input injection)."""
+
+    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, expansion: float):
+        super().__init__()
+        self.layers = nn.ModuleList(Block(hidden_size, num_heads, expansion) for _ in range(num_layers))
+
+    def forward(
+        self, state: torch.Tensor, injection: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        x = state + injection
+        for layer in self.layers:
+            x = layer(x, rotary)
+        return x
