@@ -382,33 +382,44 @@ def set_loss(
     return loss, optimal.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
 
 
+def task_loss(
+    outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], kind: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sequence task loss, sequence correctness and accuracy (token or policy task, or both).
+
+    Token task (``labels`` in ``data``): CE per sequence, correct = every valid token right, accuracy =
+    fraction of right tokens. Policy task (``optimal_mask``): set loss, correct = argmax legal action is optimal.
+    """
+    losses, seq_correct = [], []
+    accuracy = None
+    if "labels" in data:
+        loss, correct, valid = token_loss(outputs["logits"], data["labels"], kind)
+        losses.append(loss)
+        seq_correct.append((correct | ~valid).all(-1))
+        accuracy = correct.sum(-1) / valid.sum(-1).clamp_min(1)
+    if "optimal_mask" in data:
+        loss, correct = set_loss(outputs["policy_logits"], data["optimal_mask"], kind, data.get("action_mask"))
+        losses.append(loss)
+        seq_correct.append(correct)
+    if not losses:
+        raise ValueError("data must hold 'labels' (token task) or 'optimal_mask' (policy task)")
+    is_correct = torch.stack(seq_correct).all(0)
+    return torch.stack(losses).sum(0).float(), is_correct, is_correct.float() if accuracy is None else accuracy
+
+
 def act_loss(
     outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], config: HRMConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss (mean over the batch) = task loss + 0.5 * (q_halt BCE + q_continue BCE), and metrics.
 
-    Token task (``labels`` in ``data``): CE per sequence, correct = every valid token right. Policy task
-    (``optimal_mask``): set loss, correct = argmax legal action is optimal. Metrics are means over the
-    sequences that halted in this segment (``count`` of them): accuracy, exact_accuracy, q_halt_accuracy, steps.
+    ``q_halt`` is trained against the sequence being correct (see :func:`task_loss`), ``q_continue`` against
+    ``target_q_continue`` when present. Metrics are means over the sequences that halted in this segment
+    (``count`` of them): accuracy, exact_accuracy, q_halt_accuracy, steps.
     """
-    losses, seq_correct = [], []
-    token_acc = None
-    if "labels" in data:
-        loss, correct, valid = token_loss(outputs["logits"], data["labels"], config.loss)
-        losses.append(loss)
-        seq_correct.append((correct | ~valid).all(-1))
-        token_acc = correct.sum(-1) / valid.sum(-1).clamp_min(1)
-    if "optimal_mask" in data:
-        loss, correct = set_loss(outputs["policy_logits"], data["optimal_mask"], config.loss, data.get("action_mask"))
-        losses.append(loss)
-        seq_correct.append(correct)
-    if not losses:
-        raise ValueError("data must hold 'labels' (token task) or 'optimal_mask' (policy task)")
-    task_loss = torch.stack(losses).sum(0)
-    is_correct = torch.stack(seq_correct).all(0)
+    loss, is_correct, accuracy = task_loss(outputs, data, config.loss)
     q_halt_loss = F.binary_cross_entropy_with_logits(outputs["q_halt"], is_correct.float(), reduction="none")
-    total = task_loss.float() + 0.5 * q_halt_loss
-    metrics = {"lm_loss": task_loss.mean().detach(), "q_halt_loss": q_halt_loss.mean().detach()}
+    total = loss + 0.5 * q_halt_loss
+    metrics = {"lm_loss": loss.mean().detach(), "q_halt_loss": q_halt_loss.mean().detach()}
     if "target_q_continue" in outputs:
         q_cont_loss = F.binary_cross_entropy_with_logits(outputs["q_continue"], outputs["target_q_continue"], reduction="none")
         total = total + 0.5 * q_cont_loss
@@ -417,7 +428,6 @@ def act_loss(
         halted = outputs["halted"]
         count = halted.sum()
         denom = count.clamp_min(1)
-        accuracy = token_acc if token_acc is not None else is_correct.float()
         metrics.update(
             count=count,
             accuracy=(accuracy * halted).sum() / denom,

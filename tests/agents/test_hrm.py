@@ -1,0 +1,218 @@
+"""HRM/TRM: config validation, shapes, one-step gradient, carry, ACT, losses, learning toy tasks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd.graph import saved_tensors_hooks
+
+from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, token_loss
+
+SMALL = HRMConfig(vocab_size=10, seq_len=8, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
+                  halt_max_steps=4, token_vocab=10, per_token_actions=3, global_actions=1)
+
+
+def reverse_batch(n: int, length: int = 8) -> dict[str, torch.Tensor]:
+    x = torch.randint(1, 10, (n, length))
+    return {"inputs": x, "labels": x.flip(1)}
+
+
+def max_batch(n: int, length: int) -> dict[str, torch.Tensor]:
+    """Policy toy task: pick a position holding the largest token (ties: a set of optimal actions)."""
+    x = torch.randint(1, 10, (n, length))
+    optimal = torch.cat([x == x.max(1, keepdim=True).values, torch.zeros(n, 1, dtype=torch.bool)], dim=1)
+    legal = torch.ones_like(optimal)
+    return {"inputs": x, "optimal_mask": optimal, "action_mask": legal}
+
+
+def train(model: HRM, make_batch, steps: int, lr: float = 3e-3) -> dict[str, torch.Tensor]:
+    """Deep-supervision training loop: one segment per optimizer step, carry kept across steps."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    batch = make_batch()
+    carry = model.initial_carry(batch)
+    for _ in range(steps):
+        carry, out = model(carry, batch)
+        loss, metrics = act_loss(out, carry.data, model.config)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        batch = make_batch()
+    return metrics
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("hidden_size", 0), ("num_heads", 3), ("pos_encodings", "alibi"), ("variant", "x"), ("loss", "mse"),
+     ("halt_exploration_prob", 1.5), ("token_vocab", -1), ("global_actions", 2), ("H_cycles", 1.5)],
+)
+def test_config_validation_names_field(field: str, value) -> None:
+    changes = {field: value}
+    if field == "global_actions":
+        changes["puzzle_emb_len"] = 0
+    name = "puzzle_emb_len" if field == "global_actions" else ("num_heads" if field == "num_heads" else field)
+    with pytest.raises(ValueError, match=name):
+        SMALL.with_(**changes)
+    with pytest.raises(ValueError, match="head"):
+        HRMConfig(vocab_size=4, seq_len=4)
+
+
+def test_param_count_reference_sudoku() -> None:
+    config = HRMConfig(vocab_size=11, seq_len=81, hidden_size=512, num_heads=8, expansion=4, H_layers=4, L_layers=4,
+                       H_cycles=2, L_cycles=2, halt_max_steps=16, num_puzzle_identifiers=1, puzzle_emb_len=1,
+                       token_vocab=11)
+    with torch.device("meta"):
+        model = HRM(config)
+    count = sum(p.numel() for p in model.parameters())
+    assert abs(count - 27_275_266) / 27_275_266 < 0.01, count
+
+
+def test_shapes_and_predict() -> None:
+    torch.manual_seed(0)
+    model = HRM(SMALL)
+    batch = reverse_batch(5)
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out["logits"].shape == (5, 8, 10)
+    assert out["policy_logits"].shape == (5, SMALL.num_actions())
+    assert out["q_halt"].shape == out["q_continue"].shape == out["halted"].shape == out["steps"].shape == (5,)
+    assert carry.z_H.shape == carry.z_L.shape == (5, 1 + 8, 32)
+    pred = model.eval().predict(batch)
+    assert pred["logits"].shape == (5, 8, 10) and pred["segments"].shape == (5,)
+
+
+def saved_bytes(model: HRM, batch: dict[str, torch.Tensor]) -> int:
+    """Bytes of tensors the autograd graph saves for one training segment."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    carry = model.initial_carry(batch)
+    with saved_tensors_hooks(pack, lambda t: t):
+        carry, out = model(carry, batch)
+        act_loss(out, carry.data, model.config)[0].backward()
+    return total
+
+
+def test_one_step_gradient_graph_is_independent_of_cycles() -> None:
+    torch.manual_seed(0)
+    batch = reverse_batch(4)
+    sizes = {}
+    for cycles in (1, 4):
+        config = SMALL.with_(H_cycles=cycles, L_cycles=cycles, halt_exploration_prob=0.0)
+        model = HRM(config).train()
+        sizes[cycles] = saved_bytes(model, batch)
+        assert all(p.grad is not None for p in model.L_level.parameters())
+        assert all(p.grad is not None for p in model.H_level.parameters())
+        full = saved_bytes(HRM(config.with_(full_backprop=True)).train(), batch)
+        assert full > sizes[cycles] * (1.5 if cycles == 4 else 0.99)
+    assert sizes[4] == sizes[1]
+
+
+def test_trm_backprops_the_whole_last_recursion() -> None:
+    torch.manual_seed(0)
+    batch = reverse_batch(4)
+    base = SMALL.with_(variant="trm", H_cycles=3, halt_exploration_prob=0.0)
+    small, large = (saved_bytes(HRM(base.with_(L_cycles=c)).train(), batch) for c in (1, 3))
+    assert large > 1.5 * small  # the last recursion's L updates all carry gradient
+    assert saved_bytes(HRM(base.with_(L_cycles=3, H_cycles=1)).train(), batch) == large  # earlier recursions do not
+
+
+def test_carry_is_detached_and_halted_rows_are_replaced() -> None:
+    torch.manual_seed(0)
+    model = HRM(SMALL.with_(halt_exploration_prob=0.0)).train()
+    first, second = reverse_batch(6), reverse_batch(6)
+    carry, _ = model(model.initial_carry(first), first)
+    assert carry.z_H.grad_fn is None and carry.z_L.grad_fn is None
+    assert not carry.halted.any()  # q_halt == q_continue at init: no halting before halt_max_steps
+    carry.halted = torch.tensor([True, False, True, False, False, False])
+    carry2, out = model(carry, second)
+    rows = carry.halted
+    assert torch.equal(carry2.data["inputs"][rows], second["inputs"][rows])
+    assert torch.equal(carry2.data["inputs"][~rows], first["inputs"][~rows])
+    assert torch.equal(out["steps"], torch.where(rows, 1, 2))
+
+
+def test_q_head_init_and_halting() -> None:
+    torch.manual_seed(0)
+    model = HRM(SMALL.with_(halt_exploration_prob=0.0))
+    assert torch.all(model.q_head.weight == 0) and torch.all(model.q_head.bias == -5)
+    batch = reverse_batch(8)
+    assert torch.all(model.eval().predict(batch)["segments"] == SMALL.halt_max_steps)
+    with torch.no_grad():
+        model.q_head.bias.copy_(torch.tensor([5.0, -5.0]))  # Q-head says halt
+    assert torch.all(model.predict(batch)["segments"] == 1)
+    model.train()
+    _, out = model(model.initial_carry(batch), batch)
+    assert out["halted"].all() and "target_q_continue" in out
+    assert torch.all((out["target_q_continue"] >= 0) & (out["target_q_continue"] <= 1))
+    explore = HRM(SMALL.with_(halt_exploration_prob=1.0)).train()
+    with torch.no_grad():
+        explore.q_head.bias.copy_(torch.tensor([5.0, -5.0]))
+    carry, out = explore(explore.initial_carry(batch), batch)
+    assert not out["halted"].any()  # exploration forces at least 2 segments
+    halted_once = torch.zeros(8, dtype=torch.bool)
+    for _ in range(SMALL.halt_max_steps - 1):
+        carry, out = explore(carry, batch)
+        assert torch.all(out["steps"] <= SMALL.halt_max_steps)
+        halted_once |= out["halted"]
+    assert halted_once.all()  # every sequence halts by halt_max_steps
+    trm = HRM(SMALL.with_(variant="trm")).train()
+    with torch.no_grad():
+        trm.q_head.bias.copy_(torch.tensor([0.5, 9.0]))  # TRM halts on q_halt > 0 alone
+    _, out = trm(trm.initial_carry(batch), batch)
+    assert out["halted"].all() and "target_q_continue" not in out
+
+
+def test_stablemax_matches_reference_formula() -> None:
+    logits = torch.tensor([[2.0, -1.0, 0.0, -3.5]])
+    s = torch.tensor([3.0, 1 / 2, 1.0, 1 / 4.5], dtype=torch.float64)
+    assert torch.allclose(log_probs(logits, "stablemax")[0], (s / s.sum()).log())
+    labels = torch.tensor([[0, IGNORE_LABEL]])
+    loss, _, valid = token_loss(torch.stack([logits[0], logits[0]])[None], labels, "stablemax")
+    assert torch.allclose(loss, -(s[0] / s.sum()).log()) and valid.tolist() == [[True, False]]
+
+
+@pytest.mark.parametrize("kind", ["stablemax", "softmax"])
+def test_set_loss_singleton_equals_cross_entropy(kind: str) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(6, 5)
+    target = torch.randint(0, 5, (6,))
+    loss, _ = set_loss(logits, torch.nn.functional.one_hot(target, 5), kind)
+    expected = -log_probs(logits, kind).gather(1, target[:, None])[:, 0]
+    assert torch.allclose(loss.double(), expected.double(), atol=1e-6)
+    legal = torch.ones(6, 5, dtype=torch.bool)
+    legal[torch.arange(6), (target + 1) % 5] = False  # masking an illegal action raises the optimal probability
+    masked, _ = set_loss(logits, torch.nn.functional.one_hot(target, 5), kind, legal)
+    assert torch.all(masked < loss)
+    both = torch.nn.functional.one_hot(target, 5) | torch.nn.functional.one_hot((target + 2) % 5, 5)
+    assert torch.all(set_loss(logits, both, kind)[0] < loss)
+
+
+@pytest.mark.parametrize("variant", ["hrm", "trm"])
+def test_learns_reverse(variant: str) -> None:
+    torch.manual_seed(0)
+    config = HRMConfig(vocab_size=10, seq_len=8, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, H_cycles=1,
+                       L_cycles=1, halt_max_steps=2, token_vocab=10, variant=variant, loss="softmax")
+    model = HRM(config)
+    train(model, lambda: reverse_batch(64), 250)
+    batch = reverse_batch(256)
+    pred = model.eval().predict(batch)
+    exact = (pred["logits"].argmax(-1) == batch["labels"]).all(-1).float().mean()
+    assert exact > 0.95, exact
+
+
+def test_policy_head_learns_max_and_generalises_in_length() -> None:
+    torch.manual_seed(0)
+    config = HRMConfig(vocab_size=10, seq_len=6, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, H_cycles=1,
+                       L_cycles=1, halt_max_steps=2, per_token_actions=1, global_actions=1)
+    model = HRM(config)
+    metrics = train(model, lambda: max_batch(64, 6), 250)
+    assert metrics["exact_accuracy"] > 0.9
+    for length in (6, 10):
+        batch = max_batch(256, length)
+        pred = model.eval().predict(batch)
+        assert pred["policy_logits"].shape == (256, config.num_actions(length))
+        _, correct = set_loss(pred["policy_logits"], batch["optimal_mask"], config.loss, batch["action_mask"])
+        assert correct.float().mean() > 0.9, (length, correct.float().mean())
