@@ -16,7 +16,7 @@ project's own. One call of :meth:`HRM.forward` runs ONE segment for the whole ba
   not detached, i.e. back-propagation through all cycles and segments.
 
 Batch keys: ``inputs`` (B, T) int64 tokens; optional ``puzzle_identifiers`` (B,); token task ``labels``
-(B, T) with ``IGNORE_LABEL`` for ignored positions; policy task ``optimal_mask`` (B, A) and optional
+(B, T) with ``IGNORE_LABEL`` for ignored positions (every batch value is per-example, batch first); policy task ``optimal_mask`` (B, A) and optional
 ``action_mask`` (B, A) (1 = legal), with ``A = T * per_token_actions + global_actions`` (the ``Encoder``
 layout of ``hrm_envs.encoding``: action ``t * K + k`` belongs to token ``t``; globals read the position-0 slot).
 """
