@@ -256,6 +256,7 @@ class HRM(nn.Module):
 
     def _read(self, z_H: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H)
+        out["summary"] = z_H[:, 0]
         q = self.q_head(z_H[:, 0]).float()
         out["q_halt"], out["q_continue"] = q[:, 0], q[:, 1]
         return out
@@ -312,29 +313,39 @@ class HRM(nn.Module):
             z_H, z_L = z_H.detach(), z_L.detach()
         return HRMCarry(z_H, z_L, steps, new_halted, data), out
 
-    @torch.no_grad()
-    def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def predict(self, batch: dict[str, torch.Tensor], grad: bool = False) -> dict[str, torch.Tensor]:
         """Run segments until every sequence halted (Q-head, no exploration) or ``halt_max_steps``.
 
-        Returns each sequence's head outputs from the segment at which it halted, plus ``segments`` (B,).
+        Returns each sequence's head outputs from the segment at which it halted, ``summary`` (its z_H at
+        slot 0, e.g. for a value head) and ``segments`` (B,). The search runs under no_grad; with ``grad``
+        each sequence's halting segment is re-run from its stored entry state with gradient (the one-step
+        gradient of acting, used by :class:`agents.policy.HRMPolicy`).
         """
         config = self.config
-        carry = self.initial_carry(batch)
-        z_H, z_L = carry.z_H, carry.z_L
-        x, rotary = self.embed(batch)
-        done = torch.zeros_like(carry.halted)
-        segments = torch.zeros_like(carry.steps)
-        result: dict[str, torch.Tensor] = {}
-        for step in range(1, config.halt_max_steps + 1):
-            z_H, z_L = self._segment(z_H, z_L, x, rotary)
-            out = self._read(z_H)
-            halt_now = ~done & (self._wants_halt(out["q_halt"], out["q_continue"]) | (step == config.halt_max_steps))
-            for key, value in out.items():
-                result[key] = value.clone() if key not in result else torch.where(_rows(halt_now, value), value, result[key])
-            segments = torch.where(halt_now, step, segments)
-            done = done | halt_now
-            if bool(done.all()):
-                break
+        with torch.no_grad():
+            carry = self.initial_carry(batch)
+            z_H, z_L = carry.z_H, carry.z_L
+            entry_H, entry_L = z_H, z_L
+            x, rotary = self.embed(batch)
+            done = torch.zeros_like(carry.halted)
+            segments = torch.zeros_like(carry.steps)
+            result: dict[str, torch.Tensor] = {}
+            for step in range(1, config.halt_max_steps + 1):
+                new_H, new_L = self._segment(z_H, z_L, x, rotary)
+                out = self._read(new_H)
+                halt_now = ~done & (self._wants_halt(out["q_halt"], out["q_continue"]) | (step == config.halt_max_steps))
+                entry_H = torch.where(_rows(halt_now, z_H), z_H, entry_H)
+                entry_L = torch.where(_rows(halt_now, z_L), z_L, entry_L)
+                for key, value in out.items():
+                    result[key] = value if key not in result else torch.where(_rows(halt_now, value), value, result[key])
+                segments = torch.where(halt_now, step, segments)
+                done = done | halt_now
+                z_H, z_L = new_H, new_L
+                if bool(done.all()):
+                    break
+        if grad:
+            x, rotary = self.embed(batch)
+            result = self._read(self._segment(entry_H, entry_L, x, rotary)[0])
         result["segments"] = segments
         return result
 

@@ -77,6 +77,10 @@ def test_shapes_and_predict() -> None:
     assert carry.z_H.shape == carry.z_L.shape == (5, 1 + 8, 32)
     pred = model.eval().predict(batch)
     assert pred["logits"].shape == (5, 8, 10) and pred["segments"].shape == (5,)
+    with_grad = model.predict(batch, grad=True)  # re-runs each halting segment with gradient
+    assert with_grad["policy_logits"].grad_fn is not None and pred["policy_logits"].grad_fn is None
+    assert torch.allclose(with_grad["policy_logits"], pred["policy_logits"], atol=1e-5)
+    assert torch.equal(with_grad["segments"], pred["segments"])
 
 
 def saved_bytes(model: HRM, batch: dict[str, torch.Tensor]) -> int:
