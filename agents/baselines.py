@@ -43,7 +43,7 @@ class Baseline(nn.Module):
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self(batch)
-        out["segments"] = torch.ones(batch["inputs"].shape[0], dtype=torch.long, device=batch["inputs"].device)
+        out["segments"] = torch.ones(batch["tokens"].shape[0], dtype=torch.long, device=batch["tokens"].device)
         return out
 
 
@@ -69,7 +69,7 @@ class MLPBaseline(Baseline):
         self.out = linear(hidden, (1 + length) * hidden)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = batch["inputs"]
+        inputs = batch["tokens"]
         if inputs.shape[1] != self.config.seq_len:
             raise ValueError(f"MLPBaseline needs inputs of seq_len={self.config.seq_len}, got {inputs.shape[1]}")
         h = self.inp(self.embed(inputs).flatten(1))
@@ -90,7 +90,7 @@ class LSTMBaseline(Baseline):
         self.summary_proj = linear(2 * hidden, hidden)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        seq, (h_n, _) = self.lstm(self.embed(batch["inputs"]))
+        seq, (h_n, _) = self.lstm(self.embed(batch["tokens"]))
         summary = self.summary_proj(torch.cat([h_n[-2], h_n[-1]], dim=-1))
         return torch.cat([summary.unsqueeze(1), self.token_proj(seq)], dim=1)
 
@@ -135,7 +135,7 @@ class GNNBaseline(Baseline):
         self.mlps = nn.ModuleList(SwiGLU(hidden, config.expansion) for _ in range(num_layers))
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = self.embed(batch["inputs"])
+        h = self.embed(batch["tokens"])
         adj = adjacency_matrix(batch, h.shape[1])
         adj = adj / adj.sum(-1, keepdim=True).clamp_min(1.0)
         for combine, mlp in zip(self.combine, self.mlps):

@@ -15,10 +15,11 @@ project's own. One call of :meth:`HRM.forward` runs ONE segment for the whole ba
 - ``full_backprop=True`` (for the memory benchmark only): every update carries gradient and the carry is
   not detached, i.e. back-propagation through all cycles and segments.
 
-Batch keys: ``inputs`` (B, T) int64 tokens; optional ``puzzle_identifiers`` (B,); token task ``labels``
-(B, T) with ``IGNORE_LABEL`` for ignored positions (every batch value is per-example, batch first); policy task ``optimal_mask`` (B, A) and optional
-``action_mask`` (B, A) (1 = legal), with ``A = T * per_token_actions + global_actions`` (the ``Encoder``
-layout of ``hrm_envs.encoding``: action ``t * K + k`` belongs to token ``t``; globals read the position-0 slot).
+Batch keys (every value per-example, batch first; the keys of ``train.datasets.StepwiseDataset`` items):
+``tokens`` (B, T) int64; optional ``puzzle_identifiers`` (B,); token task ``labels`` (B, T) with
+``IGNORE_LABEL`` for ignored positions; policy task ``optimal`` (B, A) and optional ``action_mask`` (B, A)
+(1 = legal), with ``A = T * per_token_actions + global_actions`` (the ``Encoder`` layout of
+``hrm_envs.encoding``: action ``t * K + k`` belongs to token ``t``; globals read the position-0 slot).
 """
 
 from __future__ import annotations
@@ -146,9 +147,9 @@ class InputEmbedding(nn.Module):
 
     def forward(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         config = self.config
-        inputs = data["inputs"]
+        inputs = data["tokens"]
         if inputs.ndim != 2:
-            raise ValueError(f"inputs must have shape (batch, seq_len), got {tuple(inputs.shape)}")
+            raise ValueError(f"tokens must have shape (batch, seq_len), got {tuple(inputs.shape)}")
         x = self.tokens(inputs)
         batch = x.shape[0]
         if self.puzzle is not None:
@@ -161,7 +162,7 @@ class InputEmbedding(nn.Module):
         rotary = None
         if self.positions is not None:
             if x.shape[1] > self.positions.num_embeddings:
-                raise ValueError(f"inputs longer than seq_len={config.seq_len} need pos_encodings='rope'")
+                raise ValueError(f"tokens longer than seq_len={config.seq_len} need pos_encodings='rope'")
             x = 0.7071067811865476 * (x + self.positions.weight[: x.shape[1]])
         else:
             rotary = self.rotary(x.shape[1])
@@ -267,7 +268,7 @@ class HRM(nn.Module):
     # ----------------------------------------------------------------- public API
     def initial_carry(self, batch: dict[str, torch.Tensor]) -> HRMCarry:
         """A carry whose every sequence is halted, so the first :meth:`forward` loads ``batch``."""
-        inputs = batch["inputs"]
+        inputs = batch["tokens"]
         size, length = inputs.shape[0], self.config.puzzle_emb_len + inputs.shape[1]
         shape = (size, length, self.config.hidden_size)
         return HRMCarry(
@@ -399,7 +400,7 @@ def task_loss(
     """Per-sequence task loss, sequence correctness and accuracy (token or policy task, or both).
 
     Token task (``labels`` in ``data``): CE per sequence, correct = every valid token right, accuracy =
-    fraction of right tokens. Policy task (``optimal_mask``): set loss, correct = argmax legal action is optimal.
+    fraction of right tokens. Policy task (``optimal``): set loss, correct = argmax legal action is optimal.
     """
     losses, seq_correct = [], []
     accuracy = None
@@ -408,12 +409,12 @@ def task_loss(
         losses.append(loss)
         seq_correct.append((correct | ~valid).all(-1))
         accuracy = correct.sum(-1) / valid.sum(-1).clamp_min(1)
-    if "optimal_mask" in data:
-        loss, correct = set_loss(outputs["policy_logits"], data["optimal_mask"], kind, data.get("action_mask"))
+    if "optimal" in data:
+        loss, correct = set_loss(outputs["policy_logits"], data["optimal"], kind, data.get("action_mask"))
         losses.append(loss)
         seq_correct.append(correct)
     if not losses:
-        raise ValueError("data must hold 'labels' (token task) or 'optimal_mask' (policy task)")
+        raise ValueError("data must hold 'labels' (token task) or 'optimal' (policy task)")
     is_correct = torch.stack(seq_correct).all(0)
     return torch.stack(losses).sum(0).float(), is_correct, is_correct.float() if accuracy is None else accuracy
 

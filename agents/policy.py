@@ -83,7 +83,7 @@ class HRMPolicy(MaskableActorCriticPolicy):
         self, obs: dict[str, torch.Tensor], action_masks: np.ndarray | torch.Tensor | None, grad: bool
     ) -> tuple[MaskableDistribution, torch.Tensor]:
         """ACT until halted; masked action distribution and values."""
-        out = self.model.predict({"inputs": self.tokens(obs)}, grad=grad)
+        out = self.model.predict({"tokens": self.tokens(obs)}, grad=grad)
         self.last_segments = out["segments"].cpu().numpy()
         legal = obs["action_mask"].round().bool()
         if action_masks is not None:

@@ -30,7 +30,7 @@ SMALL_CONFIG = HRMConfig(vocab_size=11, seq_len=81, token_vocab=11)  # the datac
 
 def sudoku_like_batch(config: HRMConfig, size: int) -> dict[str, torch.Tensor]:
     inputs = torch.randint(1, config.vocab_size, (size, config.seq_len))
-    return {"inputs": inputs, "labels": torch.randint(1, config.token_vocab, (size, config.seq_len))}
+    return {"tokens": inputs, "labels": torch.randint(1, config.token_vocab, (size, config.seq_len))}
 
 
 def episode_peak_saved_bytes(config: HRMConfig, batch_size: int = 8) -> int:

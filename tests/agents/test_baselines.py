@@ -18,7 +18,7 @@ def toy_batch(n: int, length: int = 6) -> dict[str, torch.Tensor]:
     x = torch.randint(1, 10, (n, length))
     optimal = torch.cat([x == x.max(1, keepdim=True).values, torch.zeros(n, 1, dtype=torch.bool)], dim=1)
     edges = torch.cat([CHAIN, CHAIN.flip(0)], dim=1)
-    return {"inputs": x, "labels": x.clone(), "optimal_mask": optimal, "edge_index": edges}
+    return {"tokens": x, "labels": x.clone(), "optimal": optimal, "edge_index": edges}
 
 
 MODELS = [MLPBaseline, LSTMBaseline, TransformerBaseline, GNNBaseline]

@@ -14,7 +14,7 @@ SMALL = HRMConfig(vocab_size=10, seq_len=8, hidden_size=32, num_heads=2, H_layer
 
 def reverse_batch(n: int, length: int = 8) -> dict[str, torch.Tensor]:
     x = torch.randint(1, 10, (n, length))
-    return {"inputs": x, "labels": x.flip(1)}
+    return {"tokens": x, "labels": x.flip(1)}
 
 
 def max_batch(n: int, length: int) -> dict[str, torch.Tensor]:
@@ -22,7 +22,7 @@ def max_batch(n: int, length: int) -> dict[str, torch.Tensor]:
     x = torch.randint(1, 10, (n, length))
     optimal = torch.cat([x == x.max(1, keepdim=True).values, torch.zeros(n, 1, dtype=torch.bool)], dim=1)
     legal = torch.ones_like(optimal)
-    return {"inputs": x, "optimal_mask": optimal, "action_mask": legal}
+    return {"tokens": x, "optimal": optimal, "action_mask": legal}
 
 
 def train(model: HRM, make_batch, steps: int, lr: float = 3e-3) -> dict[str, torch.Tensor]:
@@ -133,8 +133,8 @@ def test_carry_is_detached_and_halted_rows_are_replaced() -> None:
     carry.halted = torch.tensor([True, False, True, False, False, False])
     carry2, out = model(carry, second)
     rows = carry.halted
-    assert torch.equal(carry2.data["inputs"][rows], second["inputs"][rows])
-    assert torch.equal(carry2.data["inputs"][~rows], first["inputs"][~rows])
+    assert torch.equal(carry2.data["tokens"][rows], second["tokens"][rows])
+    assert torch.equal(carry2.data["tokens"][~rows], first["tokens"][~rows])
     assert torch.equal(out["steps"], torch.where(rows, 1, 2))
 
 
@@ -218,5 +218,16 @@ def test_policy_head_learns_max_and_generalises_in_length() -> None:
         batch = max_batch(256, length)
         pred = model.eval().predict(batch)
         assert pred["policy_logits"].shape == (256, config.num_actions(length))
-        _, correct = set_loss(pred["policy_logits"], batch["optimal_mask"], config.loss, batch["action_mask"])
+        _, correct = set_loss(pred["policy_logits"], batch["optimal"], config.loss, batch["action_mask"])
         assert correct.float().mean() > 0.9, (length, correct.float().mean())
+
+
+def test_learned_positions_are_fixed_length_and_puzzle_embedding_is_used() -> None:
+    torch.manual_seed(0)
+    config = SMALL.with_(pos_encodings="learned", num_puzzle_identifiers=3)
+    model = HRM(config)
+    batch = {**reverse_batch(2), "puzzle_identifiers": torch.tensor([0, 2])}
+    assert torch.all(model.embed.puzzle.weight == 0)  # zero-initialised like the reference
+    assert model.predict(batch)["logits"].shape == (2, 8, 10)
+    with pytest.raises(ValueError, match="rope"):
+        model.predict(reverse_batch(2, length=9))
