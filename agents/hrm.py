@@ -307,7 +307,8 @@ class HRM(nn.Module):
                     new_halted = new_halted & (steps >= minimum)
                     if config.variant == "hrm":
                         next_q = self._read(self._segment(z_H.detach(), z_L.detach(), x, rotary)[0])
-                        best = torch.where(last, next_q["q_halt"], torch.maximum(next_q["q_halt"], next_q["q_continue"]))
+                        best = torch.maximum(next_q["q_halt"], next_q["q_continue"])
+                        best = torch.where(last, next_q["q_halt"], best)
                         out["target_q_continue"] = torch.sigmoid(best)
         out["halted"], out["steps"] = new_halted, steps
         if not config.full_backprop:
@@ -334,11 +335,13 @@ class HRM(nn.Module):
             for step in range(1, config.halt_max_steps + 1):
                 new_H, new_L = self._segment(z_H, z_L, x, rotary)
                 out = self._read(new_H)
-                halt_now = ~done & (self._wants_halt(out["q_halt"], out["q_continue"]) | (step == config.halt_max_steps))
+                wants = self._wants_halt(out["q_halt"], out["q_continue"]) | (step == config.halt_max_steps)
+                halt_now = ~done & wants
                 entry_H = torch.where(_rows(halt_now, z_H), z_H, entry_H)
                 entry_L = torch.where(_rows(halt_now, z_L), z_L, entry_L)
                 for key, value in out.items():
-                    result[key] = value if key not in result else torch.where(_rows(halt_now, value), value, result[key])
+                    old = result.get(key, value)
+                    result[key] = torch.where(_rows(halt_now, value), value, old)
                 segments = torch.where(halt_now, step, segments)
                 done = done | halt_now
                 z_H, z_L = new_H, new_L
@@ -370,7 +373,9 @@ def log_probs(logits: torch.Tensor, kind: str, legal: torch.Tensor | None = None
     return logits.log_softmax(-1)
 
 
-def token_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def token_loss(
+    logits: torch.Tensor, labels: torch.Tensor, kind: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sequence mean CE over non-ignored tokens, per-token correctness and the valid-token mask."""
     valid = labels != IGNORE_LABEL
     targets = torch.where(valid, labels, 0)
@@ -433,7 +438,9 @@ def act_loss(
     total = loss + 0.5 * q_halt_loss
     metrics = {"lm_loss": loss.mean().detach(), "q_halt_loss": q_halt_loss.mean().detach()}
     if "target_q_continue" in outputs:
-        q_cont_loss = F.binary_cross_entropy_with_logits(outputs["q_continue"], outputs["target_q_continue"], reduction="none")
+        q_cont_loss = F.binary_cross_entropy_with_logits(
+            outputs["q_continue"], outputs["target_q_continue"], reduction="none"
+        )
         total = total + 0.5 * q_cont_loss
         metrics["q_continue_loss"] = q_cont_loss.mean().detach()
     with torch.no_grad():

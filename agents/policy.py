@@ -58,7 +58,9 @@ class HRMPolicy(MaskableActorCriticPolicy):
             **self.hrm_config,
         )
         if self.config.num_actions() != action_space.n:
-            raise ValueError(f"action_space has {action_space.n} actions, the encoder layout {self.config.num_actions()}")
+            raise ValueError(
+                f"action_space has {action_space.n} actions, the encoder layout {self.config.num_actions()}"
+            )
         self.last_segments = np.zeros(0, dtype=np.int64)
         kwargs.setdefault("ortho_init", False)  # HRM keeps its own truncated LeCun-normal / Q-head init
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, adjacency_matrix, baseline_loss
+from agents.baselines import (
+    GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, adjacency_matrix, baseline_loss,
+)
 from agents.hrm import HRM, HRMConfig
 
 CONFIG = HRMConfig(vocab_size=10, seq_len=6, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, token_vocab=10,
