@@ -240,14 +240,14 @@ class HRM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One segment: ``H_cycles`` x (``L_cycles`` L updates, one H update), gradient per the variant."""
         config = self.config
-        updates = [(h, l) for h in range(config.H_cycles) for l in range(config.L_cycles + 1)]  # l == L_cycles: H
+        updates = [l for _ in range(config.H_cycles) for l in range(config.L_cycles + 1)]  # l == L_cycles: H
         if config.full_backprop:
             with_grad = len(updates)
         elif config.variant == "trm":
             with_grad = config.L_cycles + 1  # the whole last recursion
         else:
             with_grad = 2  # the last L and the last H update
-        for index, (_, l) in enumerate(updates):
+        for index, l in enumerate(updates):
             with torch.set_grad_enabled(torch.is_grad_enabled() and index >= len(updates) - with_grad):
                 if l < config.L_cycles:
                     z_L = self.L_level(z_L, z_H + x, rotary)
