@@ -1,0 +1,105 @@
+"""Route-quality metrics that expose cheating (seed 004), for any predicted route or path mask.
+
+A prediction is a route (a sequence of ``(row, col)`` cells), a path mask (2-D array, non-zero =
+on the path; a ``max_size`` padded mask is cropped to the city), or seq2seq labels (use
+``labels_to_mask``). Against a puzzle (``CityPuzzle`` or an observation, whose position is the start):
+
+- ``arrived``: 1.0 iff the vehicle can drive from start to destination by legal moves (restrictions,
+  one-way streets) using only predicted cells;
+- ``valid``: 1.0 iff at least one cell is predicted and the vehicle may use every predicted cell;
+  ``valid_ratio`` is the share of predicted cells it may use;
+- ``path_ratio``: share of the city's cells predicted (the "mark the whole grid" cheat gives 1.0);
+- ``path_f1``: F1 of predicted cells against a reference optimal route (default: the oracle's
+  canonical route, i.e. the seq2seq labels);
+- ``efficiency``: optimal travel time / travel time of the best legal route inside the predicted
+  cells (0.0 if none). The oracle route scores 1.0 on every metric except ``path_ratio``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from hrm_envs.city.encoding import ON_ROUTE
+from hrm_envs.city.env import parse_observation
+from hrm_envs.city.generator import CityPuzzle
+
+METRICS = ("arrived", "valid", "valid_ratio", "path_ratio", "path_f1", "efficiency")
+
+
+def labels_to_mask(labels: np.ndarray, max_size: int) -> np.ndarray:
+    """A ``max_size x max_size`` path mask from seq2seq labels (or predictions) of length ``max_size ** 2``."""
+    labels = np.asarray(labels)
+    if labels.shape != (max_size * max_size,):
+        raise ValueError(f"labels must have shape ({max_size * max_size},), got {labels.shape}")
+    return (labels == ON_ROUTE).reshape(max_size, max_size)
+
+
+def as_mask(prediction: Any, size: int) -> np.ndarray:
+    """A bool ``size x size`` mask of a route (cells) or a path mask (cropped to the city)."""
+    array = np.asarray(prediction)
+    if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] >= size and array.shape[0] != 2:
+        return array[:size, :size] != 0
+    if array.size == 0:
+        return np.zeros((size, size), dtype=bool)
+    if array.ndim == 2 and array.shape[1] == 2 and np.issubdtype(array.dtype, np.integer):
+        if array.min() < 0 or array.max() >= size:
+            raise ValueError(f"route cells must lie inside the {size}x{size} city, got {prediction!r:.80}")
+        mask = np.zeros((size, size), dtype=bool)
+        mask[array[:, 0], array[:, 1]] = True
+        return mask
+    raise ValueError(f"prediction must be a route of (row, col) cells or a square path mask of side >= {size}")
+
+
+def _puzzle(puzzle: CityPuzzle | dict) -> CityPuzzle:
+    return puzzle if isinstance(puzzle, CityPuzzle) else parse_observation(puzzle)
+
+
+def reference_route(puzzle: CityPuzzle | dict) -> list[tuple[int, int]]:
+    """The oracle's canonical optimal route from the puzzle's start."""
+    from oracles.city import CityRoutingOracle  # the oracle builds on this package, not the reverse
+
+    p = _puzzle(puzzle)
+    obs = {
+        "street": p.street, "traffic": p.traffic, "oneway": p.oneway, "vehicle": np.array([p.vehicle]),
+        "position": np.array(p.start), "destination": np.array(p.destination),
+    }  # fmt: skip
+    return CityRoutingOracle(cache_size=1).route(obs)
+
+
+def route_metrics(
+    puzzle: CityPuzzle | dict, prediction: Any, reference: Sequence[tuple[int, int]] | None = None
+) -> dict[str, float]:
+    """All metrics of one prediction (see the module docstring)."""
+    p = _puzzle(puzzle)
+    n = p.size
+    mask = as_mask(prediction, n)
+    net = p.network()
+    padded = np.zeros((n + 2, n + 2), dtype=bool)
+    padded[1:-1, 1:-1] = mask
+    allowed = padded.ravel()
+    start, dest = net.flat(p.start), net.flat(p.destination)
+    optimal = net.distances_to(dest)[start]
+    inside = net.distances_to(dest, allowed=allowed)[start] if allowed[start] and allowed[dest] else np.inf
+    arrived = bool(np.isfinite(inside))
+    marked = int(mask.sum())
+    usable = int((mask & (net.cost.reshape(n + 2, n + 2)[1:-1, 1:-1] > 0)).sum())
+    ref = as_mask(reference_route(p) if reference is None else list(reference), n)
+    hits = int((mask & ref).sum())
+    f1 = 2 * hits / (marked + int(ref.sum())) if marked else 0.0
+    return {
+        "arrived": float(arrived),
+        "valid": float(marked > 0 and usable == marked),
+        "valid_ratio": usable / marked if marked else 0.0,
+        "path_ratio": marked / (n * n),
+        "path_f1": f1,
+        "efficiency": float(optimal / inside) if arrived else 0.0,
+    }
+
+
+def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Average of ``route_metrics`` results (e.g. over a validation set)."""
+    if not results:
+        raise ValueError("results must hold at least one metrics dict")
+    return {key: float(np.mean([r[key] for r in results])) for key in METRICS}
