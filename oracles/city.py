@@ -7,7 +7,8 @@ minimal sum of step costs to the destination and a legal move ``p -> q`` is opti
 cached (LRU, ``cache_size`` entries), so each later label is a hash of the map plus a lookup.
 ``act`` is the lowest optimal action id (order up, right, down, left). At the destination (the last
 observation of an episode) ``cost_to_go`` is 0 and there is no optimal action; cells cut off from the
-destination get ``inf`` and no optimal action.
+destination get ``inf`` and no optimal action. There ``act`` returns 0 (any action: vector envs
+autoreset after it), ``solve`` returns ``[]`` at the destination and raises ``ValueError`` when cut off.
 """
 
 from __future__ import annotations
@@ -80,10 +81,15 @@ class CityRoutingOracle(Oracle):
     def act(self, obs: Obs) -> int:
         solved, p = self._solved(obs)
         bits = solved.bits[p]
-        if not bits:
-            where = "at the destination" if p == solved.dest else "cut off from the destination"
-            raise ValueError(f"no optimal action: the vehicle is {where}")
-        return (bits & -bits).bit_length() - 1
+        return (bits & -bits).bit_length() - 1 if bits else 0
+
+    def solve(self, obs: Obs) -> list[int]:
+        solved, p = self._solved(obs)
+        if p == solved.dest:
+            return []
+        if math.isinf(solved.dist[p]):
+            raise ValueError(f"no route from {solved.net.cell(p)} to the destination")
+        return super().solve(obs)
 
     def successor(self, obs: Obs, action: int) -> tuple[Obs, bool]:
         solved, p = self._solved(obs)
