@@ -315,14 +315,14 @@ class CityGenerator:
         street = np.full((n, n), BUILDING, dtype=np.int8)
         traffic = np.zeros((n, n), dtype=np.int8)
         oneway = np.zeros((n, n), dtype=np.int8)
-        classes = [_line_classes(rng, len(rows), n), _line_classes(rng, len(cols), n)]
+        classes, anchors = zip(_line_classes(rng, len(rows), n), _line_classes(rng, len(cols), n))
         kinds = []  # per axis: (class, oneway code) of each line
         for axis, lines in enumerate((rows, cols)):
             crossings = np.array(cols if axis == 0 else rows)
             kinds.append([])
             for k, line in enumerate(lines):
                 cls = classes[axis][k]
-                p_oneway = {RESIDENTIAL: 0.3, ARTERIAL: 0.25}.get(cls, 0.0) if k != classes[axis].anchor else 0.0
+                p_oneway = {RESIDENTIAL: 0.3, ARTERIAL: 0.25}.get(cls, 0.0) if k != anchors[axis] else 0.0
                 code = 0
                 if rng.random() < p_oneway:
                     code = 1 + (int(rng.integers(2)) * 2 + (1 if axis == 0 else 0))  # rows: right/left, cols: up/down
@@ -369,12 +369,6 @@ class CityGenerator:
         return street, levels[segment], np.where(street != BUILDING, code, 0).astype(np.int8)
 
 
-class _Classes(list):
-    """Line classes of one axis, remembering the anchor line (a two-way arterial or highway)."""
-
-    anchor: int = -1
-
-
 def _lines(rng: np.random.Generator, n: int) -> list[int]:
     """Positions of the street lines of one axis: blocks of 2..4 buildings between them, at least 2 lines."""
     while True:
@@ -386,16 +380,16 @@ def _lines(rng: np.random.Generator, n: int) -> list[int]:
             return out
 
 
-def _line_classes(rng: np.random.Generator, count: int, n: int) -> _Classes:
-    """Classes of the lines of one axis: maybe a highway (n >= 16), arterials, residential, bike lanes."""
+def _line_classes(rng: np.random.Generator, count: int, n: int) -> tuple[list[int], int]:
+    """Classes of the lines of one axis (maybe a highway if n >= 16, arterials, residential, bike lanes)
+    and the anchor line: an arterial or highway kept two-way so every vehicle has a through street."""
     u = rng.random(count)
-    classes = _Classes(np.where(u < 0.25, ARTERIAL, np.where(u < 0.83, RESIDENTIAL, BIKE_LANE)).tolist())
+    classes = np.where(u < 0.25, ARTERIAL, np.where(u < 0.83, RESIDENTIAL, BIKE_LANE)).tolist()
     if n >= 16 and rng.random() < 0.7:
         classes[int(rng.integers(count))] = HIGHWAY
     arterial = [k for k, c in enumerate(classes) if c in (ARTERIAL, HIGHWAY)]
     if arterial:
-        classes.anchor = arterial[int(rng.integers(len(arterial)))]
-    else:
-        classes.anchor = int(rng.integers(count))
-        classes[classes.anchor] = ARTERIAL
-    return classes
+        return classes, arterial[int(rng.integers(len(arterial)))]
+    anchor = int(rng.integers(count))
+    classes[anchor] = ARTERIAL
+    return classes, anchor
