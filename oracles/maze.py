@@ -1,0 +1,127 @@
+"""Exact maze oracle: one breadth-first distance field per (maze, goal), then O(1) labels.
+
+Every step costs 1, so ``cost_to_go`` is the BFS distance (in moves) from the position to the goal,
+and a move is optimal iff it enters a floor cell one move closer; ties give several optimal actions.
+The first label of a maze runs the BFS over the whole grid and stores, per cell, the distance and a
+4-bit mask of optimal actions; entries are cached (LRU, ``cache_size`` mazes) under the bytes of
+``walls`` and ``goal``, so each later label is one hash of the grid plus two list lookups.
+``act`` is the lowest optimal action id (order up, right, down, left). At the goal (the last
+observation of an episode) ``cost_to_go`` is 0 and there is no optimal action; cells cut off from the
+goal (only in hand-made observations: every reachable cell connects) get ``inf`` and none either.
+There ``act`` returns 0 (any action: vector envs autoreset after it), ``solve`` returns ``[]`` at the
+goal and raises ``ValueError`` when cut off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from hrm_envs.maze.env import move_masks, parse_observation
+from hrm_envs.maze.generator import MOVES, bfs_distances
+from oracles.base import Label, LabelBatch, Obs, Oracle
+
+_SETS = tuple(frozenset(a for a in range(4) if bits >> a & 1) for bits in range(16))
+_LOWEST = tuple((bits & -bits).bit_length() - 1 if bits else 0 for bits in range(16))
+
+
+class _Solved:
+    """One maze solved towards its goal: distance, optimal-action bits and legal-move bits per cell."""
+
+    def __init__(self, obs: Obs):
+        floor, _, self.goal = parse_observation(obs)
+        self.height, self.width = floor.shape
+        dist = bfs_distances(floor, self.goal)
+        ring = np.full((self.height + 2, self.width + 2), -2, dtype=np.int64)  # -2: never one closer
+        ring[1:-1, 1:-1] = dist
+        bits = np.zeros_like(dist)
+        for a, (dr, dc) in enumerate(MOVES):
+            nxt = ring[1 + dr : self.height + 1 + dr, 1 + dc : self.width + 1 + dc]
+            bits |= np.where((dist > 0) & (nxt == dist - 1), 1 << a, 0)
+        self.dist: list[float] = np.where(dist >= 0, dist, np.inf).ravel().tolist()
+        self.bits: list[int] = bits.ravel().tolist()
+        self.floor: list[bool] = floor.ravel().tolist()
+        masks = move_masks(floor)
+        self.masks = masks.reshape(-1, 4)
+        self.legal: list[int] = (masks.astype(np.int64) << np.arange(4)).sum(axis=-1).ravel().tolist()
+
+
+class MazeOracle(Oracle):
+    """Optimal maze labels from any observation; see the module docstring."""
+
+    def __init__(self, cache_size: int = 256):
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, _Solved] = OrderedDict()
+
+    def _solved(self, obs: Obs) -> tuple[_Solved, int]:
+        """The solved maze of ``obs`` (from the cache or a new BFS) and the flat index of its position."""
+        try:
+            key = np.ascontiguousarray(obs["walls"]).tobytes() + np.asarray(obs["goal"], np.int64).tobytes()
+            r, c = (int(v) for v in obs["position"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"obs must be a Maze observation dict with walls, position and goal: {error!r}") from None
+        solved = self._cache.get(key)
+        if solved is None:
+            solved = _Solved(obs)
+            self._cache[key] = solved
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        if not (0 <= r < solved.height and 0 <= c < solved.width and solved.floor[r * solved.width + c]):
+            raise ValueError(f"obs['position'] {(r, c)} must be a floor cell of the {solved.height}x{solved.width} maze")
+        return solved, r * solved.width + c
+
+    def cost_to_go(self, obs: Obs) -> float:
+        solved, p = self._solved(obs)
+        return solved.dist[p]
+
+    def optimal_actions(self, obs: Obs) -> frozenset[int]:
+        solved, p = self._solved(obs)
+        return _SETS[solved.bits[p]]
+
+    def act(self, obs: Obs) -> int:
+        solved, p = self._solved(obs)
+        return _LOWEST[solved.bits[p]]
+
+    def label(self, obs: Obs) -> Label:
+        solved, p = self._solved(obs)
+        bits = solved.bits[p]
+        return Label(_SETS[bits], _LOWEST[bits], solved.dist[p])
+
+    def label_batch(self, obs: Obs) -> LabelBatch:
+        size = len(obs["action_mask"])
+        optimal = np.zeros((size, 4), dtype=bool)
+        cost = np.zeros(size, dtype=np.float64)
+        bits = np.zeros(size, dtype=np.int64)
+        for i in range(size):
+            solved, p = self._solved({key: value[i] for key, value in obs.items()})
+            bits[i], cost[i] = solved.bits[p], solved.dist[p]
+        optimal[:] = (bits[:, None] >> np.arange(4)) & 1
+        return LabelBatch(optimal, np.array(_LOWEST, dtype=np.int64)[bits], cost)
+
+    def solve(self, obs: Obs) -> list[int]:
+        """The canonical optimal move sequence (``act`` at every step), walked on the distance field."""
+        solved, p = self._solved(obs)
+        if math.isinf(solved.dist[p]):
+            raise ValueError(f"no route from {divmod(p, solved.width)} to the goal {solved.goal}")
+        steps = [-solved.width, 1, solved.width, -1]
+        actions = []
+        while solved.bits[p]:
+            action = _LOWEST[solved.bits[p]]
+            actions.append(action)
+            p += steps[action]
+        return actions
+
+    def successor(self, obs: Obs, action: int) -> tuple[Obs, bool]:
+        solved, p = self._solved(obs)
+        out = {key: np.array(value, copy=True) for key, value in obs.items()}
+        if solved.legal[p] >> action & 1:
+            p += (-solved.width, 1, solved.width, -1)[action]
+            out["position"] = np.array(divmod(p, solved.width), dtype=np.int16)
+            out["action_mask"] = solved.masks[p].copy()
+        return out, divmod(p, solved.width) == solved.goal
