@@ -19,7 +19,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from hrm_envs.maze.env import move_masks, parse_observation
+from hrm_envs.maze.env import mask_bits, move_masks, parse_observation
 from hrm_envs.maze.generator import MOVES, bfs_distances
 from oracles.base import Label, LabelBatch, Obs, Oracle
 
@@ -34,7 +34,7 @@ class _Solved:
         floor, _, self.goal = parse_observation(obs)
         self.height, self.width = floor.shape
         dist = bfs_distances(floor, self.goal)
-        ring = np.full((self.height + 2, self.width + 2), -2, dtype=np.int64)  # -2: never one closer
+        ring = np.full((self.height + 2, self.width + 2), -1, dtype=np.int64)  # off-grid, like walls: -1
         ring[1:-1, 1:-1] = dist
         bits = np.zeros_like(dist)
         for a, (dr, dc) in enumerate(MOVES):
@@ -45,7 +45,7 @@ class _Solved:
         self.floor: list[bool] = floor.ravel().tolist()
         masks = move_masks(floor)
         self.masks = masks.reshape(-1, 4)
-        self.legal: list[int] = (masks.astype(np.int64) << np.arange(4)).sum(axis=-1).ravel().tolist()
+        self.legal: list[int] = mask_bits(masks).ravel().tolist()
 
 
 class MazeOracle(Oracle):

@@ -45,6 +45,11 @@ def move_masks(floor: np.ndarray) -> np.ndarray:
     return np.stack([ring[1 + dr : h + 1 + dr, 1 + dc : w + 1 + dc] for dr, dc in MOVES], axis=-1).astype(np.int8)
 
 
+def mask_bits(masks: np.ndarray) -> np.ndarray:
+    """Masks ``(..., 4)`` packed into ints, bit ``a`` set iff action ``a`` is legal (fast scalar checks)."""
+    return (masks.astype(np.int64) << np.arange(4)).sum(axis=-1)
+
+
 def parse_observation(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     """``(floor, position, goal)`` of an observation, floor a bool grid of the maze's own extent.
 
@@ -124,7 +129,7 @@ class MazeEnv(PuzzleEnv):
         self._walls = puzzle.walls
         self._walls_obs = padded_walls(puzzle.walls, self.max_size)
         self._masks = move_masks(~puzzle.walls)
-        self._bits = (self._masks.astype(np.int64) << np.arange(4)).sum(axis=-1).tolist()
+        self._bits = mask_bits(self._masks).tolist()
         self._position, self._goal = puzzle.start, puzzle.goal
         self._goal_obs = np.array(puzzle.goal, dtype=np.int16)
         h, w = puzzle.shape

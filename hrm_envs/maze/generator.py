@@ -109,7 +109,7 @@ class MazePuzzle:
 
     @classmethod
     def parse(cls, value: Any, max_size: int) -> "MazePuzzle":
-        """Accept a ``MazePuzzle``, strings or a dict, and check it: sides in ``[2, max_size]``, a route.
+        """Accept a ``MazePuzzle``, strings or a dict, and check it: sides in ``[1, max_size]``, a route.
 
         - one string with rows separated by newlines, or a list of row strings, all of one length,
           using ``'#'`` wall, ``' '`` floor, ``'S'`` start and ``'G'`` goal (exactly one of each);
