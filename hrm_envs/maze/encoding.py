@@ -14,13 +14,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import networkx as nx
 import numpy as np
 from gymnasium import spaces
 
 from hrm_envs.maze.env import parse_observation
 from hrm_envs.maze.generator import MOVES, MazePuzzle
-from oracles.base import Oracle
+
+if TYPE_CHECKING:  # the env package does not import the oracles at run time
+    from oracles.base import Oracle
 
 PAD, WALL, FLOOR, START, GOAL, PATH = 0, 1, 2, 3, 4, 5
 _CELL_TOKENS = np.array([FLOOR, WALL, PAD], dtype=np.int64)  # indexed by the walls code 0 floor, 1 wall, 2 outside
