@@ -383,3 +383,23 @@ def test_renders():
     before = env.render().copy()
     env.step(int(np.flatnonzero(env.action_masks())[0]))
     assert not np.array_equal(before, env.render())
+
+
+def test_maskable_ppo_learns_small_mazes():
+    """RL usability: MaskablePPO on the Dict observation with action masks solves random 5x5 mazes."""
+    from sb3_contrib import MaskablePPO
+
+    env = gym.make("hrm/Maze-v0", size=5, max_size=5, max_steps=20)
+    model = MaskablePPO("MultiInputPolicy", env, seed=0, n_steps=256, batch_size=64, device="cpu", verbose=0)
+    model.learn(total_timesteps=8000)
+    eval_env = gym.make("hrm/Maze-v0", size=5, max_size=5, max_steps=20)
+    successes = []
+    for episode in range(50):
+        obs, _ = eval_env.reset(seed=10_000 + episode)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, action_masks=eval_env.unwrapped.action_masks(), deterministic=True)
+            obs, _, terminated, truncated, info = eval_env.step(action)
+            done = terminated or truncated
+        successes.append(info["is_success"])
+    assert np.mean(successes) >= 0.8, np.mean(successes)
