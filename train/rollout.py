@@ -149,3 +149,93 @@ def summarize(episodes: list[Episode], tf_accuracy: dict[str, float] | None = No
             row["gap"] = tf_accuracy[size] - success
         out[size] = row
     return out
+
+
+@dataclass
+class Transitions:
+    """Steps collected on a vector env, env-major: row ``i * steps + t`` is step ``t`` of sub-env ``i``.
+
+    Each sub-env's rows are consecutive, so ``done`` (= terminated or truncated) splits them into episodes;
+    the last episode of each sub-env may be cut by the end of collection (``done`` False there).
+    ``learner_action`` / ``segments`` are -1 / 0 where the learner was not queried (``beta == 1``).
+    """
+
+    obs: Obs
+    next_obs: Obs
+    action: np.ndarray  # executed (int64)
+    expert_action: np.ndarray  # the oracle's canonical action (int64)
+    optimal: np.ndarray  # (rows, num_actions) bool: the oracle's optimal-action set
+    learner_action: np.ndarray  # int64
+    expert_executed: np.ndarray  # bool: the mixture chose the expert
+    segments: np.ndarray  # ACT segments of the learner's decision (int64)
+    reward: np.ndarray  # float32
+    terminated: np.ndarray  # bool
+    truncated: np.ndarray  # bool
+    success: np.ndarray  # bool, True on the terminating step of a successful episode
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+
+def collect(
+    envs: gym.vector.VectorEnv,
+    learner: Policy | None,
+    oracle: Oracle,
+    steps: int,
+    beta: float,
+    seed: int,
+) -> Transitions:
+    """``steps`` steps of every sub-env with the DAgger mixture; every visited state labelled by the oracle.
+
+    At each step and sub-env the oracle's action is executed with probability ``beta``, the learner's
+    otherwise (``learner`` may be None only when ``beta == 1``). ``envs`` must autoreset in
+    ``SAME_STEP`` mode so that every returned observation is a decision state.
+    """
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
+    if learner is None and beta < 1.0:
+        raise ValueError("learner is required when beta < 1")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError("envs must be created with autoreset_mode=AutoresetMode.SAME_STEP")
+    rng = np.random.default_rng(seed)
+    n = envs.num_envs
+    obs, _ = envs.reset(seed=seed)
+    columns: dict[str, list[Any]] = {key: [] for key in Transitions.__dataclass_fields__}
+    for _ in range(steps):
+        labels = oracle.label_batch(obs)
+        use_expert = rng.random(n) < beta
+        learner_action, segments = np.full(n, -1, np.int64), np.zeros(n, np.int64)
+        if not use_expert.all():
+            learner_action, segments = (np.asarray(a, np.int64) for a in learner.act_batch(obs))
+        action = np.where(use_expert, labels.action, learner_action)
+        next_obs, reward, terminated, truncated, info = envs.step(action)
+        final = {key: value.copy() for key, value in next_obs.items()}
+        success = np.zeros(n, bool)
+        done = terminated | truncated
+        for i in np.flatnonzero(done):
+            for key in final:
+                final[key][i] = info["final_obs"][i][key]
+            success[i] = bool(info["final_info"]["is_success"][i])
+        for key, value in (
+            ("obs", obs), ("next_obs", final), ("action", action), ("expert_action", labels.action),
+            ("optimal", labels.optimal), ("learner_action", learner_action), ("expert_executed", use_expert),
+            ("segments", segments), ("reward", reward.astype(np.float32)), ("terminated", terminated),
+            ("truncated", truncated), ("success", success),
+        ):
+            columns[key].append(value)
+        obs = next_obs
+
+    def env_major(values: list[np.ndarray]) -> np.ndarray:
+        stacked = np.stack(values, axis=1)  # (n, steps, ...)
+        return stacked.reshape(n * steps, *stacked.shape[2:])
+
+    return Transitions(**{
+        key: {k: env_major([v[k] for v in values]) for k in values[0]} if isinstance(values[0], dict) else env_major(values)
+        for key, values in columns.items()
+    })

@@ -1,0 +1,180 @@
+"""Closed-loop evaluation of trained policies against the oracle and a random masked policy.
+
+    python -m train.evaluate checkpoint=runs/dagger/model.pt env=hanoi sizes=[8,9,10] episodes=100
+    python -m train.evaluate checkpoint=[runs/sup/last.pt,runs/ppo/model.zip] sizes=[1,2,3,4,5,6,7,8,9,10]
+
+For every method (each checkpoint, plus the ``oracle`` and ``random`` reference rows) and every size:
+closed-loop success, optimality ratio (optimal cost / achieved cost, 0 for failures), teacher-forcing
+accuracy on the oracle's own states of the same puzzles, the gap TF - success, the step of the first
+non-optimal action, and the mean ACT segments per decision. Every method plays the same puzzles
+(``reset(seed=...)`` with seeds derived from ``seed`` and the size).
+
+Outputs in ``out``: ``results.json``, ``results.md`` (markdown table) and PNG plots
+``success_vs_size.png``, ``gap.png``, ``first_error.png``, ``segments_vs_size.png``.
+Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
+``train.supervised`` / ``train.dagger`` (``train.learner``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import hrm_envs  # noqa: E402,F401
+from oracles import oracle_for  # noqa: E402
+from train.rollout import OraclePolicy, Policy, RandomMaskedPolicy, oracle_states, run_episodes, summarize, teacher_forcing  # noqa: E402
+
+REFERENCE_METHODS = ("oracle", "random")
+
+
+def episode_seeds(seed: int, size_index: int, episodes: int) -> list[int]:
+    """Reset seeds of the evaluation puzzles of one size (independent streams per size)."""
+    return [int(s) for s in np.random.SeedSequence([seed, size_index]).generate_state(episodes)]
+
+
+def check_sizes(sizes: Any, episodes: Any) -> list[Any]:
+    """Validate ``sizes`` (non-empty list) and ``episodes`` (int >= 1)."""
+    if isinstance(sizes, (int, str)) or not hasattr(sizes, "__iter__"):
+        sizes = [sizes]
+    sizes = list(sizes)
+    if not sizes:
+        raise ValueError("sizes must be a non-empty list of puzzle sizes")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
+    return sizes
+
+
+def evaluate_policies(
+    policies: dict[str, Policy],
+    env_id: str,
+    sizes: list[Any],
+    episodes: int,
+    size_arg: str,
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """``summarize`` rows (per size and ``all``) for every policy on the same puzzles, with TF and gap.
+
+    A policy that is ``None`` is replaced by the reference policies of this module's ``REFERENCE_METHODS``
+    (``oracle`` / ``random``) when its name is one of them.
+    """
+    sizes = check_sizes(sizes, episodes)
+    env_kwargs = dict(env_kwargs or {})
+    if size_arg in env_kwargs:
+        raise ValueError(f"env_kwargs must not set the size argument {size_arg!r}; pass sizes instead")
+    envs, seeds, labels = [], [], []
+    for index, size in enumerate(sizes):
+        try:
+            made = [gym.make(env_id, **env_kwargs, **{size_arg: size}) for _ in range(episodes)]
+        except TypeError as error:
+            raise ValueError(f"size_arg {size_arg!r} is not an argument of {env_id}: {error}") from None
+        envs += made
+        seeds += episode_seeds(seed, index, episodes)
+        labels += [str(size)] * episodes
+    oracle = oracle_for(env_id)
+    states = oracle_states(envs, seeds, oracle)
+    results = {}
+    for name, policy in policies.items():
+        if policy is None:
+            if name not in REFERENCE_METHODS:
+                raise ValueError(f"policy {name!r} is None; only {REFERENCE_METHODS} have built-in policies")
+            policy = OraclePolicy(oracle) if name == "oracle" else RandomMaskedPolicy(seed)
+        episodes_run = run_episodes(policy, envs, seeds, labels, oracle)
+        tf = {}
+        for label in dict.fromkeys(labels):
+            chosen = [obs for trajectory, lab in zip(states, labels) if lab == label for obs in trajectory]
+            tf[label] = teacher_forcing(policy, chosen, oracle)
+        tf["all"] = teacher_forcing(policy, [s for trajectory in states for s in trajectory], oracle)
+        results[name] = summarize(episodes_run, tf)
+    for env in envs:
+        env.close()
+    return results
+
+
+# --------------------------------------------------------------------------- report
+COLUMNS = (
+    ("success", "success"),
+    ("optimality_ratio", "opt. ratio"),
+    ("optimal_episodes", "optimal eps"),
+    ("teacher_forcing", "TF acc"),
+    ("gap", "gap TF-success"),
+    ("mean_segments", "ACT segments"),
+)
+
+
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    """One row per (method, size): the metrics of ``COLUMNS`` and the median first-error step."""
+    header = "| method | size | episodes | " + " | ".join(title for _, title in COLUMNS) + " | median first error |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 4)]
+    for method, rows in results.items():
+        for size, row in rows.items():
+            cells = [f"{row[key]:.3f}" if key in row else "-" for key, _ in COLUMNS]
+            first = row["first_error_steps"]
+            median = f"{np.median(first):.0f}" if first else "none"
+            lines.append(f"| {method} | {size} | {row['episodes']} | " + " | ".join(cells) + f" | {median} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(results: dict[str, dict[str, Any]], out: Path) -> list[Path]:
+    """PNG plots: success vs size, gap per method and size, first-error histogram, segments vs size."""
+    sizes = [s for s in next(iter(results.values())) if s != "all"]
+    x = np.arange(len(sizes))
+    paths = []
+
+    def save(fig: plt.Figure, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        paths.append(out / name)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, rows in results.items():
+        ax.plot(x, [rows[s]["success"] for s in sizes], marker="o", label=method)
+    ax.set(xticks=x, xticklabels=sizes, xlabel="size", ylabel="closed-loop success", ylim=(-0.02, 1.02))
+    ax.legend()
+    save(fig, "success_vs_size.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    width = 0.8 / len(results)
+    for i, (method, rows) in enumerate(results.items()):
+        ax.bar(x + i * width, [rows[s].get("gap", 0.0) for s in sizes], width, label=method)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set(xticks=x + 0.4 - width / 2, xticklabels=sizes, xlabel="size", ylabel="TF accuracy - closed-loop success")
+    ax.legend()
+    save(fig, "gap.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, rows in results.items():
+        first = rows["all"]["first_error_steps"]
+        if first:
+            ax.hist(first, bins=min(30, max(1, len(set(first)))), alpha=0.5, label=f"{method} ({len(first)})")
+    ax.set(xlabel="step of the first non-optimal action", ylabel="episodes")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    save(fig, "first_error.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, rows in results.items():
+        ax.plot(x, [rows[s]["mean_segments"] for s in sizes], marker="o", label=method)
+    ax.set(xticks=x, xticklabels=sizes, xlabel="size", ylabel="mean ACT segments per decision")
+    ax.legend()
+    save(fig, "segments_vs_size.png")
+    return paths
+
+
+def write_report(results: dict[str, dict[str, Any]], out: str | Path, meta: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``results.json`` (with ``meta``), ``results.md`` and the plots into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"meta": meta or {}, "results": results}, indent=1))
+    (out / "results.md").write_text(markdown_table(results))
+    plots = plot_report(results, out)
+    return {"json": out / "results.json", "markdown": out / "results.md", **{p.stem: p for p in plots}}
