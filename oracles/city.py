@@ -14,15 +14,13 @@ autoreset after it), ``solve`` returns ``[]`` at the destination and raises ``Va
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 
 from hrm_envs.city.env import parse_observation
-from hrm_envs.city.generator import CityPuzzle, RoadNetwork
-from oracles.base import Obs, Oracle
-
-_SETS = tuple(frozenset(a for a in range(4) if bits >> a & 1) for bits in range(16))
+from hrm_envs.city.generator import CityPuzzle
+from oracles.base import Obs
+from oracles.field import LOWEST_MOVE, FieldOracle
 
 
 class _Solved:
@@ -43,45 +41,29 @@ class _Solved:
         self.bits: list[int] = bits.tolist()
 
 
-class CityRoutingOracle(Oracle):
+class CityRoutingOracle(FieldOracle):
     """Optimal city-routing labels from any observation; see the module docstring."""
 
-    def __init__(self, cache_size: int = 256):
-        self.cache_size = cache_size
-        self._cache: OrderedDict[bytes, _Solved] = OrderedDict()
-
-    def _solved(self, obs: Obs) -> tuple[_Solved, int]:
+    def _key(self, obs: Obs) -> bytes:
         try:
-            key = b"".join(
+            return b"".join(
                 np.ascontiguousarray(obs[k]).tobytes() for k in ("street", "traffic", "oneway", "vehicle", "destination")
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"obs must be a CityRouting observation dict: {error!r}") from None
-        solved = self._cache.get(key)
-        if solved is None:
-            solved = _Solved(parse_observation(obs))
-            self._cache[key] = solved
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        position = obs["position"]
-        r, c = int(position[0]), int(position[1])
+
+    def _solve_field(self, obs: Obs) -> _Solved:
+        return _Solved(parse_observation(obs))
+
+    def _cell(self, solved: _Solved, obs: Obs) -> int:
+        try:
+            r, c = int(obs["position"][0]), int(obs["position"][1])
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise ValueError(f"obs['position'] must be a (row, col) pair: {error!r}") from None
         n = solved.net.n
         if not (0 <= r < n and 0 <= c < n):
             raise ValueError(f"obs['position'] {(r, c)} lies outside the {n}x{n} city")
-        return solved, (r + 1) * solved.net.width + c + 1
-
-    def cost_to_go(self, obs: Obs) -> float:
-        solved, p = self._solved(obs)
-        return solved.dist[p]
-
-    def optimal_actions(self, obs: Obs) -> frozenset[int]:
-        solved, p = self._solved(obs)
-        return _SETS[solved.bits[p]]
-
-    def act(self, obs: Obs) -> int:
-        solved, p = self._solved(obs)
-        bits = solved.bits[p]
-        return (bits & -bits).bit_length() - 1 if bits else 0
+        return (r + 1) * solved.net.width + c + 1
 
     def solve(self, obs: Obs) -> list[int]:
         solved, p = self._solved(obs)
@@ -108,7 +90,6 @@ class CityRoutingOracle(Oracle):
             raise ValueError(f"no route from {solved.net.cell(p)} to the destination")
         cells = [solved.net.cell(p)]
         while p != solved.dest:
-            bits = solved.bits[p]
-            p += solved.net.step[(bits & -bits).bit_length() - 1]
+            p += solved.net.step[LOWEST_MOVE[solved.bits[p]]]
             cells.append(solved.net.cell(p))
         return cells

@@ -15,16 +15,14 @@ goal and raises ``ValueError`` when cut off.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 
 from hrm_envs.maze.env import mask_bits, move_masks, parse_observation
 from hrm_envs.maze.generator import MOVES, bfs_distances
-from oracles.base import Label, LabelBatch, Obs, Oracle
+from oracles.base import Obs
+from oracles.field import LOWEST_MOVE, FieldOracle
 
-_SETS = tuple(frozenset(a for a in range(4) if bits >> a & 1) for bits in range(16))
-_LOWEST = tuple((bits & -bits).bit_length() - 1 if bits else 0 for bits in range(16))
 
 
 class _Solved:
@@ -48,61 +46,26 @@ class _Solved:
         self.legal: list[int] = mask_bits(masks).ravel().tolist()
 
 
-class MazeOracle(Oracle):
+class MazeOracle(FieldOracle):
     """Optimal maze labels from any observation; see the module docstring."""
 
-    def __init__(self, cache_size: int = 256):
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
-        self.cache_size = cache_size
-        self._cache: OrderedDict[bytes, _Solved] = OrderedDict()
-
-    def _solved(self, obs: Obs) -> tuple[_Solved, int]:
-        """The solved maze of ``obs`` (from the cache or a new BFS) and the flat index of its position."""
+    def _key(self, obs: Obs) -> bytes:
         try:
-            key = np.ascontiguousarray(obs["walls"]).tobytes() + np.asarray(obs["goal"], np.int64).tobytes()
-            r, c = (int(v) for v in obs["position"])
+            return np.ascontiguousarray(obs["walls"]).tobytes() + np.asarray(obs["goal"], np.int64).tobytes()
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"obs must be a Maze observation dict with walls, position and goal: {error!r}") from None
-        solved = self._cache.get(key)
-        if solved is None:
-            solved = _Solved(obs)
-            self._cache[key] = solved
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+
+    def _solve_field(self, obs: Obs) -> _Solved:
+        return _Solved(obs)
+
+    def _cell(self, solved: _Solved, obs: Obs) -> int:
+        try:
+            r, c = (int(v) for v in obs["position"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"obs['position'] must be a (row, col) pair: {error!r}") from None
         if not (0 <= r < solved.height and 0 <= c < solved.width and solved.floor[r * solved.width + c]):
             raise ValueError(f"obs['position'] {(r, c)} must be a floor cell of the {solved.height}x{solved.width} maze")
-        return solved, r * solved.width + c
-
-    def cost_to_go(self, obs: Obs) -> float:
-        solved, p = self._solved(obs)
-        return solved.dist[p]
-
-    def optimal_actions(self, obs: Obs) -> frozenset[int]:
-        solved, p = self._solved(obs)
-        return _SETS[solved.bits[p]]
-
-    def act(self, obs: Obs) -> int:
-        solved, p = self._solved(obs)
-        return _LOWEST[solved.bits[p]]
-
-    def label(self, obs: Obs) -> Label:
-        solved, p = self._solved(obs)
-        bits = solved.bits[p]
-        return Label(_SETS[bits], _LOWEST[bits], solved.dist[p])
-
-    def label_batch(self, obs: Obs) -> LabelBatch:
-        size = len(obs["action_mask"])
-        optimal = np.zeros((size, 4), dtype=bool)
-        cost = np.zeros(size, dtype=np.float64)
-        bits = np.zeros(size, dtype=np.int64)
-        for i in range(size):
-            solved, p = self._solved({key: value[i] for key, value in obs.items()})
-            bits[i], cost[i] = solved.bits[p], solved.dist[p]
-        optimal[:] = (bits[:, None] >> np.arange(4)) & 1
-        return LabelBatch(optimal, np.array(_LOWEST, dtype=np.int64)[bits], cost)
+        return r * solved.width + c
 
     def solve(self, obs: Obs) -> list[int]:
         """The canonical optimal move sequence (``act`` at every step), walked on the distance field."""
@@ -112,7 +75,7 @@ class MazeOracle(Oracle):
         steps = [-solved.width, 1, solved.width, -1]
         actions = []
         while solved.bits[p]:
-            action = _LOWEST[solved.bits[p]]
+            action = LOWEST_MOVE[solved.bits[p]]
             actions.append(action)
             p += steps[action]
         return actions

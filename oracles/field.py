@@ -1,0 +1,93 @@
+"""Shared machinery of the grid oracles: one distance field per instance, LRU-cached, O(1) labels.
+
+A grid oracle (maze, city routing) solves an instance once into a :class:`Field`: per flat cell,
+the cost-to-go (``inf`` when cut off from the goal) and a 4-bit mask of optimal moves (bit ``a`` set
+iff move ``a`` starts a minimal-cost route; none at the goal). Later labels of the same instance are a
+hash of its static arrays plus list lookups. ``act`` is the lowest optimal action id, and 0 where no
+action is optimal (at the goal: vector envs autoreset after it).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import OrderedDict
+from typing import Protocol
+
+import numpy as np
+
+from oracles.base import Label, LabelBatch, Obs, Oracle
+
+NUM_MOVES = 4
+#: Optimal-move bits -> the set of moves and the lowest move (0 for the empty set).
+MOVE_SETS = tuple(frozenset(a for a in range(NUM_MOVES) if bits >> a & 1) for bits in range(1 << NUM_MOVES))
+LOWEST_MOVE = tuple((bits & -bits).bit_length() - 1 if bits else 0 for bits in range(1 << NUM_MOVES))
+_LOWEST_ARRAY = np.array(LOWEST_MOVE, dtype=np.int64)
+
+
+class Field(Protocol):
+    """A solved instance: per flat cell, cost-to-go and optimal-move bits."""
+
+    dist: list[float]
+    bits: list[int]
+
+
+class FieldOracle(Oracle):
+    """Labels from a cached per-instance :class:`Field`; subclasses say how to key, solve and locate."""
+
+    def __init__(self, cache_size: int = 256):
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, Field] = OrderedDict()
+
+    @abstractmethod
+    def _key(self, obs: Obs) -> bytes:
+        """The bytes of everything in ``obs`` that fixes the field (map, goal, vehicle...)."""
+
+    @abstractmethod
+    def _solve_field(self, obs: Obs) -> Field:
+        """Solve the instance of ``obs`` into a field."""
+
+    @abstractmethod
+    def _cell(self, field: Field, obs: Obs) -> int:
+        """The flat index of ``obs``'s position in ``field``; ``ValueError`` if it is not a valid cell."""
+
+    def _solved(self, obs: Obs) -> tuple[Field, int]:
+        """The field of ``obs`` (cached, least recently used evicted first) and its position's cell."""
+        key = self._key(obs)
+        field = self._cache.get(key)
+        if field is None:
+            field = self._solve_field(obs)
+            self._cache[key] = field
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return field, self._cell(field, obs)
+
+    def cost_to_go(self, obs: Obs) -> float:
+        field, p = self._solved(obs)
+        return field.dist[p]
+
+    def optimal_actions(self, obs: Obs) -> frozenset[int]:
+        field, p = self._solved(obs)
+        return MOVE_SETS[field.bits[p]]
+
+    def act(self, obs: Obs) -> int:
+        field, p = self._solved(obs)
+        return LOWEST_MOVE[field.bits[p]]
+
+    def label(self, obs: Obs) -> Label:
+        field, p = self._solved(obs)
+        bits = field.bits[p]
+        return Label(MOVE_SETS[bits], LOWEST_MOVE[bits], field.dist[p])
+
+    def label_batch(self, obs: Obs) -> LabelBatch:
+        size = len(obs["action_mask"])
+        cost = np.zeros(size, dtype=np.float64)
+        bits = np.zeros(size, dtype=np.int64)
+        for i in range(size):
+            field, p = self._solved({key: value[i] for key, value in obs.items()})
+            bits[i], cost[i] = field.bits[p], field.dist[p]
+        optimal = ((bits[:, None] >> np.arange(NUM_MOVES)) & 1).astype(bool)
+        return LabelBatch(optimal, _LOWEST_ARRAY[bits], cost)
