@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 import hrm_envs  # noqa: F401  (registers the ids)
-from benchmarks.harness import cartpole_rate, emit, env_step_rate, interleaved, rate, vector_step_rate
+from benchmarks.harness import cartpole_rate, emit, env_step_rate, interleaved, label_rates, vector_step_rate
 from hrm_envs.city import CityGenerator
 from oracles.city import CityRoutingOracle
 
@@ -75,19 +75,11 @@ def main() -> dict:
 
     oracle = CityRoutingOracle()
     observations = wandering_observations(3000, 40, seed=0)
-    for obs in observations:  # the per-instance solves happen here, before timing
-        oracle.cost_to_go(obs)
-    position = {"i": 0}
-
-    def label_one() -> int:
-        oracle.optimal_actions(observations[position["i"] % len(observations)])
-        position["i"] += 1
-        return 1
-
-    labels = rate(label_one, t)
-    figures["oracle_optimal_actions_per_s_size40"] = round(labels, 1)
+    labels = label_rates(oracle, observations, t)
+    figures["oracle_optimal_actions_per_s_size40"] = labels["single"]
+    figures["oracle_act_batch_labels_per_s_size40"] = labels["batch"]
     figures["generation_plus_solve_size40"] = gen = generation_and_solve_ms(40, 100)
-    targets["oracle_labels_per_s>=50000"] = labels >= 50_000
+    targets["oracle_labels_per_s>=50000"] = min(labels.values()) >= 50_000
     targets["generation_plus_solve_median_ms<30"] = gen["median_ms"] < 30
     return emit("city", figures, targets)
 
