@@ -1,0 +1,404 @@
+"""Shared training machinery of ``train.supervised`` and ``train.dagger``: models, acting, steps, checkpoints, logs.
+
+Models (sized from an env's :class:`hrm_envs.encoding.Encoder`; the policy head is size-independent, so a
+model built on the env's ``max_*`` layout acts on any size with rotary positions):
+
+- ``MODEL_KINDS``: ``hrm``, ``trm`` (HRM with ``variant="trm"``), ``mlp``, ``lstm``, ``transformer``, ``gnn``.
+- ``model_config(model_cfg, encoder, task="policy") -> HRMConfig``: ``model_cfg`` is a mapping with ``name``
+  (a kind), HRMConfig fields other than the ones the encoder fixes (``vocab_size``, ``seq_len``,
+  ``per_token_actions``, ``global_actions``, ``token_vocab``) and, for mlp / lstm / gnn, ``depth``.
+  ``task="tokens"`` builds a token head of ``encoder.seq2seq_vocab_size`` instead of the policy head.
+- ``build_model(model_cfg, config) -> nn.Module``; ``is_act(model)`` tells HRM/TRM (ACT, carry) from baselines.
+  The GNN reads a fixed token graph (``token_adjacency``): the 4-neighbour grid when the tokens are a square
+  grid (maze, city, sudoku), else the complete graph (Hanoi's disks).
+- ``check_fits(config, num_actions=..., vocab=..., seq_len=...)``: ``ValueError`` naming what does not fit.
+
+Acting: ``ModelPolicy(model, encoder, device)`` implements ``train.rollout.Policy``: ``act_batch(obs) ->
+(actions, segments)`` = masked argmax of the policy logits after ACT halting (HRM: Q-head or
+``halt_max_steps``; baselines: one segment).
+
+Training: ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, distributed=False)`` owns the model
+(wrapped in ``DistributedDataParallel`` when ``distributed``), AdamW and a warmup + constant/cosine
+schedule. ``Learner.train_step(batch) -> dict[str, float]`` runs one optimizer step on a batch of
+``tokens`` / ``optimal`` / ``action_mask`` (policy task) or ``tokens`` / ``labels`` (token task): for HRM one
+ACT segment with the carry kept across steps (deep supervision; halted rows take the batch's rows) and
+:func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
+The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys: ``lr``, ``weight_decay``,
+``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``.
+
+Checkpoints: ``save_checkpoint(path, learner, config, epoch, batch_in_epoch)`` writes model, optimizer,
+schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and the run's config atomically
+(temporary file + rename). ``load_checkpoint(path, learner, config, ignore)`` restores them and returns
+``(epoch, batch_in_epoch)``; a checkpoint whose config differs (outside the ``ignore``d dotted keys) raises
+``ValueError`` naming every mismatching key with both values. ``checkpoint_config(path)`` reads only the config.
+
+Logging: ``MetricsLogger(out_dir, enabled)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
+``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
+from agents.hrm import HRM, HRMCarry, HRMConfig, act_loss
+from hrm_envs.encoding import Encoder
+
+MODEL_KINDS = ("hrm", "trm", "mlp", "lstm", "transformer", "gnn")
+TASKS = ("policy", "tokens")
+SCHEDULES = ("constant", "cosine")
+ENCODER_FIXED = ("vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab")
+DEPTH_KINDS = ("mlp", "lstm", "gnn")
+MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers")
+
+
+# ------------------------------------------------------------------------------------------------ models
+def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "policy") -> HRMConfig:
+    """The HRMConfig of ``model_cfg`` on the encoder's vocabulary, length and action layout."""
+    kind = model_cfg.get("name")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    fields = {k: v for k, v in model_cfg.items() if k not in ("name", "depth")}
+    if "depth" in model_cfg and kind not in DEPTH_KINDS:
+        raise ValueError(f"model.depth applies to {DEPTH_KINDS} only, not to model.name={kind!r}")
+    fixed = sorted(set(ENCODER_FIXED) & set(fields))
+    if fixed:
+        raise ValueError(f"model config must not set {fixed}: the env's encoder fixes them")
+    if kind == "trm":
+        fields["variant"] = "trm"
+    elif "variant" in fields and fields["variant"] != "hrm" and kind == "hrm":
+        raise ValueError("model.variant must be 'hrm' for model.name='hrm' (use model=trm for the recursive variant)")
+    layout = {"vocab_size": int(encoder.vocab_size), "seq_len": int(encoder.seq_len)}
+    if task == "policy":
+        layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions))
+    else:
+        vocab = getattr(encoder, "seq2seq_vocab_size", None)
+        if vocab is None:
+            raise ValueError(f"task='tokens' needs an encoder with seq2seq_vocab_size; {type(encoder).__name__} has none")
+        layout.update(vocab_size=max(int(encoder.vocab_size), int(vocab)), token_vocab=int(vocab))
+    base = HRMConfig(**layout)  # validates the layout; the fields below are validated by with_()
+    return base.with_(**fields)
+
+
+def token_adjacency(length: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The GNN's token graph (1, T, T): 4-neighbour grid if ``T`` is a square > 1, else complete (no self loops)."""
+    side = math.isqrt(length)
+    if side > 1 and side * side == length:
+        rows, cols = torch.arange(length, device=device) // side, torch.arange(length, device=device) % side
+        distance = (rows[:, None] - rows[None]).abs() + (cols[:, None] - cols[None]).abs()
+        return (distance == 1).float().unsqueeze(0)
+    return (1.0 - torch.eye(length, device=device)).unsqueeze(0)
+
+
+class TokenGNN(GNNBaseline):
+    """:class:`GNNBaseline` on :func:`token_adjacency` (so batches need only ``tokens``)."""
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        length = batch["tokens"].shape[1]
+        return super().features({**batch, "adjacency": token_adjacency(length, batch["tokens"].device)})
+
+
+def build_model(model_cfg: Mapping[str, Any], config: HRMConfig) -> nn.Module:
+    """The model of ``model_cfg["name"]`` with ``config``."""
+    kind = model_cfg["name"]
+    depth = {"depth": int(model_cfg["depth"])} if "depth" in model_cfg else {}
+    if kind in ("hrm", "trm"):
+        return HRM(config)
+    if kind == "mlp":
+        return MLPBaseline(config, **depth)
+    if kind == "lstm":
+        return LSTMBaseline(config, **({"num_layers": depth["depth"]} if depth else {}))
+    if kind == "transformer":
+        return TransformerBaseline(config)
+    if kind == "gnn":
+        return TokenGNN(config, **({"num_layers": depth["depth"]} if depth else {}))
+    raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
+
+
+def is_act(model: nn.Module) -> bool:
+    """True for HRM / TRM (ACT segments with a carry), False for the one-shot baselines."""
+    return isinstance(unwrap(model), HRM)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def check_fits(config: HRMConfig, num_actions: int | None = None, vocab: int | None = None, seq_len: int | None = None,
+               where: str = "data set") -> None:
+    """``ValueError`` if a data set's action count, largest token + 1 or length does not fit the model."""
+    if seq_len is not None and seq_len != config.seq_len:
+        raise ValueError(f"{where} has seq_len {seq_len}, the model was built for seq_len {config.seq_len}")
+    if vocab is not None and vocab > config.vocab_size:
+        raise ValueError(f"{where} has token ids up to {vocab - 1}, the model's vocab_size is {config.vocab_size}")
+    if num_actions is not None and config.has_policy_head and num_actions != config.num_actions():
+        raise ValueError(f"{where} has {num_actions} actions, the model's action layout has {config.num_actions()}")
+
+
+# ------------------------------------------------------------------------------------------------ acting
+class ModelPolicy:
+    """``train.rollout.Policy`` of a model: tokens -> ACT until halted -> masked argmax; segments used."""
+
+    def __init__(self, model: nn.Module, encoder: Encoder, device: torch.device | str = "cpu"):
+        self.model, self.encoder, self.device = unwrap(model), encoder, torch.device(device)
+
+    @torch.no_grad()
+    def logits(self, obs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked policy logits (illegal = -inf) and segments used, for a batch of observations."""
+        tokens = torch.as_tensor(self.encoder.tokens(obs), dtype=torch.long, device=self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model.predict({"tokens": tokens})
+        finally:
+            self.model.train(was_training)
+        legal = torch.as_tensor(np.asarray(obs["action_mask"]), device=self.device).bool()
+        if legal.shape != out["policy_logits"].shape:
+            raise ValueError(f"action_mask has shape {tuple(legal.shape)}, the model gives logits of shape "
+                             f"{tuple(out['policy_logits'].shape)}")
+        return out["policy_logits"].float().masked_fill(~legal, float("-inf")), out["segments"]
+
+    def act_batch(self, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        logits, segments = self.logits(obs)
+        return logits.argmax(-1).cpu().numpy(), segments.cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _check_optim(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {"lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip"}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ValueError(f"unknown optimizer keys {unknown}; allowed: {sorted(allowed)}")
+    out = {"lr": 1e-3, "weight_decay": 0.1, "betas": (0.9, 0.95), "warmup_steps": 0, "schedule": "constant",
+           "lr_min_ratio": 1.0, "grad_clip": 1.0, **cfg}
+    if not float(out["lr"]) > 0:
+        raise ValueError(f"train.lr must be > 0, got {out['lr']!r}")
+    if float(out["weight_decay"]) < 0:
+        raise ValueError(f"train.weight_decay must be >= 0, got {out['weight_decay']!r}")
+    if len(out["betas"]) != 2 or not all(0 <= float(b) < 1 for b in out["betas"]):
+        raise ValueError(f"train.betas must be two numbers in [0, 1), got {out['betas']!r}")
+    if int(out["warmup_steps"]) < 0:
+        raise ValueError(f"train.warmup_steps must be >= 0, got {out['warmup_steps']!r}")
+    if out["schedule"] not in SCHEDULES:
+        raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {out['schedule']!r}")
+    if not 0 <= float(out["lr_min_ratio"]) <= 1:
+        raise ValueError(f"train.lr_min_ratio must lie in [0, 1], got {out['lr_min_ratio']!r}")
+    if out["grad_clip"] is not None and not float(out["grad_clip"]) > 0:
+        raise ValueError(f"train.grad_clip must be > 0 or null, got {out['grad_clip']!r}")
+    return out
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, lr_min_ratio: float) -> float:
+    """Linear warmup to 1, then constant or cosine decay to ``lr_min_ratio`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return lr_min_ratio + (1 - lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Learner:
+    """Model, optimizer, schedule, HRM carry and step counter (see the module docstring)."""
+
+    def __init__(self, model_cfg: Mapping[str, Any], optim_cfg: Mapping[str, Any], encoder: Encoder,
+                 device: torch.device | str = "cpu", total_steps: int = 1, task: str = "policy",
+                 distributed: bool = False):
+        self.device = torch.device(device)
+        self.model_cfg = dict(model_cfg)
+        self.encoder = encoder
+        self.config = model_config(model_cfg, encoder, task)
+        optim = _check_optim(dict(optim_cfg))
+        self.module = build_model(model_cfg, self.config).to(self.device)
+        self.model: nn.Module = self.module
+        if distributed:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=float(optim["lr"]),
+                                           betas=tuple(float(b) for b in optim["betas"]),
+                                           weight_decay=float(optim["weight_decay"]))
+        args = (int(optim["warmup_steps"]), int(total_steps), optim["schedule"], float(optim["lr_min_ratio"]))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, *args))
+        self.grad_clip = optim["grad_clip"]
+        self.carry: HRMCarry | None = None
+        self.step = 0
+
+    def policy(self) -> ModelPolicy:
+        return ModelPolicy(self.module, self.encoder, self.device)
+
+    def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One optimizer step (one ACT segment for HRM); returns the loss and training metrics."""
+        data = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k in MODEL_KEYS}
+        self.model.train()
+        if is_act(self.module):
+            if self.carry is None or self.carry.halted.shape[0] != data["tokens"].shape[0]:
+                self.carry = self.module.initial_carry(data)
+            self.carry, out = self.model(self.carry, data)
+            loss, metrics = act_loss(out, self.carry.data, self.config)
+        else:
+            out = self.model(data)
+            loss, metrics = baseline_loss(out, data, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.module.parameters(), float(self.grad_clip))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        result = {k: float(v) for k, v in metrics.items()}
+        result.update(loss=float(loss.detach()), lr=self.scheduler.get_last_lr()[0])
+        return result
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def config_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+    """``key: saved -> current`` for every dotted key that differs (keys under an ``ignore`` prefix skipped)."""
+    ignore = tuple(ignore)
+    a, b = _flatten(saved), _flatten(current)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == i or key.startswith(i + ".") for i in ignore):
+            continue
+        if a.get(key, "<missing>") != b.get(key, "<missing>"):
+            out.append(f"{key}: checkpoint {a.get(key, '<missing>')!r}, now {b.get(key, '<missing>')!r}")
+    return out
+
+
+def save_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any], epoch: int,
+                    batch_in_epoch: int = 0) -> None:
+    """Write the whole training state atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    carry = None
+    if learner.carry is not None:
+        c = learner.carry
+        carry = {"z_H": c.z_H.cpu(), "z_L": c.z_L.cpu(), "steps": c.steps.cpu(), "halted": c.halted.cpu(),
+                 "data": {k: v.cpu() for k, v in c.data.items()}}
+    state = {
+        "model": learner.module.state_dict(), "optimizer": learner.optimizer.state_dict(),
+        "scheduler": learner.scheduler.state_dict(), "carry": carry, "rng": rng_state(),
+        "step": learner.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "config": json.loads(json.dumps(config)),
+        "model_config": dict(learner.model_cfg), "hrm_config": vars(learner.config).copy(),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise ValueError(f"checkpoint {path} is unreadable or truncated: {error}") from None
+
+
+def checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """The run config stored in a checkpoint."""
+    return _read(path)["config"]
+
+
+def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any],
+                    ignore: Iterable[str] = ()) -> tuple[int, int]:
+    """Restore ``learner`` and the RNGs; ``(epoch, batch_in_epoch)`` to continue from. Refuses other configs."""
+    state = _read(path)
+    mismatches = config_mismatches(state["config"], json.loads(json.dumps(config)), ignore)
+    if mismatches:
+        raise ValueError(f"checkpoint {path} was written by another configuration: " + "; ".join(mismatches))
+    learner.module.load_state_dict(state["model"])
+    learner.optimizer.load_state_dict(state["optimizer"])
+    learner.scheduler.load_state_dict(state["scheduler"])
+    learner.step = int(state["step"])
+    learner.carry = None
+    if state["carry"] is not None:
+        c = {k: v for k, v in state["carry"].items() if k != "data"}
+        learner.carry = HRMCarry(**{k: v.to(learner.device) for k, v in c.items()},
+                                 data={k: v.to(learner.device) for k, v in state["carry"]["data"].items()})
+    set_rng_state(state["rng"])
+    return int(state["epoch"]), int(state["batch_in_epoch"])
+
+
+def load_policy(path: str | Path, encoder: Encoder, device: torch.device | str = "cpu") -> ModelPolicy:
+    """A :class:`ModelPolicy` of a checkpoint's model (e.g. for ``train.evaluate``), acting with ``encoder``."""
+    state = _read(path)
+    config = HRMConfig(**state["hrm_config"])
+    model = build_model(state["model_config"], config)
+    model.load_state_dict(state["model"])
+    return ModelPolicy(model.to(device), encoder, device)
+
+
+# ------------------------------------------------------------------------------------------------ logging
+class MetricsLogger:
+    """TensorBoard scalars + ``metrics.jsonl`` in ``out_dir``; a disabled logger ignores everything."""
+
+    def __init__(self, out_dir: str | Path, enabled: bool = True):
+        self.enabled = enabled
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            out_dir = Path(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+            self.jsonl = open(out_dir / "metrics.jsonl", "a")
+
+    def log(self, step: int, epoch: int, phase: str, metrics: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        row = {"step": step, "epoch": epoch, "phase": phase, **metrics}
+        self.jsonl.write(json.dumps(row) + "\n")
+        self.jsonl.flush()
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"{phase}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.writer.close()
+            self.jsonl.close()
+
+
+def is_rank_zero() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
