@@ -22,7 +22,7 @@ SMALL = {
     "env": "hrm/Hanoi-v0",
     "size_arg": "num_disks",
     "env_kwargs": {"max_disks": 6},
-    "splits": {"train": {"sizes": [1, 2, 3], "puzzles": 30, "seed": 0}, "test": {"sizes": [4, 5], "puzzles": 10, "seed": 99}},
+    "splits": {"train": {"sizes": [1, 2, 3], "puzzles": 30, "seed": 0}, "test": {"sizes": [4, 5], "puzzles": 10, "seed": 10_000}},
 }
 
 

@@ -1,6 +1,6 @@
 """Build or validate data sets.
 
-    python -m train.datasets preset=hanoi-paper [out=data/hanoi-paper] [overwrite=true]
+    python -m train.datasets preset=hanoi-paper [out=data/hanoi-paper] [overwrite=true] [preset.num_aug=7]
     python -m train.datasets --help                  # options and presets (configs/preset/)
     python -m train.datasets validate DIR            # re-check a built set; exits 1 on any violation
 """
@@ -44,7 +44,8 @@ def _build_command() -> None:
         except ValueError as error:  # bad preset or out: a clear message, not a traceback
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
-        counts = {name: {"puzzles": s["puzzles"], "samples": s.get("samples", s.get("examples"))} for name, s in summary["splits"].items()}
+        shown = ("bases", "puzzles", "samples") if spec.kind == "stepwise" else ("bases", "groups", "examples")
+        counts = {name: {key: split[key] for key in shown} for name, split in summary["splits"].items()}
         print(json.dumps({"out": str(cfg.out), "splits": counts, "build_seconds": summary["build_seconds"]}))
 
     main()

@@ -10,7 +10,8 @@ KINDS = ("stepwise", "seq2seq")
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """One split: ``puzzles`` spread evenly over ``sizes`` (a size is a value of ``size_arg`` or a kwargs dict)."""
+    """One split: ``puzzles`` base scenarios spread evenly over ``sizes`` (a size is a value of ``size_arg``
+    or a kwargs dict), drawn with consecutive seeds from ``seed``."""
 
     sizes: tuple[Any, ...]
     puzzles: int
@@ -25,8 +26,9 @@ class DatasetSpec:
     size_arg: str
     splits: dict[str, SplitSpec]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    num_aug: int = 0  # seq2seq: augmented variants per puzzle, stored in the puzzle's group
+    num_aug: int = 0  # seq2seq: augmented copies of each puzzle of the ``train`` split, stored in its group
     max_draw_misses: int = 200  # consecutive duplicate draws after which a size counts as exhausted
+    variants: bool = False  # draw base scenarios with the generator's ``variants(rng)`` (city: all 4 vehicles)
 
     def size_kwargs(self, size: Any) -> dict[str, Any]:
         """Env kwargs of one size entry."""
@@ -52,7 +54,7 @@ def parse_spec(data: dict[str, Any]) -> DatasetSpec:
     """Validate a preset given as plain data (e.g. from Hydra), with errors naming the bad key."""
     from hrm_envs import ENV_ENTRY_POINTS
 
-    allowed = {"name", "kind", "env", "size_arg", "splits", "env_kwargs", "num_aug", "max_draw_misses"}
+    allowed = {"name", "kind", "env", "size_arg", "splits", "env_kwargs", "num_aug", "max_draw_misses", "variants"}
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f"preset has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -71,6 +73,9 @@ def parse_spec(data: dict[str, Any]) -> DatasetSpec:
     misses = data.get("max_draw_misses", 200)
     if not isinstance(misses, int) or misses < 1:
         raise ValueError(f"preset.max_draw_misses must be an int >= 1, got {misses!r}")
+    variants = data.get("variants", False)
+    if not isinstance(variants, bool):
+        raise ValueError(f"preset.variants must be true or false, got {variants!r}")
     raw_splits = _require(data, "splits", dict, "preset")
     if not raw_splits:
         raise ValueError("preset.splits must name at least one split")
@@ -89,4 +94,4 @@ def parse_spec(data: dict[str, Any]) -> DatasetSpec:
     seeds = [s.seed for s in splits.values()]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"preset.splits must use distinct seeds, got {seeds}")
-    return DatasetSpec(name, kind, env, size_arg, splits, env_kwargs, num_aug, misses)
+    return DatasetSpec(name, kind, env, size_arg, splits, env_kwargs, num_aug, misses, variants)

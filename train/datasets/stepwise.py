@@ -42,7 +42,7 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
     split = spec.splits[split_name]
     oracle = oracle_for(spec.env)
     observations: list[dict] = []
-    actions, optimal, costs, puzzles, steps, offsets, sizes, hashes = [], [], [], [], [], [0], [], []
+    actions, optimal, costs, puzzles, steps, offsets, sizes, hashes, seeds = [], [], [], [], [], [0], [], [], set()
     num_actions = None
     for draw in tqdm(draw_puzzles(spec, split, exclude), total=split.puzzles, desc=f"{spec.name}/{split_name}", disable=not progress):
         num_actions = draw.env.action_space.n
@@ -59,6 +59,7 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
         offsets.append(len(actions))
         sizes.append(draw.size_index)
         hashes.append(draw.hash)
+        seeds.add(draw.seed)
     exclude.update(hashes)
     if not sizes:
         raise ValueError(f"split {split_name!r} drew no puzzles")
@@ -90,7 +91,9 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
         "requested_puzzles": split.puzzles,
         "samples": len(actions),
         "per_size": per_size,
+        "bases": len(seeds),
         "seed": split.seed,
+        "seed_range": [min(seeds), max(seeds)],
         "sizes": [spec.size_label(s) for s in split.sizes],
         "static_keys": static_keys,
         "num_actions": int(num_actions),

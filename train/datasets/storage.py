@@ -47,16 +47,16 @@ def save_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_array(path: Path, shape_prefix: tuple[int, ...] | None = None, dtype: Any = None) -> np.ndarray:
-    """Load one ``.npy``, refusing a missing, truncated or mismatched file with an error naming it."""
+def load_array(path: Path, shape: tuple[int, ...] | None = None, dtype: Any = None) -> np.ndarray:
+    """Load one ``.npy``, refusing a missing, truncated or mismatched (shape, dtype) file with an error naming it."""
     if not path.is_file():
         raise ValueError(f"missing data file {path}")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"unreadable or truncated data file {path}: {error}") from None
-    if shape_prefix is not None and array.shape[: len(shape_prefix)] != shape_prefix:
-        raise ValueError(f"data file {path} has shape {array.shape}, expected leading dimensions {shape_prefix}")
+    if shape is not None and array.shape != tuple(shape):
+        raise ValueError(f"data file {path} has shape {array.shape}, expected {tuple(shape)}")
     if dtype is not None and array.dtype != np.dtype(dtype):
         raise ValueError(f"data file {path} has dtype {array.dtype}, expected {np.dtype(dtype)}")
     return array

@@ -91,17 +91,28 @@ def _validate_stepwise(folder: Path, summary: dict, report: Report) -> None:
                 break
         report.checks[f"{split_name}.labels_rechecked"] = data.num_samples - bad_labels
         report.checks[f"{split_name}.trajectories_replayed"] = data.num_puzzles - bad_transitions
-    _check_overlap(hashes, report)
+    check_overlap(hashes, report)
+    check_seed_ranges(summary, report)
 
 
-def _check_overlap(hashes: dict[str, set[str]], report: Report) -> None:
+def check_overlap(hashes: dict[str, set[str]], report: Report, what: str = "puzzles") -> None:
+    """Fail on any hash shared by two splits."""
     names = sorted(hashes)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             shared = len(hashes[a] & hashes[b])
-            report.checks[f"overlap.{a}-{b}"] = shared
+            report.checks[f"overlap.{a}-{b}" + ("" if what == "puzzles" else f".{what}")] = shared
             if shared:
-                report.fail(f"{shared} puzzles appear in both {a} and {b}")
+                report.fail(f"{shared} {what} appear in both {a} and {b}")
+
+
+def check_seed_ranges(summary: dict, report: Report) -> None:
+    """Fail unless the splits' base-scenario seed ranges are disjoint."""
+    ranges = sorted((tuple(s["seed_range"]), name) for name, s in summary["splits"].items() if "seed_range" in s)
+    for ((_, hi), a), ((lo, _), b) in zip(ranges, ranges[1:]):
+        if lo <= hi:
+            report.fail(f"the seed ranges of {a} and {b} overlap; space the splits' seeds further apart than a split's draws")
+    report.checks["seed_ranges"] = {name: list(r) for r, name in ranges}
 
 
 def validate(folder: str | Path) -> Report:

@@ -1,0 +1,186 @@
+"""Answer-preserving transforms of observations, for augmentation groups and symmetry-aware overlap checks.
+
+One mechanism for every environment: an ``Augmentation`` maps an observation and a parameter row to
+the observation of the transformed puzzle, which the oracle then labels afresh (labels stay exactly
+optimal, and the canonical route of the transformed puzzle is used, not a transformed route).
+
+- ``Dihedral`` (maze, city routing): the 8 symmetries of the square, parameter ``k`` in 0..7 =
+  ``k % 4`` quarter turns counter-clockwise (``np.rot90``), then a transpose if ``k >= 4``. Grids are
+  transformed on the puzzle's own extent (padding stays bottom-right), cells move with them, and
+  direction codes (city one-way streets, the action mask) are permuted.
+
+``canonical_key`` hashes an observation up to the transforms of its augmentation (the smallest hash
+over the dihedral orbit) and without the keys that only tell variants of one base scenario apart
+(the city's vehicle), so overlap checks catch a test puzzle that is a rotated train puzzle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from train.datasets.storage import content_hash
+
+Obs = dict[str, np.ndarray]
+MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # action/direction order of the grid envs: up, right, down, left
+
+
+class Augmentation(ABC):
+    """Transforms of one environment's observations; parameter rows of length ``num_params``."""
+
+    name: str
+    num_params: int
+    #: distinct non-identity transforms available (None: practically unbounded)
+    max_variants: int | None
+    #: observation keys that differ between the variants of one base scenario (ignored by ``canonical_key``)
+    variant_keys: tuple[str, ...] = ()
+
+    @abstractmethod
+    def identity(self, obs: Obs) -> np.ndarray:
+        """The parameter row of the identity transform."""
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, obs: Obs, count: int) -> np.ndarray:
+        """``count`` non-identity parameter rows, shape ``(count, num_params)``, distinct where the group allows."""
+
+    @abstractmethod
+    def apply(self, obs: Obs, params: np.ndarray) -> Obs:
+        """The observation of the transformed puzzle (a valid observation of the same environment)."""
+
+    def orbit(self, obs: Obs) -> list[Obs]:
+        """Observations whose smallest hash is the canonical key (default: the observation alone)."""
+        return [obs]
+
+    def canonical_key(self, obs: Obs) -> str:
+        """Content hash up to this augmentation's symmetries, without ``action_mask`` and ``variant_keys``."""
+        skip = {"action_mask", *self.variant_keys}
+        return min(content_hash(*(o[k] for k in sorted(o) if k not in skip)) for o in self.orbit(obs))
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where an environment keeps its grids: ``grids`` maps a key to its padding value; ``cells`` are
+    (row, col) keys; ``direction_grids`` hold 0 or ``1 + direction``; ``extent`` gives the puzzle's (h, w)."""
+
+    grids: dict[str, int]
+    cells: tuple[str, ...]
+    direction_grids: tuple[str, ...]
+    extent: Callable[[Obs], tuple[int, int]]
+
+
+def _dihedral(array: np.ndarray, k: int) -> np.ndarray:
+    out = np.rot90(array, k % 4)
+    return out.T if k >= 4 else out
+
+
+def _direction_permutation(k: int) -> np.ndarray:
+    """``perm[d]``: the direction that direction ``d`` becomes under transform ``k``."""
+    index = _dihedral(np.arange(9).reshape(3, 3), k)
+    where = {int(v): divmod(i, 3) for i, v in enumerate(index.ravel())}
+    r0, c0 = where[4]
+    moved = [where[(1 + dr) * 3 + 1 + dc] for dr, dc in MOVES]
+    return np.array([MOVES.index((r - r0, c - c0)) for r, c in moved])
+
+
+_PERMUTATIONS = [_direction_permutation(k) for k in range(8)]
+
+
+class Dihedral(Augmentation):
+    """The 8 symmetries of the square on a grid environment; see the module docstring."""
+
+    name = "dihedral"
+    num_params = 1
+    max_variants = 7
+
+    def __init__(self, layout: GridLayout, variant_keys: tuple[str, ...] = ()):
+        self.layout = layout
+        self.variant_keys = variant_keys
+
+    def identity(self, obs: Obs) -> np.ndarray:
+        return np.zeros(1, dtype=np.int64)
+
+    def sample(self, rng: np.random.Generator, obs: Obs, count: int) -> np.ndarray:
+        if count > self.max_variants:
+            raise ValueError(f"num_aug must be <= {self.max_variants} for dihedral augmentation, got {count}")
+        return np.sort(rng.permutation(np.arange(1, 8))[:count]).reshape(-1, 1)
+
+    def apply(self, obs: Obs, params: np.ndarray) -> Obs:
+        k = int(np.asarray(params).reshape(-1)[0])
+        if not 0 <= k < 8:
+            raise ValueError(f"params must hold a dihedral transform id in 0..7, got {k}")
+        layout = self.layout
+        h, w = layout.extent(obs)
+        out = {key: np.array(value, copy=True) for key, value in obs.items()}
+        perm = _PERMUTATIONS[k]
+        for key, pad in layout.grids.items():
+            grid = np.asarray(obs[key])
+            block = _dihedral(grid[:h, :w], k)
+            if key in layout.direction_grids:
+                codes = np.concatenate([[0], 1 + perm]).astype(grid.dtype)
+                block = codes[block]
+            new = np.full_like(grid, pad)
+            new[: block.shape[0], : block.shape[1]] = block
+            out[key] = new
+        flat = _dihedral(np.arange(h * w).reshape(h, w), k)
+        new_w = flat.shape[1]
+        where = np.empty(h * w, dtype=np.int64)
+        where[flat.ravel()] = np.arange(h * w)
+        for key in layout.cells:
+            r, c = (int(v) for v in obs[key])
+            out[key] = np.array(divmod(int(where[r * w + c]), new_w), dtype=np.asarray(obs[key]).dtype)
+        if "action_mask" in obs:
+            mask = np.asarray(obs["action_mask"])
+            out["action_mask"] = np.zeros_like(mask)
+            out["action_mask"][perm] = mask
+        return out
+
+    def orbit(self, obs: Obs) -> list[Obs]:
+        return [self.apply(obs, np.array([k])) for k in range(8)]
+
+
+def _maze_extent(obs: Obs) -> tuple[int, int]:
+    inside = np.asarray(obs["walls"]) != 2
+    return int(inside.any(axis=1).sum()), int(inside.any(axis=0).sum())
+
+
+def _city_extent(obs: Obs) -> tuple[int, int]:
+    size = int((np.asarray(obs["street"])[:, 0] != 0).sum())
+    return size, size
+
+
+def _maze_puzzle(obs: Obs) -> Any:
+    h, w = _maze_extent(obs)
+    return {"walls": np.asarray(obs["walls"])[:h, :w] == 1, "start": tuple(obs["position"]), "goal": tuple(obs["goal"])}
+
+
+def _city_puzzle(obs: Obs) -> Any:
+    from hrm_envs.city.env import parse_observation
+
+    return parse_observation(obs)
+
+
+#: Env id -> (augmentation, observation -> ``reset(options={"puzzle": ...})`` value).
+AUGMENTATIONS: dict[str, tuple[Augmentation, Callable[[Obs], Any]]] = {
+    "hrm/Maze-v0": (Dihedral(GridLayout({"walls": 2}, ("position", "goal"), (), _maze_extent)), _maze_puzzle),
+    "hrm/CityRouting-v0": (
+        Dihedral(
+            GridLayout({"street": 0, "traffic": 0, "oneway": 0}, ("position", "destination"), ("oneway",), _city_extent),
+            variant_keys=("vehicle",),
+        ),
+        _city_puzzle,
+    ),
+}
+
+
+def augmentation_for(env_id: str) -> Augmentation | None:
+    """The augmentation of an environment, or None if it has none."""
+    entry = AUGMENTATIONS.get(env_id)
+    return entry[0] if entry else None
+
+
+def puzzle_of(env_id: str, obs: Obs) -> Any:
+    """The ``reset(options={"puzzle": ...})`` value that starts an episode at ``obs`` (augmented envs only)."""
+    return AUGMENTATIONS[env_id][1](obs)

@@ -1,0 +1,298 @@
+"""HRM seq2seq sets (whole puzzle in, whole solution out) in the reference on-disk layout.
+
+Per split folder ``<out>/<split>/``, as HRM's ``puzzle_dataset.py`` reads them:
+
+- ``all__inputs.npy``, ``all__labels.npy``: (examples, seq_len) tokens from the env encoder's
+  ``seq2seq(obs, oracle)`` (uint8 when the vocabulary fits, else int32);
+- ``all__puzzle_identifiers.npy`` (puzzles,) int32: all ``blank_identifier_id`` (0), as HRM's Sudoku
+  and Maze sets (every puzzle here has one example; the input shows the whole task);
+- ``all__puzzle_indices.npy`` (puzzles + 1,) int32: cumulative example offsets per puzzle;
+- ``all__group_indices.npy`` (groups + 1,) int32: cumulative puzzle offsets per group. A group is one
+  original puzzle followed by its augmented copies (``num_aug``, ``train`` split only, as in HRM's
+  builders); HRM's training loop samples a group, then one puzzle in it;
+- ``dataset.json``: ``pad_id`` 0, ``ignore_label_id`` 0 (label 0 = padding, e.g. outside a smaller
+  maze or city; loaders turn it into the loss's ignore index), ``blank_identifier_id`` 0,
+  ``vocab_size`` (the encoder's ``seq2seq_vocab_size``, inputs and labels share it), ``seq_len``,
+  ``num_puzzle_identifiers`` 1, ``total_groups``, ``mean_puzzle_examples`` 1.0, ``sets`` ["all"].
+
+Provenance, ignored by HRM's loader and used by validation: ``obs.<key>.npy`` (the env observation of
+every example), ``puzzle_base.npy`` (base scenario index in the split), ``puzzle_variant.npy`` (the
+variant of its base, e.g. the city vehicle), ``puzzle_transform.npy`` (the augmentation's parameter
+row: identity for a group's first puzzle), ``puzzle_size.npy`` (index into the split's sizes) and
+``base_seed.npy``. The root also holds HRM's ``identifiers.json`` (``["<blank>"]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from hrm_envs import encoder_for
+from oracles import oracle_for
+from train.datasets.augment import Augmentation, augmentation_for, puzzle_of
+from train.datasets.draw import draw_puzzles, puzzle_hash
+from train.datasets.spec import DatasetSpec
+from train.datasets.storage import content_hash, save_array, save_json
+
+METADATA_KEYS = (
+    "pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len",
+    "num_puzzle_identifiers", "total_groups", "mean_puzzle_examples", "sets",
+)  # fmt: skip
+PAD_ID = IGNORE_LABEL_ID = BLANK_IDENTIFIER_ID = 0
+SET_NAME = "all"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The dtype of stored tokens: uint8 as HRM's sets when the vocabulary fits, else int32."""
+    return np.dtype(np.uint8 if vocab_size <= 256 else np.int32)
+
+
+def split_augmentation(spec: DatasetSpec, split_name: str) -> tuple[Augmentation | None, int]:
+    """The augmentation and ``num_aug`` of one split (augmented copies only in ``train``)."""
+    augmentation = augmentation_for(spec.env)
+    num_aug = spec.num_aug if split_name == "train" else 0
+    if num_aug and augmentation is None:
+        raise ValueError(f"preset.num_aug must be 0 for {spec.env}, which has no augmentation")
+    if num_aug and augmentation.max_variants is not None and num_aug > augmentation.max_variants:
+        raise ValueError(f"preset.num_aug must be <= {augmentation.max_variants} for {spec.env} ({augmentation.name}), got {num_aug}")
+    return augmentation, num_aug
+
+
+def base_key(env_id: str) -> Callable[[dict], str]:
+    """The key of a base scenario for de-duplication and overlap checks (symmetry-canonical where possible)."""
+    augmentation = augmentation_for(env_id)
+    return augmentation.canonical_key if augmentation else puzzle_hash
+
+
+def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[str], progress: bool) -> dict[str, Any]:
+    """Write one split into ``folder``; returns its summary and adds its base keys to ``exclude``."""
+    split = spec.splits[split_name]
+    oracle = oracle_for(spec.env)
+    augmentation, num_aug = split_augmentation(spec, split_name)
+    observations, inputs, labels = [], [], []
+    bases, variants, transforms, sizes, group_offsets, base_seeds, keys = [], [], [], [], [0], [], []
+    encoder = None
+    draws = draw_puzzles(spec, split, exclude, key=base_key(spec.env))
+    for draw in tqdm(draws, desc=f"{spec.name}/{split_name}", disable=not progress):
+        if encoder is None:
+            encoder = encoder_for(spec.env, draw.env.observation_space)
+        if draw.variant == 0:
+            base_seeds.append(draw.seed)
+            keys.append(draw.hash)
+        rows = [np.zeros(0, dtype=np.int64)]
+        if augmentation is not None:
+            rows = [augmentation.identity(draw.obs)]
+            if num_aug:
+                rows += list(augmentation.sample(np.random.default_rng([draw.seed, draw.variant]), draw.obs, num_aug))
+        members: set[str] = set()
+        for params in rows:
+            obs = draw.obs if len(members) == 0 else augmentation.apply(draw.obs, params)
+            digest = puzzle_hash(obs)
+            if digest in members:  # a symmetric puzzle: this transform repeats a member of the group
+                continue
+            if members:
+                _check_round_trip(draw.env, spec.env, obs)
+            members.add(digest)
+            x, y = encoder.seq2seq(obs, oracle)
+            observations.append(obs)
+            inputs.append(x)
+            labels.append(y)
+            bases.append(draw.base)
+            variants.append(draw.variant)
+            transforms.append(np.asarray(params, dtype=np.int64))
+            sizes.append(draw.size_index)
+        group_offsets.append(len(inputs))
+    if encoder is None:
+        raise ValueError(f"split {split_name!r} drew no puzzles")
+    exclude.update(keys)
+    vocab, dtype = encoder.seq2seq_vocab_size, token_dtype(encoder.seq2seq_vocab_size)
+    examples, groups = len(inputs), len(group_offsets) - 1
+    save_array(folder, f"{SET_NAME}__inputs", np.stack(inputs).astype(dtype))
+    save_array(folder, f"{SET_NAME}__labels", np.stack(labels).astype(dtype))
+    save_array(folder, f"{SET_NAME}__puzzle_identifiers", np.full(examples, BLANK_IDENTIFIER_ID, dtype=np.int32))
+    save_array(folder, f"{SET_NAME}__puzzle_indices", np.arange(examples + 1, dtype=np.int32))
+    save_array(folder, f"{SET_NAME}__group_indices", np.array(group_offsets, dtype=np.int32))
+    save_json(folder / "dataset.json", metadata(vocab, encoder.seq_len, groups, examples, examples))
+    for key in sorted(observations[0]):
+        save_array(folder, f"obs.{key}", np.stack([obs[key] for obs in observations]))
+    save_array(folder, "puzzle_base", np.array(bases, dtype=np.int32))
+    save_array(folder, "puzzle_variant", np.array(variants, dtype=np.int32))
+    save_array(folder, "puzzle_transform", np.stack(transforms))
+    save_array(folder, "puzzle_size", np.array(sizes, dtype=np.int32))
+    save_array(folder, "base_seed", np.array(base_seeds, dtype=np.int64))
+    save_json(folder.parent / "identifiers.json", ["<blank>"])
+    size_array, base_array = np.array(sizes), np.array(bases)
+    first_of_group = np.array(group_offsets[:-1])
+    per_size = {}
+    for index, size in enumerate(split.sizes):
+        chosen = size_array == index
+        per_size[spec.size_label(size)] = {
+            "bases": len(np.unique(base_array[chosen])),
+            "groups": int(chosen[first_of_group].sum()),
+            "examples": int(chosen.sum()),
+        }
+    return {
+        "bases": len(base_seeds),
+        "requested_bases": split.puzzles,
+        "groups": groups,
+        "puzzles": examples,
+        "examples": examples,
+        "per_size": per_size,
+        "seed": split.seed,
+        "seed_range": [min(base_seeds), max(base_seeds)],
+        "sizes": [spec.size_label(s) for s in split.sizes],
+        "num_aug": num_aug,
+        "augmentation": augmentation.name if augmentation and num_aug else "none",
+        "constant_answer_token_accuracy": _constant_accuracy(np.stack(labels)),
+    }
+
+
+def metadata(vocab_size: int, seq_len: int, groups: int, puzzles: int, examples: int) -> dict[str, Any]:
+    """HRM's ``dataset.json`` of one split."""
+    return {
+        "pad_id": PAD_ID,
+        "ignore_label_id": IGNORE_LABEL_ID,
+        "blank_identifier_id": BLANK_IDENTIFIER_ID,
+        "vocab_size": int(vocab_size),
+        "seq_len": int(seq_len),
+        "num_puzzle_identifiers": 1,
+        "total_groups": int(groups),
+        "mean_puzzle_examples": examples / puzzles,
+        "sets": [SET_NAME],
+    }
+
+
+def _constant_accuracy(labels: np.ndarray) -> float:
+    """Token accuracy of always answering the most frequent label (seed 004: token accuracy alone misleads)."""
+    valid = labels[labels != IGNORE_LABEL_ID]
+    return round(float(np.bincount(valid).max() / max(1, valid.size)), 6)
+
+
+def _check_round_trip(env: Any, env_id: str, obs: dict[str, np.ndarray]) -> None:
+    """An augmented observation must be exactly what the env shows for the transformed puzzle."""
+    fresh, _ = env.reset(options={"puzzle": puzzle_of(env_id, obs)})
+    if fresh.keys() != obs.keys() or not all(np.array_equal(fresh[k], obs[k]) for k in obs):
+        raise RuntimeError(f"augmented observation of {env_id} is not a valid observation of its transformed puzzle")
+
+
+def _maze_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+    """The 'o' cells lie on floor and, with S and G, hold a start-goal path of exactly the optimal length."""
+    from hrm_envs.maze.encoding import PATH
+    from hrm_envs.maze.env import parse_observation
+    from hrm_envs.maze.generator import bfs_distances
+
+    floor, start, goal = parse_observation(obs)
+    h, w = floor.shape
+    path = labels.reshape(obs["walls"].shape)[:h, :w] == PATH
+    route = path.copy()
+    route[start] = route[goal] = True
+    return not (path & ~floor).any() and path.sum() == cost - 1 and bfs_distances(route, goal)[start] == cost
+
+
+def _city_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+    """The marked cells are usable by the vehicle and hold a legal route of optimal travel time (``metrics``)."""
+    from hrm_envs.city.metrics import labels_to_mask, route_metrics
+
+    metrics = route_metrics(obs, labels_to_mask(labels, obs["street"].shape[0]))
+    return metrics["arrived"] == metrics["valid"] == metrics["efficiency"] == 1.0
+
+
+#: Env id -> an independent check that a label sequence is a valid optimal solution.
+SOLUTION_CHECKS: dict[str, Callable[[dict, np.ndarray, float], bool]] = {
+    "hrm/Maze-v0": _maze_route_ok,
+    "hrm/CityRouting-v0": _city_route_ok,
+}
+
+
+def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Any) -> None:
+    """Check every split of a seq2seq set (see ``train.datasets.validate``); violations go to ``report``."""
+    from train.datasets.loading import Seq2SeqSplit
+    from train.datasets.validate import check_overlap, check_seed_ranges
+
+    env_id = summary["env"]
+    oracle = oracle_for(env_id)
+    augmentation = augmentation_for(env_id)
+    key = base_key(env_id)
+    solution_ok = SOLUTION_CHECKS.get(env_id)
+    example_hashes: dict[str, set[str]] = {}
+    base_keys: dict[str, set[str]] = {}
+    for split_name, info in summary["splits"].items():
+        try:
+            data = Seq2SeqSplit(folder, split_name, sources=True)
+        except ValueError as error:
+            report.fail(str(error))
+            continue
+        where = f"{split_name}"
+        meta = data.metadata
+        report.checks[f"{where}.examples"] = data.num_examples
+        report.checks[f"{where}.groups"] = data.num_groups
+        encoder = encoder_for(env_id, data.observation_space)
+        expected = metadata(encoder.seq2seq_vocab_size, encoder.seq_len, info["groups"], info["puzzles"], info["examples"])
+        for name, value in expected.items():
+            if meta[name] != value:
+                report.fail(f"{where}/dataset.json: {name} is {meta[name]!r}, expected {value!r}")
+        if info["puzzles"] != info["examples"] or len(data.base_seed) != info["bases"]:
+            report.fail(f"{where}: counts differ from summary.json")
+        per_size = np.bincount(data.puzzle_size, minlength=len(info["sizes"]))
+        for index, label in enumerate(info["sizes"]):
+            if int(per_size[index]) != info["per_size"][label]["examples"]:
+                report.fail(f"{where}: example count of size {label} differs from summary.json")
+        for name, array in (("inputs", data.inputs), ("labels", data.labels)):
+            if array.size and int(array.max()) >= meta["vocab_size"]:
+                report.fail(f"{where}: {name} hold token {int(array.max())} outside the vocabulary [0, {meta['vocab_size']})")
+        if data.puzzle_identifiers.min() < 0 or data.puzzle_identifiers.max() >= meta["num_puzzle_identifiers"]:
+            report.fail(f"{where}: puzzle identifiers outside [0, {meta['num_puzzle_identifiers']})")
+        if not np.array_equal(encoder.tokens(data.observations), data.inputs):
+            bad = np.flatnonzero((encoder.tokens(data.observations) != data.inputs).any(axis=1))
+            report.fail(f"{where}: inputs of {len(bad)} examples (first {bad[:5].tolist()}) differ from the encoded observations")
+        wrong, unsolved = [], []
+        for i in range(data.num_examples):
+            obs = data.obs(i)
+            _, labels = encoder.seq2seq(obs, oracle)
+            if not np.array_equal(labels, data.labels[i]):
+                wrong.append(i)
+            if solution_ok is not None and not solution_ok(obs, data.labels[i].astype(np.int64), oracle.cost_to_go(obs)):
+                unsolved.append(i)
+        for name, bad in (("labels disagree with the oracle", wrong), ("labels are not a valid optimal solution", unsolved)):
+            if bad:
+                report.fail(f"{where}: {len(bad)} examples' {name} (first {bad[:5]})")
+        report.checks[f"{where}.labels_rechecked"] = data.num_examples - len(wrong)
+        if solution_ok is not None:
+            report.checks[f"{where}.solutions_valid_and_optimal"] = data.num_examples - len(unsolved)
+        _check_groups(data, augmentation, where, report)
+        hashes = [content_hash(row) for row in data.inputs]
+        if len(set(hashes)) != len(hashes):
+            report.fail(f"{where}: {len(hashes) - len(set(hashes))} duplicate examples")
+        example_hashes[split_name] = set(hashes)
+        base_keys[split_name] = {key(data.obs(i)) for i in range(data.num_examples)}
+        report.checks[f"{where}.bases"] = len(base_keys[split_name])
+        if len(base_keys[split_name]) != info["bases"]:
+            report.fail(f"{where}: {len(base_keys[split_name])} distinct base scenarios, summary.json says {info['bases']}")
+    check_overlap(example_hashes, report, "examples")
+    check_overlap(base_keys, report, "bases")
+    check_seed_ranges(summary, report)
+
+
+def _check_groups(data: Any, augmentation: Augmentation | None, where: str, report: Any) -> None:
+    """Each group: one base and variant; its first puzzle the original, the others its transforms."""
+    bad = []
+    for group in range(data.num_groups):
+        first, stop = int(data.group_indices[group]), int(data.group_indices[group + 1])
+        original = data.obs(int(data.puzzle_indices[first]))
+        same = len(set(data.puzzle_base[first:stop].tolist())) == 1 and len(set(data.puzzle_variant[first:stop].tolist())) == 1
+        if augmentation is None:
+            same = same and stop - first == 1
+        else:
+            same = same and np.array_equal(data.puzzle_transform[first], augmentation.identity(original))
+            for puzzle in range(first + 1, stop):
+                shown = data.obs(int(data.puzzle_indices[puzzle]))
+                made = augmentation.apply(original, data.puzzle_transform[puzzle])
+                same = same and all(np.array_equal(made[k], shown[k]) for k in shown)
+        if not same:
+            bad.append(group)
+    if bad:
+        report.fail(f"{where}: {len(bad)} groups are not an original and its augmentations (first {bad[:5]})")
+    report.checks[f"{where}.groups_checked"] = data.num_groups - len(bad)
