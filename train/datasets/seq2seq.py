@@ -79,6 +79,8 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
     for draw in tqdm(draws, desc=f"{spec.name}/{split_name}", disable=not progress):
         if encoder is None:
             encoder = encoder_for(spec.env, draw.env.observation_space)
+            if not hasattr(encoder, "seq2seq"):
+                raise ValueError(f"preset.kind seq2seq needs an env whose encoder has seq2seq(); {spec.env}'s has none")
         if draw.variant == 0:
             base_seeds.append(draw.seed)
             keys.append(draw.hash)
