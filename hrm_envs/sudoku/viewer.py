@@ -31,15 +31,15 @@ def render_ansi(grid: np.ndarray, given: np.ndarray, box: int, steps: int) -> st
     digits, fixed = np.asarray(grid).reshape(n, n), np.asarray(given, dtype=bool).reshape(n, n)
     empty = int((digits == 0).sum())
     lines = [f"sudoku {n}x{n}, step {steps}, {int(fixed.sum())} givens, {n * n - empty - int(fixed.sum())} entries (*), {empty} empty"]
-    rule = "+".join(["-" * (2 * box + 1)] * box)
+    rows = []
     for r in range(n):
+        cells = [" ." if d == 0 else (" " if fixed[r, c] else "*") + SYMBOLS[d - 1] for c, d in enumerate(digits[r].tolist())]
+        rows.append(" |".join(" ".join(cells[b * box : (b + 1) * box]) for b in range(box)))
+    rule = "".join("+" if ch == "|" else "-" for ch in rows[0])
+    for r, row in enumerate(rows):
         if r and r % box == 0:
             lines.append(rule)
-        cells = []
-        for c in range(n):
-            d = int(digits[r, c])
-            cells.append(" ." if d == 0 else (" " if fixed[r, c] else "*") + SYMBOLS[d - 1])
-        lines.append(" |".join("".join(cells[b * box : (b + 1) * box]) for b in range(box)) + " ")
+        lines.append(row)
     return "\n".join(lines)
 
 
