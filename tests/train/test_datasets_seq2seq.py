@@ -42,6 +42,15 @@ MAZE = {
     "num_aug": 7,
     "splits": {"train": {"sizes": [7, 9], "puzzles": 6, "seed": 0}, "test": {"sizes": [11], "puzzles": 4, "seed": 10_000}},
 }
+SUDOKU = {
+    "name": "sudoku-tiny",
+    "kind": "seq2seq",
+    "env": "hrm/Sudoku-v0",
+    "size_arg": "difficulty",
+    "env_kwargs": {"box": 2},
+    "num_aug": 5,
+    "splits": {"train": {"sizes": ["easy"], "puzzles": 6, "seed": 0}, "test": {"sizes": ["medium"], "puzzles": 6, "seed": 10_000}},
+}
 FILES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 
 
@@ -106,7 +115,7 @@ def test_city_variants_are_groups_of_one_base(city):
 def test_augmented_labels_are_the_oracle_labels_of_the_transformed_puzzle(maze, city):
     for root, env_id in ((maze, "hrm/Maze-v0"), (city, "hrm/CityRouting-v0")):
         data = Seq2SeqSplit(root, "train", sources=True)
-        oracle, augmentation = oracle_for(env_id), augmentation_for(env_id)
+        oracle, augmentation = oracle_for(env_id), augmentation_for(env_id, data.observation_space)
         transforms = set()
         for group in range(data.num_groups):
             first, stop = data.group_indices[group], data.group_indices[group + 1]
@@ -126,7 +135,7 @@ def test_augmented_labels_are_the_oracle_labels_of_the_transformed_puzzle(maze, 
 def test_perfect_maze_labels_transform_with_the_maze(maze):
     # In a perfect maze the optimal path is unique, so re-labelling equals transforming the original labels.
     data = Seq2SeqSplit(maze, "train", sources=True)
-    augmentation = augmentation_for("hrm/Maze-v0")
+    augmentation = augmentation_for("hrm/Maze-v0", data.observation_space)
     for group in range(data.num_groups):
         first, stop = data.group_indices[group], data.group_indices[group + 1]
         walls = data.observations["walls"][first]
@@ -288,8 +297,7 @@ def test_a_stepwise_set_is_refused(tmp_path):
     "change, match",
     [
         ({"num_aug": 8}, "num_aug must be <= 7"),
-        ({"env": "hrm/Hanoi-v0", "size_arg": "num_disks", "env_kwargs": {}, "num_aug": 0}, "needs an env whose encoder has seq2seq"),
-        ({"env": "hrm/Hanoi-v0", "size_arg": "num_disks", "env_kwargs": {}, "num_aug": 1}, "num_aug must be 0 for hrm/Hanoi-v0"),
+        ({"env": "hrm/Hanoi-v0", "size_arg": "num_disks", "env_kwargs": {}}, "needs an env with a seq2seq encoder"),
         ({"variants": "yes"}, "preset.variants must be true or false"),
     ],
 )
@@ -312,3 +320,30 @@ def test_cli_help_lists_options_and_presets():
     assert result.returncode == 0
     for word in ("out=DIR", "overwrite=true", "progress=false", "preset.num_aug=N", "validate DIR", "city-paper", "maze-hrm"):
         assert word in result.stdout
+
+
+def test_sudoku_shuffles_keep_the_unique_solution(tmp_path):
+    out = tmp_path / "sudoku"
+    summary = build(parse_spec(SUDOKU), out, "test", progress=False)
+    assert summary["splits"]["train"]["augmentation"] == "sudoku_shuffle"
+    data = Seq2SeqSplit(out, "train", sources=True)
+    oracle = oracle_for("hrm/Sudoku-v0")
+    augmentation = augmentation_for("hrm/Sudoku-v0", data.observation_space)
+    assert data.metadata["vocab_size"] == 6 and data.metadata["seq_len"] == 16
+    assert data.puzzle_transform.shape[1] == 13 and data.num_groups == 6
+    for group in range(data.num_groups):
+        first, stop = data.group_indices[group], data.group_indices[group + 1]
+        assert stop - first > 1
+        solution = oracle.solution(data.obs(first))
+        for member in range(first + 1, stop):
+            params = data.puzzle_transform[member]
+            moved = augmentation.apply({"grid": solution, "givens": np.ones_like(solution)}, params)["grid"]
+            assert np.array_equal(moved.ravel() + 1, data.labels[member])  # the solution moves with the puzzle
+    report = validate(out)
+    assert report.violations == [] and report.checks["train.solutions_valid_and_optimal"] == data.num_examples
+    labels = np.load(out / "train" / "all__labels.npy")
+    labels[2, [0, 1]] = labels[2, [1, 0]]  # swap two digits of a row: still a row permutation, not a Sudoku
+    np.save(out / "train" / "all__labels.npy", labels)
+    assert any("not a valid optimal solution (first [2])" in v for v in validate(out).violations)
+    with pytest.raises(ValueError, match="params must be"):
+        augmentation.apply(data.obs(0), np.zeros(13, dtype=np.int64))

@@ -8,6 +8,9 @@ optimal, and the canonical route of the transformed puzzle is used, not a transf
   ``k % 4`` quarter turns counter-clockwise (``np.rot90``), then a transpose if ``k >= 4``. Grids are
   transformed on the puzzle's own extent (padding stays bottom-right), cells move with them, and
   direction codes (city one-way streets, the action mask) are permuted.
+- ``SudokuShuffle`` (sudoku): HRM's validity-preserving shuffles: a digit permutation, an optional
+  transpose, a permutation of the bands and of the rows inside each band, the same for stacks and
+  columns. Parameters: ``[digit map (n), transpose (1), row order (n), column order (n)]``.
 
 ``canonical_key`` hashes an observation up to the transforms of its augmentation (the smallest hash
 over the dihedral orbit) and without the keys that only tell variants of one base scenario apart
@@ -20,6 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 
 from train.datasets.storage import content_hash
@@ -141,6 +145,48 @@ class Dihedral(Augmentation):
         return [self.apply(obs, np.array([k])) for k in range(8)]
 
 
+class SudokuShuffle(Augmentation):
+    """HRM's Sudoku augmentation; see the module docstring."""
+
+    name = "sudoku_shuffle"
+    max_variants = None
+
+    def __init__(self, box: int):
+        self.box, self.n = box, box * box
+        self.num_params = 3 * self.n + 1
+
+    def identity(self, obs: Obs) -> np.ndarray:
+        order = np.arange(self.n)
+        return np.concatenate([order, [0], order, order]).astype(np.int64)
+
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        return np.concatenate([band * self.box + rng.permutation(self.box) for band in rng.permutation(self.box)])
+
+    def sample(self, rng: np.random.Generator, obs: Obs, count: int) -> np.ndarray:
+        rows = {tuple(self.identity(obs))}
+        while len(rows) <= count:
+            rows.add(tuple(np.concatenate([rng.permutation(self.n), [rng.integers(2)], self._order(rng), self._order(rng)])))
+        rows.discard(tuple(self.identity(obs)))
+        return np.array(sorted(rows), dtype=np.int64)[rng.permutation(count)]
+
+    def apply(self, obs: Obs, params: np.ndarray) -> Obs:
+        from hrm_envs.sudoku.env import action_masks
+
+        n, params = self.n, np.asarray(params)
+        if params.shape != (self.num_params,) or any(sorted(part) != list(range(n)) for part in np.split(np.delete(params, n), 3)):
+            raise ValueError(f"params must be [digit map, transpose, row order, column order] of a {n}x{n} Sudoku, got {params}")
+        digits = np.concatenate([[0], params[:n] + 1]).astype(np.int8)
+        out = dict(obs)
+        for key in ("grid", "givens"):
+            grid = np.asarray(obs[key])
+            grid = grid.T if params[n] else grid
+            out[key] = np.ascontiguousarray(grid[params[n + 1 : 2 * n + 1]][:, params[2 * n + 1 :]])
+        out["grid"] = digits[out["grid"]]
+        if "action_mask" in obs:
+            out["action_mask"] = action_masks(out["grid"].ravel(), out["givens"].ravel(), self.box)
+        return out
+
+
 def _maze_extent(obs: Obs) -> tuple[int, int]:
     inside = np.asarray(obs["walls"]) != 2
     return int(inside.any(axis=1).sum()), int(inside.any(axis=0).sum())
@@ -162,23 +208,28 @@ def _city_puzzle(obs: Obs) -> Any:
     return parse_observation(obs)
 
 
-#: Env id -> (augmentation, observation -> ``reset(options={"puzzle": ...})`` value).
-AUGMENTATIONS: dict[str, tuple[Augmentation, Callable[[Obs], Any]]] = {
-    "hrm/Maze-v0": (Dihedral(GridLayout({"walls": 2}, ("position", "goal"), (), _maze_extent)), _maze_puzzle),
+def _sudoku_puzzle(obs: Obs) -> Any:
+    return np.where(np.asarray(obs["givens"]) == 1, obs["grid"], 0)
+
+
+#: Env id -> (augmentation of an observation space, observation -> ``reset(options={"puzzle": ...})`` value).
+AUGMENTATIONS: dict[str, tuple[Callable[[gym.spaces.Dict], Augmentation], Callable[[Obs], Any]]] = {
+    "hrm/Maze-v0": (lambda space: Dihedral(GridLayout({"walls": 2}, ("position", "goal"), (), _maze_extent)), _maze_puzzle),
     "hrm/CityRouting-v0": (
-        Dihedral(
+        lambda space: Dihedral(
             GridLayout({"street": 0, "traffic": 0, "oneway": 0}, ("position", "destination"), ("oneway",), _city_extent),
             variant_keys=("vehicle",),
         ),
         _city_puzzle,
     ),
+    "hrm/Sudoku-v0": (lambda space: SudokuShuffle(int(round(space["grid"].shape[0] ** 0.5))), _sudoku_puzzle),
 }
 
 
-def augmentation_for(env_id: str) -> Augmentation | None:
-    """The augmentation of an environment, or None if it has none."""
+def augmentation_for(env_id: str, observation_space: gym.spaces.Dict) -> Augmentation | None:
+    """The augmentation of an environment's observations, or None if it has none."""
     entry = AUGMENTATIONS.get(env_id)
-    return entry[0] if entry else None
+    return entry[0](observation_space) if entry else None
 
 
 def puzzle_of(env_id: str, obs: Obs) -> Any:

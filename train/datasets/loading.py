@@ -151,7 +151,8 @@ class Seq2SeqSplit:
         if sources:
             self.observation_space = observation_space(self.summary)
             for key, space in self.observation_space.spaces.items():
-                self.observations[key] = load_array(folder / f"obs.{key}.npy", (e, *space.shape), space.dtype)
+                if key != "action_mask":  # derived, not stored
+                    self.observations[key] = load_array(folder / f"obs.{key}.npy", (e, *space.shape), space.dtype)
             self.puzzle_base = load_array(folder / "puzzle_base.npy", (p,), np.int32)
             self.puzzle_variant = load_array(folder / "puzzle_variant.npy", (p,), np.int32)
             self.puzzle_size = load_array(folder / "puzzle_size.npy", (p,), np.int32)

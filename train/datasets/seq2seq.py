@@ -16,10 +16,11 @@ Per split folder ``<out>/<split>/``, as HRM's ``puzzle_dataset.py`` reads them:
   ``num_puzzle_identifiers`` 1, ``total_groups``, ``mean_puzzle_examples`` 1.0, ``sets`` ["all"].
 
 Provenance, ignored by HRM's loader and used by validation: ``obs.<key>.npy`` (the env observation of
-every example), ``puzzle_base.npy`` (base scenario index in the split), ``puzzle_variant.npy`` (the
-variant of its base, e.g. the city vehicle), ``puzzle_transform.npy`` (the augmentation's parameter
-row: identity for a group's first puzzle), ``puzzle_size.npy`` (index into the split's sizes) and
-``base_seed.npy``. The root also holds HRM's ``identifiers.json`` (``["<blank>"]``).
+every example, without the derived ``action_mask``), ``puzzle_base.npy`` (base scenario index in the
+split), ``puzzle_variant.npy`` (the variant of its base, e.g. the city vehicle),
+``puzzle_transform.npy`` (the augmentation's parameter row: identity for a group's first puzzle),
+``puzzle_size.npy`` (index into the split's sizes) and ``base_seed.npy``. The root also holds HRM's
+``identifiers.json`` (``["<blank>"]``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from tqdm import tqdm
 
 from hrm_envs import encoder_for
 from oracles import oracle_for
-from train.datasets.augment import Augmentation, augmentation_for, puzzle_of
-from train.datasets.draw import draw_puzzles, puzzle_hash
+from train.datasets.augment import AUGMENTATIONS, Augmentation, augmentation_for, puzzle_of
+from train.datasets.draw import draw_puzzles, make_env, puzzle_hash
 from train.datasets.spec import DatasetSpec
 from train.datasets.storage import content_hash, save_array, save_json
 
@@ -50,54 +51,45 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint8 if vocab_size <= 256 else np.int32)
 
 
-def split_augmentation(spec: DatasetSpec, split_name: str) -> tuple[Augmentation | None, int]:
+def split_augmentation(spec: DatasetSpec, split_name: str) -> tuple[Augmentation, int]:
     """The augmentation and ``num_aug`` of one split (augmented copies only in ``train``)."""
-    augmentation = augmentation_for(spec.env)
+    if spec.env not in AUGMENTATIONS:
+        raise ValueError(f"preset.kind seq2seq needs an env with a seq2seq encoder, one of {sorted(AUGMENTATIONS)}; got {spec.env}")
+    env = make_env(spec, spec.splits[split_name].sizes[0])
+    augmentation = augmentation_for(spec.env, env.observation_space)
+    env.close()
     num_aug = spec.num_aug if split_name == "train" else 0
-    if num_aug and augmentation is None:
-        raise ValueError(f"preset.num_aug must be 0 for {spec.env}, which has no augmentation")
-    if num_aug and augmentation.max_variants is not None and num_aug > augmentation.max_variants:
+    if augmentation.max_variants is not None and num_aug > augmentation.max_variants:
         raise ValueError(f"preset.num_aug must be <= {augmentation.max_variants} for {spec.env} ({augmentation.name}), got {num_aug}")
     return augmentation, num_aug
 
 
-def base_key(env_id: str) -> Callable[[dict], str]:
-    """The key of a base scenario for de-duplication and overlap checks (symmetry-canonical where possible)."""
-    augmentation = augmentation_for(env_id)
-    return augmentation.canonical_key if augmentation else puzzle_hash
-
-
 def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[str], progress: bool) -> dict[str, Any]:
-    """Write one split into ``folder``; returns its summary and adds its base keys to ``exclude``."""
+    """Write one split into ``folder``; returns its summary and adds the keys of all its examples to ``exclude``."""
     split = spec.splits[split_name]
     oracle = oracle_for(spec.env)
     augmentation, num_aug = split_augmentation(spec, split_name)
     observations, inputs, labels = [], [], []
-    bases, variants, transforms, sizes, group_offsets, base_seeds, keys = [], [], [], [], [0], [], []
-    encoder = None
-    draws = draw_puzzles(spec, split, exclude, key=base_key(spec.env))
-    for draw in tqdm(draws, desc=f"{spec.name}/{split_name}", disable=not progress):
+    bases, variants, transforms, sizes, group_offsets, base_seeds = [], [], [], [], [0], []
+    key = augmentation.canonical_key
+    encoder, shown = None, set()  # hashes of the split's examples so far
+    for draw in tqdm(draw_puzzles(spec, split, exclude, key=key), desc=f"{spec.name}/{split_name}", disable=not progress):
         if encoder is None:
             encoder = encoder_for(spec.env, draw.env.observation_space)
-            if not hasattr(encoder, "seq2seq"):
-                raise ValueError(f"preset.kind seq2seq needs an env whose encoder has seq2seq(); {spec.env}'s has none")
         if draw.variant == 0:
             base_seeds.append(draw.seed)
-            keys.append(draw.hash)
-        rows = [np.zeros(0, dtype=np.int64)]
-        if augmentation is not None:
-            rows = [augmentation.identity(draw.obs)]
-            if num_aug:
-                rows += list(augmentation.sample(np.random.default_rng([draw.seed, draw.variant]), draw.obs, num_aug))
-        members: set[str] = set()
-        for params in rows:
-            obs = draw.obs if len(members) == 0 else augmentation.apply(draw.obs, params)
+        rows = [augmentation.identity(draw.obs)]
+        if num_aug:
+            rows += list(augmentation.sample(np.random.default_rng([draw.seed, draw.variant]), draw.obs, num_aug))
+        for number, params in enumerate(rows):
+            obs = augmentation.apply(draw.obs, params) if number else draw.obs
             digest = puzzle_hash(obs)
-            if digest in members:  # a symmetric puzzle: this transform repeats a member of the group
+            if digest in shown:  # a symmetric puzzle, or a copy of another example: dropped from the group
                 continue
-            if members:
+            if number:
                 _check_round_trip(draw.env, spec.env, obs)
-            members.add(digest)
+            shown.add(digest)
+            exclude.add(key(obs))  # later draws (this split and the next) avoid it
             x, y = encoder.seq2seq(obs, oracle)
             observations.append(obs)
             inputs.append(x)
@@ -109,7 +101,6 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
         group_offsets.append(len(inputs))
     if encoder is None:
         raise ValueError(f"split {split_name!r} drew no puzzles")
-    exclude.update(keys)
     vocab, dtype = encoder.seq2seq_vocab_size, token_dtype(encoder.seq2seq_vocab_size)
     examples, groups = len(inputs), len(group_offsets) - 1
     save_array(folder, f"{SET_NAME}__inputs", np.stack(inputs).astype(dtype))
@@ -118,7 +109,7 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
     save_array(folder, f"{SET_NAME}__puzzle_indices", np.arange(examples + 1, dtype=np.int32))
     save_array(folder, f"{SET_NAME}__group_indices", np.array(group_offsets, dtype=np.int32))
     save_json(folder / "dataset.json", metadata(vocab, encoder.seq_len, groups, examples, examples))
-    for key in sorted(observations[0]):
+    for key in sorted(set(observations[0]) - {"action_mask"}):  # the mask is derived
         save_array(folder, f"obs.{key}", np.stack([obs[key] for obs in observations]))
     save_array(folder, "puzzle_base", np.array(bases, dtype=np.int32))
     save_array(folder, "puzzle_variant", np.array(variants, dtype=np.int32))
@@ -202,10 +193,22 @@ def _city_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) 
     return metrics["arrived"] == metrics["valid"] == metrics["efficiency"] == 1.0
 
 
+def _sudoku_solution_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+    """The labels are a complete valid grid (every row, column and box a permutation) keeping the givens."""
+    grid = np.asarray(obs["grid"])
+    n = grid.shape[0]
+    box = int(round(n**0.5))
+    digits = labels.reshape(n, n) - 1
+    units = np.concatenate([digits, digits.T, digits.reshape(box, box, box, box).swapaxes(1, 2).reshape(n, n)])
+    givens = np.asarray(obs["givens"]) == 1
+    return bool((np.sort(units, axis=1) == np.arange(1, n + 1)).all() and (digits[givens] == grid[givens]).all())
+
+
 #: Env id -> an independent check that a label sequence is a valid optimal solution.
 SOLUTION_CHECKS: dict[str, Callable[[dict, np.ndarray, float], bool]] = {
     "hrm/Maze-v0": _maze_route_ok,
     "hrm/CityRouting-v0": _city_route_ok,
+    "hrm/Sudoku-v0": _sudoku_solution_ok,
 }
 
 
@@ -216,8 +219,6 @@ def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Any) -> None
 
     env_id = summary["env"]
     oracle = oracle_for(env_id)
-    augmentation = augmentation_for(env_id)
-    key = base_key(env_id)
     solution_ok = SOLUTION_CHECKS.get(env_id)
     example_hashes: dict[str, set[str]] = {}
     base_keys: dict[str, set[str]] = {}
@@ -232,6 +233,8 @@ def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Any) -> None
         report.checks[f"{where}.examples"] = data.num_examples
         report.checks[f"{where}.groups"] = data.num_groups
         encoder = encoder_for(env_id, data.observation_space)
+        augmentation = augmentation_for(env_id, data.observation_space)
+        key = augmentation.canonical_key
         expected = metadata(encoder.seq2seq_vocab_size, encoder.seq_len, info["groups"], info["puzzles"], info["examples"])
         for name, value in expected.items():
             if meta[name] != value:
@@ -270,29 +273,27 @@ def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Any) -> None
             report.fail(f"{where}: {len(hashes) - len(set(hashes))} duplicate examples")
         example_hashes[split_name] = set(hashes)
         base_keys[split_name] = {key(data.obs(i)) for i in range(data.num_examples)}
-        report.checks[f"{where}.bases"] = len(base_keys[split_name])
-        if len(base_keys[split_name]) != info["bases"]:
-            report.fail(f"{where}: {len(base_keys[split_name])} distinct base scenarios, summary.json says {info['bases']}")
+        originals = {key(data.obs(int(data.puzzle_indices[first]))) for first in data.group_indices[:-1]}
+        report.checks[f"{where}.bases"] = len(originals)
+        if len(originals) != info["bases"]:
+            report.fail(f"{where}: {len(originals)} distinct base scenarios, summary.json says {info['bases']}")
     check_overlap(example_hashes, report, "examples")
     check_overlap(base_keys, report, "bases")
     check_seed_ranges(summary, report)
 
 
-def _check_groups(data: Any, augmentation: Augmentation | None, where: str, report: Any) -> None:
+def _check_groups(data: Any, augmentation: Augmentation, where: str, report: Any) -> None:
     """Each group: one base and variant; its first puzzle the original, the others its transforms."""
     bad = []
     for group in range(data.num_groups):
         first, stop = int(data.group_indices[group]), int(data.group_indices[group + 1])
         original = data.obs(int(data.puzzle_indices[first]))
         same = len(set(data.puzzle_base[first:stop].tolist())) == 1 and len(set(data.puzzle_variant[first:stop].tolist())) == 1
-        if augmentation is None:
-            same = same and stop - first == 1
-        else:
-            same = same and np.array_equal(data.puzzle_transform[first], augmentation.identity(original))
-            for puzzle in range(first + 1, stop):
-                shown = data.obs(int(data.puzzle_indices[puzzle]))
-                made = augmentation.apply(original, data.puzzle_transform[puzzle])
-                same = same and all(np.array_equal(made[k], shown[k]) for k in shown)
+        same = same and np.array_equal(data.puzzle_transform[first], augmentation.identity(original))
+        for puzzle in range(first + 1, stop):
+            shown = data.obs(int(data.puzzle_indices[puzzle]))
+            made = augmentation.apply(original, data.puzzle_transform[puzzle])
+            same = same and all(np.array_equal(made[k], shown[k]) for k in shown)
         if not same:
             bad.append(group)
     if bad:
