@@ -365,16 +365,20 @@ def test_bad_options_and_actions():
 @given(
     box=st.sampled_from([2, 3]),
     seed=st.integers(0, 2**31 - 1),
-    moves=st.lists(st.tuples(st.booleans(), st.integers(0, 10**6)), min_size=1, max_size=120),
+    moves=st.lists(st.tuples(st.sampled_from(["write", "erase", "any"]), st.integers(0, 10**6)), min_size=1, max_size=120),
 )
 def test_random_action_sequences_keep_invariants(box, seed, moves):
+    """Legal writes, legal erasures and arbitrary (mostly masked) actions, mixed."""
     env = SudokuEnv(box=box)
+    n = box * box
     obs, _ = env.reset(seed=seed)
     givens, clues = obs["givens"].copy(), obs["grid"].copy()
     solution = env.puzzle.solution
-    for legal_pick, x in moves:
+    for kind, x in moves:
         legal = np.flatnonzero(obs["action_mask"])
-        action = int(legal[x % len(legal)]) if legal_pick else x % env.action_space.n
+        erasures = legal[legal % (n + 1) == n]
+        pool = {"write": legal[legal % (n + 1) < n], "erase": erasures}.get(kind, np.arange(env.action_space.n))
+        action = int(pool[x % len(pool)]) if len(pool) else x % env.action_space.n
         was_legal = bool(obs["action_mask"][action])
         before = obs["grid"].copy()
         obs, reward, terminated, truncated, info = env.step(action)
