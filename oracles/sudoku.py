@@ -82,21 +82,23 @@ class SudokuOracle(Oracle):
         """Vectorised labels of ``(batch, n * n)`` grids; see the module docstring."""
         n = box * box
         size, cells = grid.shape
-        masks = action_masks(grid, given, box).reshape(size, cells, n + 1).astype(bool)
+        masks = action_masks(grid, given, box)
         empty = grid == 0
         wrong = ~empty & (grid != solution)
-        optimal = np.zeros((size, cells, n + 1), dtype=bool)
-        optimal[..., n] = wrong
-        right_digit = solution[..., None] - 1 == np.arange(n)
-        optimal[..., :n] = right_digit & masks[..., :n] & empty[..., None]
+        first = np.arange(cells) * (n + 1)  # each cell's first action
+        writes = first + solution - 1  # writing the right digit
+        optimal = np.zeros((size, cells * (n + 1)), dtype=bool)
+        rows, targets = np.nonzero(empty & (np.take_along_axis(masks, writes, axis=1) == 1))
+        optimal[rows, writes[rows, targets]] = True
+        rows, targets = np.nonzero(wrong)
+        optimal[rows, first[targets] + n] = True
         cost = 2.0 * wrong.sum(axis=1) + empty.sum(axis=1)
-        freedom = np.where(empty, masks[..., :n].sum(axis=-1), n + 1)
+        freedom = np.where(empty, masks.reshape(size, cells, n + 1)[..., :n].sum(axis=-1), n + 1)
         target = freedom.argmin(axis=1)  # most constrained empty cell, lowest index on ties
-        rows = np.arange(size)
-        write = target * (n + 1) + solution[rows, target] - 1
-        erase = wrong.argmax(axis=1) * (n + 1) + n
+        write = np.take_along_axis(writes, target[:, None], axis=1)[:, 0]
+        erase = first[wrong.argmax(axis=1)] + n  # the wrong digit with the lowest index
         action = np.where(wrong.any(axis=1), erase, np.where(empty.any(axis=1), write, 0))
-        return LabelBatch(optimal.reshape(size, cells * (n + 1)), action.astype(np.int64), cost)
+        return LabelBatch(optimal, action.astype(np.int64), cost)
 
     def label(self, obs: Obs) -> Label:
         box, grid, given, solution = self._solved(obs, 0)

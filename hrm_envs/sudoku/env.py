@@ -39,15 +39,14 @@ def action_masks(grid: np.ndarray, given: np.ndarray, box: int) -> np.ndarray:
     n = g.n
     grid = np.asarray(grid)
     batch = grid.shape[:-1]
-    digit_bits = np.int32(1) << np.arange(n, dtype=np.int32)
-    bits = np.concatenate([[0], digit_bits])[grid].reshape(batch + (n, n))  # digit d -> bit d - 1, empty -> 0
+    bits = g.bits[grid].reshape(batch + (n, n))  # digit d -> bit d - 1, empty -> 0
     rows = np.bitwise_or.reduce(bits, axis=-1)
     cols = np.bitwise_or.reduce(bits, axis=-2)
     boxes = np.bitwise_or.reduce(bits.reshape(batch + (box, box, box, box)), axis=(-3, -1)).reshape(batch + (n,))
     used = rows[..., g.row] | cols[..., g.col] | boxes[..., g.box_of]
     empty = grid == 0
     mask = np.empty(batch + (g.cells, n + 1), dtype=np.int8)
-    mask[..., :n] = ((used[..., None] & digit_bits) == 0) & empty[..., None]
+    mask[..., :n] = ((used[..., None] & g.bits[1:]) == 0) & empty[..., None]
     mask[..., n] = ~empty & ~np.asarray(given, dtype=bool)
     return mask.reshape(batch + (g.cells * (n + 1),))
 
@@ -70,8 +69,10 @@ def parse_observation(obs: dict[str, np.ndarray]) -> tuple[int, np.ndarray, np.n
             f"obs is not a Sudoku observation: grid and givens must be batch + (n, n) with n in (4, 9, 16), "
             f"got {grid.shape} and {given.shape}"
         )
-    if grid.dtype.kind not in "iu" or grid.min(initial=0) < 0 or grid.max(initial=0) > n or not np.isin(given, (0, 1)).all():
-        raise ValueError(f"obs is not a Sudoku observation: grid values must lie in [0, {n}], givens in {{0, 1}}")
+    if grid.dtype.kind not in "iu" or grid.min(initial=0) < 0 or grid.max(initial=0) > n:
+        raise ValueError(f"obs is not a Sudoku observation: grid values must lie in [0, {n}]")
+    if given.dtype.kind not in "biu" or given.min(initial=0) < 0 or given.max(initial=0) > 1:
+        raise ValueError("obs is not a Sudoku observation: givens must be 0 or 1")
     batch = grid.shape[:-2]
     grid = grid.astype(np.int8).reshape(batch + (n * n,))
     given = given.astype(bool).reshape(batch + (n * n,))

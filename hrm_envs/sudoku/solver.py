@@ -39,6 +39,7 @@ class Geometry:
     col: np.ndarray
     box_of: np.ndarray
     full: int  # bitmask of all n digits
+    bits: np.ndarray  # int32 (n + 1,): digit d -> 1 << (d - 1), 0 (empty) -> 0
 
 
 @lru_cache(maxsize=None)
@@ -58,7 +59,8 @@ def geometry(box: int) -> Geometry:
         tuple(int(j) for j in np.flatnonzero(((row == row[i]) | (col == col[i]) | (box_of == box_of[i])) & (index != i)))
         for i in range(n * n)
     )
-    return Geometry(box, n, n * n, units, peers, row, col, box_of, (1 << n) - 1)
+    bits = np.concatenate([[0], 1 << np.arange(n)]).astype(np.int32)
+    return Geometry(box, n, n * n, units, peers, row, col, box_of, (1 << n) - 1, bits)
 
 
 @dataclass
