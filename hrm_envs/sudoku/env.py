@@ -30,6 +30,18 @@ from hrm_envs.sudoku.solver import BOXES, geometry
 from hrm_envs.sudoku.viewer import render_ansi, render_rgb
 
 
+def unit_digits(grid: np.ndarray, box: int) -> np.ndarray:
+    """Bitmasks of the digits in each row, column and box of flat grids: int32 ``batch + (3, n)``."""
+    g = geometry(box)
+    grid = np.asarray(grid)
+    batch = grid.shape[:-1]
+    bits = g.bits[grid].reshape(batch + (g.n, g.n))  # digit d -> bit d - 1, empty -> 0
+    rows = np.bitwise_or.reduce(bits, axis=-1)
+    cols = np.bitwise_or.reduce(bits, axis=-2)
+    boxes = np.bitwise_or.reduce(bits.reshape(batch + (box, box, box, box)), axis=(-3, -1)).reshape(batch + (g.n,))
+    return np.stack([rows, cols, boxes], axis=-2)
+
+
 def action_masks(grid: np.ndarray, given: np.ndarray, box: int) -> np.ndarray:
     """Legal-action masks, int8 ``batch + (n * n * (n + 1),)``, of flat grids ``batch + (n * n,)``.
 
@@ -39,11 +51,8 @@ def action_masks(grid: np.ndarray, given: np.ndarray, box: int) -> np.ndarray:
     n = g.n
     grid = np.asarray(grid)
     batch = grid.shape[:-1]
-    bits = g.bits[grid].reshape(batch + (n, n))  # digit d -> bit d - 1, empty -> 0
-    rows = np.bitwise_or.reduce(bits, axis=-1)
-    cols = np.bitwise_or.reduce(bits, axis=-2)
-    boxes = np.bitwise_or.reduce(bits.reshape(batch + (box, box, box, box)), axis=(-3, -1)).reshape(batch + (n,))
-    used = rows[..., g.row] | cols[..., g.col] | boxes[..., g.box_of]
+    units = unit_digits(grid, box)
+    used = units[..., 0, g.row] | units[..., 1, g.col] | units[..., 2, g.box_of]
     empty = grid == 0
     mask = np.empty(batch + (g.cells, n + 1), dtype=np.int8)
     mask[..., :n] = ((used[..., None] & g.bits[1:]) == 0) & empty[..., None]
@@ -115,12 +124,12 @@ class SudokuEnv(PuzzleEnv):
         self._given = np.zeros(n * n, dtype=bool)
         self._givens_obs = np.zeros((n, n), dtype=np.int8)
         self._masks = np.zeros((n * n, n + 1), dtype=np.int8)  # (cell, write digit 1..n or erase)
-        self._used = np.zeros((3, n), dtype=np.int64)  # digit bitmasks of each row, column and box
+        self._used = np.zeros((3, n), dtype=np.int32)  # digit bitmasks of each row, column and box
         g = geometry(self.box)
         self._units = np.stack([g.row, g.col, g.box_of], axis=1).tolist()  # per cell: its row, column, box
         self._unit_index = np.stack([g.row, g.col + n, g.box_of + 2 * n])  # into self._used.ravel()
         self._peers = np.array(g.peers, dtype=np.int64)
-        self._digit_bits = np.int64(1) << np.arange(n, dtype=np.int64)
+        self._digit_bits = g.bits[1:]
 
     @property
     def puzzle(self) -> SudokuPuzzle:
@@ -139,10 +148,7 @@ class SudokuEnv(PuzzleEnv):
         self._given = self._grid != 0
         self._givens_obs = self._given.astype(np.int8).reshape(self.n, self.n)
         self._masks = action_masks(self._grid, self._given, self.box).reshape(self.n * self.n, self.n + 1)
-        self._used[:] = 0
-        for cell in np.flatnonzero(self._grid).tolist():
-            for kind, unit in enumerate(self._units[cell]):
-                self._used[kind, unit] |= 1 << (int(self._grid[cell]) - 1)
+        self._used = unit_digits(self._grid, self.box)
         return self.max_steps_arg or 2 * self.n * self.n
 
     def _observation(self) -> dict[str, np.ndarray]:
@@ -190,7 +196,7 @@ class SudokuEnv(PuzzleEnv):
         self._masks[cell, : self.n] = (self._digit_bits & taken) == 0
         self._masks[cell, self.n] = 0
         peers = self._peers[cell]
-        free = np.bitwise_or.reduce(used.ravel()[self._unit_index[:, peers]], axis=0) & bit == 0
+        free = (np.bitwise_or.reduce(used.ravel()[self._unit_index[:, peers]], axis=0) & bit) == 0
         self._masks[peers, bit.bit_length() - 1] = free & (self._grid[peers] == 0)
 
     def _render_ansi(self) -> str:
