@@ -19,6 +19,7 @@ over the dihedral orbit) and without the keys that only tell variants of one bas
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -92,6 +93,15 @@ def _direction_permutation(k: int) -> np.ndarray:
 _PERMUTATIONS = [_direction_permutation(k) for k in range(8)]
 
 
+@functools.lru_cache(maxsize=256)
+def _cell_map(h: int, w: int, k: int) -> tuple[list[int], int]:
+    """Where transform ``k`` moves each flat cell of an ``h x w`` grid, and the new width."""
+    flat = _dihedral(np.arange(h * w).reshape(h, w), k)
+    where = np.empty(h * w, dtype=np.int64)
+    where[flat.ravel()] = np.arange(h * w)
+    return where.tolist(), flat.shape[1]
+
+
 class Dihedral(Augmentation):
     """The 8 symmetries of the square on a grid environment; see the module docstring."""
 
@@ -128,13 +138,10 @@ class Dihedral(Augmentation):
             new = np.full_like(grid, pad)
             new[: block.shape[0], : block.shape[1]] = block
             out[key] = new
-        flat = _dihedral(np.arange(h * w).reshape(h, w), k)
-        new_w = flat.shape[1]
-        where = np.empty(h * w, dtype=np.int64)
-        where[flat.ravel()] = np.arange(h * w)
+        where, new_w = _cell_map(h, w, k)
         for key in layout.cells:
             r, c = (int(v) for v in obs[key])
-            out[key] = np.array(divmod(int(where[r * w + c]), new_w), dtype=np.asarray(obs[key]).dtype)
+            out[key] = np.array(divmod(where[r * w + c], new_w), dtype=np.asarray(obs[key]).dtype)
         if "action_mask" in obs:
             mask = np.asarray(obs["action_mask"])
             out["action_mask"] = np.zeros_like(mask)
