@@ -7,12 +7,15 @@ whitespace is ignored, so a grid pasted over several lines parses too. 81 charac
 
 Difficulty is rated by what the solver (``hrm_envs.sudoku.solver``) needs:
 
-| level | technique | search effort (``guesses``) | givens: 4x4 / 9x9 / 16x16 |
+| level | solved by | search effort (``guesses``) | givens: 4x4 / 9x9 / 16x16 |
 |---|---|---|---|
 | ``easy`` | naked singles alone | 0 | 8-10 / 36-45 / 131-160 |
-| ``medium`` | naked and hidden singles | 0 | 4-7 / 27-35 / 96-130 |
+| ``medium`` | naked and hidden singles (about half of 9x9 ones need the hidden ones) | 0 | 4-7 / 27-35 / 96-130 |
 | ``hard`` | search | 1 to ``EXTREME_GUESSES - 1`` | - / 17-30 / - |
 | ``extreme`` | search | at least ``EXTREME_GUESSES`` (20) | - / 17-30 / - |
+
+``rate(grid, box)`` gives a puzzle's ``Rating``: the first technique that solves it (``"naked"``,
+``"hidden"`` or ``"search"``) and its ``guesses``.
 
 ``guesses`` counts the branch digits the solver tries while proving the solution unique, so it is 0
 exactly when singles solve the puzzle (a branch on a two-candidate cell counts 2). For reference,
