@@ -1,0 +1,385 @@
+"""DAgger: the learner acts, the oracle labels every state it visits, the model retrains on the aggregate.
+
+    python -m train.dagger                                    # env=hanoi model=hrm train=default
+    python -m train.dagger model=transformer dagger.max_labels=12978 out=runs/dagger-tf
+    python -m train.dagger resume=true                        # continue a killed run; no collected round is lost
+
+One run, top to bottom (see ``run``):
+
+1. Round 0: ``dagger.init=expert`` collects with the oracle only (beta = 1); ``init=dataset`` takes the env's
+   step-wise training split (``env.preset``, built when missing), i.e. the supervised start.
+2. Rounds 1..: collect ``dagger.steps`` steps on each of ``dagger.envs`` sub-envs of a Gymnasium vector env
+   (``AsyncVectorEnv`` when the machine has cores to spare) with the mixture policy (oracle with probability
+   beta, learner otherwise; masks respected, ACT segments recorded), label every visited state with the
+   oracle's optimal-action set (:func:`train.rollout.collect`), write the round to ``aggregate/`` atomically.
+3. After every round: ``dagger.train_steps`` optimizer steps (``train.learner.Learner``, warm start: same model,
+   optimizer and schedule) on batches drawn uniformly from the whole aggregate, with the set loss (+ ACT Q
+   losses for HRM); then closed-loop evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in
+   distribution (the collection sizes) and out of distribution (``env.eval_sizes``), and a checkpoint.
+4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
+
+Resume: ``last.pt`` records the rounds the model has trained on; rounds already in ``aggregate/`` are loaded,
+not collected again, so a kill at any point loses at most the optimizer steps of the current round.
+
+Outputs in ``out``: ``last.pt`` (``train.learner`` checkpoint; ``python -m train.evaluate checkpoint=...``),
+``aggregate/round_NNNN.npz``, ``metrics.jsonl`` and ``tensorboard/`` (phases ``train``, ``collect``, ``eval``),
+``final.json`` (the last evaluation and the label count).
+
+Demonstration export: each ``aggregate/round_NNNN.npz`` (``numpy.load``; see :func:`save_round`) holds
+``obs.<key>`` / ``next_obs.<key>`` (the env's Dict observation, one row per step), ``action`` (executed),
+``expert_action`` (the oracle's canonical action), ``optimal`` (bool, the whole optimal set), ``learner_action``
+(-1 where not queried), ``expert_executed``, ``segments``, ``reward``, ``terminated``, ``truncated``, ``done``,
+``success`` and the scalars ``round`` and ``beta``. Rows of one sub-env are consecutive and ``done`` splits
+them into episodes, so ``(obs, action or expert_action, next_obs, done)`` map directly onto the
+transitions of imitation libraries (e.g. ``imitation.data.types.Transitions(obs, acts, infos, next_obs, dones)``
+after flattening the Dict observation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import hydra
+import numpy as np
+import torch
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+import hrm_envs  # noqa: F401  (registers the env ids)
+from hrm_envs.encoding import encoder_for
+from oracles import oracle_for
+from train.datasets import StepwiseSplit
+from train.evaluate import evaluate_policies
+from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
+from train.rollout import Transitions, collect
+from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+SCHEDULES = ("constant", "linear", "exponential")
+INITS = ("expert", "dataset")
+VECTOR_MODES = ("auto", "sync", "async")
+# Config keys a resumed run may change (budgets can be extended; everything else must match).
+RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", "dagger.max_labels",
+             "dagger.max_minutes", "dagger.eval_puzzles", "train.epochs", "train.eval", "train.log_every")
+
+
+# ------------------------------------------------------------------------------------------------ config
+def check_dagger_config(cfg: DictConfig) -> None:
+    """``ValueError`` naming the ``dagger`` key and what is allowed."""
+    allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "vector", "sizes",
+               "curriculum_rounds", "train_steps", "eval_puzzles"}
+    unknown = sorted(set(cfg.dagger) - allowed)
+    if unknown:
+        raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
+    d = cfg.dagger
+    for key in ("rounds", "envs", "steps", "train_steps"):
+        if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 1:
+            raise ValueError(f"dagger.{key} must be an int >= 1, got {d[key]!r}")
+    for key in ("curriculum_rounds", "eval_puzzles"):
+        if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 0:
+            raise ValueError(f"dagger.{key} must be an int >= 0, got {d[key]!r}")
+    for key in ("max_labels", "max_minutes"):
+        if d[key] is not None and (isinstance(d[key], bool) or not isinstance(d[key], (int, float)) or d[key] <= 0):
+            raise ValueError(f"dagger.{key} must be null or a number > 0, got {d[key]!r}")
+    if d.init not in INITS:
+        raise ValueError(f"dagger.init must be one of {INITS}, got {d.init!r}")
+    if d.vector not in VECTOR_MODES:
+        raise ValueError(f"dagger.vector must be one of {VECTOR_MODES}, got {d.vector!r}")
+    beta = d.beta
+    if set(beta) != {"schedule", "start", "end", "decay"}:
+        raise ValueError(f"dagger.beta must have exactly the keys schedule, start, end, decay; got {sorted(beta)}")
+    if beta.schedule not in SCHEDULES:
+        raise ValueError(f"dagger.beta.schedule must be one of {SCHEDULES}, got {beta.schedule!r}")
+    for key in ("start", "end", "decay"):
+        if not 0.0 <= float(beta[key]) <= 1.0:
+            raise ValueError(f"dagger.beta.{key} must lie in [0, 1], got {beta[key]!r}")
+    if isinstance(cfg.train.batch_size, bool) or not isinstance(cfg.train.batch_size, int) or cfg.train.batch_size < 1:
+        raise ValueError(f"train.batch_size must be an int >= 1, got {cfg.train.batch_size!r}")
+
+
+def beta_for_round(beta: DictConfig, round_index: int, rounds: int) -> float:
+    """Probability of executing the oracle's action in collection round ``round_index`` >= 1."""
+    if beta.schedule == "constant":
+        return float(beta.start)
+    if beta.schedule == "linear":
+        progress = (round_index - 1) / max(1, rounds - 1)
+        return float(beta.start + (beta.end - beta.start) * min(1.0, progress))
+    return float(beta.start * beta.decay ** (round_index - 1))
+
+
+def collection_sizes(cfg: DictConfig) -> list[Any]:
+    """``dagger.sizes``, or the train sizes of the env's data set preset."""
+    if cfg.dagger.sizes is not None:
+        sizes = OmegaConf.to_container(cfg.dagger.sizes, resolve=True)
+        if not isinstance(sizes, list) or not sizes:
+            raise ValueError(f"dagger.sizes must be null or a non-empty list of sizes, got {sizes!r}")
+        return sizes
+    preset = load_preset(OmegaConf.to_container(cfg.env, resolve=True)["preset"])
+    return list(preset["splits"]["train"]["sizes"])
+
+
+def curriculum(sizes: list[Any], round_index: int, curriculum_rounds: int) -> list[Any]:
+    """The sizes open in a round (all of them without a curriculum)."""
+    if curriculum_rounds == 0:
+        return sizes
+    return sizes[: max(1, math.ceil(len(sizes) * (round_index + 1) / (curriculum_rounds + 1)))]
+
+
+def size_kwargs(size: Any, size_arg: str) -> dict[str, Any]:
+    return dict(size) if isinstance(size, dict) else {size_arg: size}
+
+
+def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
+    """``dagger.envs`` sub-envs (sub-env i plays ``sizes[i % len(sizes)]``), SAME_STEP autoreset."""
+    kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
+    fns = [
+        (lambda size=sizes[i % len(sizes)]: gym.make(cfg.env.id, **kwargs, **size_kwargs(size, cfg.env.size_arg)))
+        for i in range(cfg.dagger.envs)
+    ]
+    mode = cfg.dagger.vector
+    if mode == "auto":
+        mode = "async" if (os.cpu_count() or 1) > 2 else "sync"
+    vector_cls = AsyncVectorEnv if mode == "async" else SyncVectorEnv
+    return vector_cls(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+# ------------------------------------------------------------------------------------------------ aggregate
+def round_path(out: Path, round_index: int) -> Path:
+    return out / "aggregate" / f"round_{round_index:04d}.npz"
+
+
+def save_round(path: Path, transitions: Transitions, round_index: int, beta: float) -> None:
+    """Write one round (the documented demonstration format) atomically: temporary file, then rename."""
+    arrays: dict[str, np.ndarray] = {"round": np.array(round_index), "beta": np.array(beta),
+                                     "done": transitions.done}
+    for name, value in vars(transitions).items():
+        if isinstance(value, dict):
+            arrays.update({f"{name}.{key}": array for key, array in value.items()})
+        else:
+            arrays[name] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_round(path: str | Path) -> tuple[Transitions, int, float]:
+    """A round written by :func:`save_round`: transitions, round index and beta."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"round file {path} is unreadable: {error}") from None
+    fields = {}
+    for name in Transitions.__dataclass_fields__:
+        if name in ("obs", "next_obs"):
+            fields[name] = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
+        elif name in arrays:
+            fields[name] = arrays[name]
+        else:
+            raise ValueError(f"round file {path} has no {name!r} array")
+    return Transitions(**fields), int(arrays["round"]), float(arrays["beta"])
+
+
+def dataset_round(root: Path) -> Transitions:
+    """The training split of a step-wise data set as oracle-only transitions (dones at puzzle ends)."""
+    split = StepwiseSplit(root, "train")
+    rows = np.arange(split.num_samples)
+    obs = split.obs_batch(rows)
+    last = np.zeros(split.num_samples, bool)
+    last[split.offsets[1:] - 1] = True
+    following = np.where(last, rows, rows + 1)  # after the final STOP the state stays
+    optimal = np.unpackbits(split.optimal_bits, axis=1, count=split.num_actions).astype(bool)
+    n = split.num_samples
+    return Transitions(
+        obs=obs, next_obs={k: v[following] for k, v in obs.items()}, action=split.action.copy(),
+        expert_action=split.action.copy(), optimal=optimal, learner_action=np.full(n, -1, np.int64),
+        expert_executed=np.ones(n, bool), segments=np.zeros(n, np.int64),
+        reward=np.zeros(n, np.float32), terminated=last, truncated=np.zeros(n, bool), success=last,
+    )
+
+
+class Aggregate:
+    """Every labelled state so far as model inputs: tokens, legal mask, optimal set."""
+
+    def __init__(self, encoder: Any):
+        self.encoder = encoder
+        self.tokens: list[torch.Tensor] = []
+        self.mask: list[torch.Tensor] = []
+        self.optimal: list[torch.Tensor] = []
+        self.size = 0
+        self._cat: tuple[torch.Tensor, ...] | None = None
+
+    def add(self, transitions: Transitions) -> None:
+        self.tokens.append(torch.from_numpy(self.encoder.tokens(transitions.obs)))
+        self.mask.append(torch.from_numpy(transitions.obs["action_mask"].astype(bool)))
+        self.optimal.append(torch.from_numpy(transitions.optimal))
+        self.size += len(transitions)
+        self._cat = None
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if self._cat is None:
+            self._cat = tuple(torch.cat(parts) for parts in (self.tokens, self.mask, self.optimal))
+        rows = torch.randint(0, self.size, (batch_size,), generator=generator)
+        tokens, mask, optimal = self._cat
+        return {"tokens": tokens[rows], "action_mask": mask[rows], "optimal": optimal[rows]}
+
+
+# ------------------------------------------------------------------------------------------------ main
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) DAgger; returns the final evaluation."""
+    check_dagger_config(cfg)
+    d = cfg.dagger
+    device, _, _ = setup_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    started = time.monotonic()
+    out = Path(cfg.out)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    sizes = collection_sizes(cfg)
+    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
+    probe = gym.make(cfg.env.id, **env_kwargs, **size_kwargs(sizes[-1], cfg.env.size_arg))
+    encoder = encoder_for(probe)
+    probe.close()
+    oracle = oracle_for(cfg.env.id)
+
+    # Learner: model, AdamW and schedule over every round's optimizer steps.
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    optim_cfg = {k: (list(v) if k == "betas" else v) for k, v in config["train"].items() if k in OPTIM_KEYS}
+    learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=(d.rounds + 1) * d.train_steps)
+    checkpoint = out / "last.pt"
+    trained_rounds = 0  # rounds 0..trained_rounds-1 are in the model
+    if cfg.resume:
+        if not checkpoint.is_file():
+            raise ValueError(f"resume=true but there is no checkpoint at {checkpoint}")
+        trained_rounds, _ = load_checkpoint(checkpoint, learner, config, ignore=RESUMABLE)
+        truncate_jsonl(out / "metrics.jsonl", learner.step)
+        print(f"resumed from {checkpoint}: {trained_rounds} rounds trained (step {learner.step})", flush=True)
+    elif checkpoint.exists() or round_path(out, 0).exists():
+        raise ValueError(f"out={str(out)!r} already holds a run; pass resume=true or choose another out")
+    logger = MetricsLogger(out, purge_step=learner.step if cfg.resume else None)
+    generator = torch.Generator().manual_seed(cfg.seed + learner.step)
+    print(f"DAgger {cfg.model.name}: {learner.num_parameters():,} parameters on {device}; collection sizes {sizes}, "
+          f"{d.envs} envs x {d.steps} steps per round", flush=True)
+
+    aggregate = Aggregate(encoder)
+    metrics: dict[str, Any] = {}
+    round_index = 0
+    while True:
+        # --- budgets (checked before collecting a new round; rounds already on disk are always used)
+        path = round_path(out, round_index)
+        minutes = (time.monotonic() - started) / 60
+        if not path.exists():
+            if round_index > d.rounds or (d.max_minutes is not None and minutes >= d.max_minutes):
+                break
+            if d.max_labels is not None and aggregate.size >= d.max_labels:
+                break
+
+        # --- collect (or reload) round `round_index` and append it to the on-disk aggregate
+        if path.exists():
+            transitions, _, beta = load_round(path)
+        elif round_index == 0 and d.init == "dataset":
+            beta = 1.0
+            transitions = dataset_round(ensure_dataset(cfg.env, 0))
+            save_round(path, transitions, round_index, beta)
+        else:
+            beta = 1.0 if round_index == 0 else beta_for_round(d.beta, round_index, d.rounds)
+            steps = d.steps
+            if d.max_labels is not None:
+                steps = min(steps, int(d.max_labels - aggregate.size) // d.envs)
+                if steps == 0:
+                    break
+            envs = make_vector_env(cfg, curriculum(sizes, round_index, d.curriculum_rounds))
+            tick = time.perf_counter()
+            transitions = collect(envs, learner.policy(), oracle, steps, beta, seed=cfg.seed * 100_003 + round_index)
+            envs.close()
+            save_round(path, transitions, round_index, beta)
+            queried = transitions.learner_action >= 0
+            done = transitions.done
+            logger.log(learner.step, round_index, "collect", {
+                "beta": beta, "labels": len(transitions), "seconds": time.perf_counter() - tick,
+                "episodes": int(done.sum()),
+                "episode_success": float(transitions.success[done].mean()) if done.any() else float("nan"),
+                # on-policy agreement: share of visited states where the learner's action is optimal
+                "learner_optimal": float(transitions.optimal[queried, transitions.learner_action[queried]].mean())
+                if queried.any() else float("nan"),
+                "segments": float(transitions.segments[queried].mean()) if queried.any() else float("nan"),
+            })
+        aggregate.add(transitions)
+
+        # --- retrain on the aggregate (warm start), skipped for rounds the checkpoint already holds
+        if round_index >= trained_rounds:
+            running: dict[str, float] = {}
+            bar = tqdm(range(d.train_steps), desc=f"round {round_index} ({aggregate.size} labels)",
+                       disable=not cfg.progress, leave=False)
+            for _ in bar:
+                step_metrics = learner.train_step(aggregate.sample(cfg.train.batch_size, generator))
+                for key, value in step_metrics.items():
+                    running[key] = running.get(key, 0.0) + value
+                if learner.step % cfg.train.log_every == 0:
+                    logger.log(learner.step, round_index, "train",
+                               {k: v / cfg.train.log_every for k, v in running.items()})
+                    running = {}
+                bar.set_postfix(loss=f"{step_metrics['loss']:.3f}")
+            metrics = evaluate_round(cfg, learner, sizes, aggregate.size, round_index)
+            metrics["minutes"] = (time.monotonic() - started) / 60
+            logger.log(learner.step, round_index, "eval", metrics)
+            print(round_line(round_index, metrics), flush=True)
+            save_checkpoint(checkpoint, learner, config, round_index + 1)
+            trained_rounds = round_index + 1
+        round_index += 1
+    logger.close()
+    if not metrics:  # resumed after the last round: evaluate what the checkpoint holds
+        metrics = evaluate_round(cfg, learner, sizes, aggregate.size, round_index - 1)
+    final = {"rounds": trained_rounds, "labels": aggregate.size, "steps": learner.step, **metrics}
+    (out / "final.json").write_text(json.dumps(final, indent=1))
+    return final
+
+
+def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: int, round_index: int) -> dict[str, Any]:
+    """Closed-loop success, TF and gap in distribution (``in_*``) and out of it (``out_*``), per size too."""
+    metrics: dict[str, Any] = {"labels": labels}
+    if cfg.dagger.eval_puzzles == 0:
+        return metrics
+    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
+    eval_sizes = OmegaConf.to_container(cfg.env.eval_sizes, resolve=True)
+    for tag, group in (("in", sizes), ("out", eval_sizes)):
+        rows = evaluate_policies({"model": learner.policy()}, cfg.env.id, group, cfg.dagger.eval_puzzles,
+                                 cfg.env.size_arg, env_kwargs, seed=cfg.seed + 1)["model"]
+        overall = rows.pop("all")
+        metrics.update({f"{tag}_success": overall["success"], f"{tag}_tf": overall["teacher_forcing"],
+                        f"{tag}_gap": overall["gap"], f"{tag}_optimality": overall["optimality_ratio"],
+                        f"{tag}_segments": overall["mean_segments"]})
+        metrics.update({f"{tag}_success_{size}": row["success"] for size, row in rows.items()})
+    return metrics
+
+
+def round_line(round_index: int, m: dict[str, Any]) -> str:
+    if "in_success" not in m:
+        return f"Round {round_index} labels {m['labels']}"
+    return (f"Round {round_index} labels {m['labels']} | in: success {m['in_success']:.3f} TF {m['in_tf']:.3f} "
+            f"| out: success {m['out_success']:.3f} TF {m['out_tf']:.3f} gap {m['out_gap']:.3f} "
+            f"segments {m['out_segments']:.2f} | {m['minutes']:.1f} min")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="dagger")
+def main(cfg: DictConfig) -> None:
+    try:
+        print(json.dumps(run(cfg)))
+    except ValueError as error:  # bad config, data set, round file or checkpoint: a message, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
