@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hrm_envs.core import choice, size_range
-from hrm_envs.sudoku.solver import find_conflict, geometry, has_other_solution, solve, solve_by_singles
+from hrm_envs.sudoku.solver import find_conflict, geometry, has_other_solution, singles_decide, solve, solve_by_singles
 
 SYMBOLS = "123456789ABCDEFG"
 BLANKS = ".0"
@@ -231,7 +231,7 @@ class SudokuGenerator:
             digit = puzzle[cell]
             puzzle[cell] = 0
             if self.difficulty in ("easy", "medium"):
-                keep = solve_by_singles(puzzle, self.box, hidden=self.difficulty == "medium") is None
+                keep = not singles_decide(puzzle, self.box, cell, hidden=self.difficulty == "medium")
             else:
                 keep = has_other_solution(puzzle, self.box, cell, digit)
             if keep:

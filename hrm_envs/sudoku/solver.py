@@ -35,6 +35,7 @@ class Geometry:
     cells: int
     units: tuple[tuple[int, ...], ...]  # rows, then columns, then boxes
     peers: tuple[tuple[int, ...], ...]  # per cell: the other cells of its row, column and box
+    cell_units: tuple[tuple[int, int, int], ...]  # per cell: its row, column and box numbers
     row: np.ndarray  # per cell
     col: np.ndarray
     box_of: np.ndarray
@@ -59,8 +60,9 @@ def geometry(box: int) -> Geometry:
         tuple(int(j) for j in np.flatnonzero(((row == row[i]) | (col == col[i]) | (box_of == box_of[i])) & (index != i)))
         for i in range(n * n)
     )
+    cell_units = tuple((int(r), int(c), int(b)) for r, c, b in zip(row, col, box_of))
     bits = np.concatenate([[0], 1 << np.arange(n)]).astype(np.int32)
-    return Geometry(box, n, n * n, units, peers, row, col, box_of, (1 << n) - 1, bits)
+    return Geometry(box, n, n * n, units, peers, cell_units, row, col, box_of, (1 << n) - 1, bits)
 
 
 @dataclass
@@ -71,10 +73,11 @@ class SolveResult:
     guesses: int = 0
 
 
-def _propagate(cand: list[int], queue: list[int], g: Geometry, hidden: bool) -> bool:
+def _propagate(cand: list[int], queue: list[int], g: Geometry, hidden: bool, target: int = -1) -> bool:
     """Apply naked (and, if ``hidden``, hidden) singles in place; False on a contradiction.
 
-    ``queue`` holds cells whose single candidate has not been removed from their peers yet.
+    ``queue`` holds cells whose single candidate has not been removed from their peers yet. Stops
+    early (True) once cell ``target`` is decided.
     """
     peers, units, full = g.peers, g.units, g.full
     while True:
@@ -89,6 +92,8 @@ def _propagate(cand: list[int], queue: list[int], g: Geometry, hidden: bool) -> 
                         return False
                     cand[p] = c
                     if not c & (c - 1):
+                        if p == target:
+                            return True
                         queue.append(p)
         if not hidden:
             return True
@@ -109,17 +114,36 @@ def _propagate(cand: list[int], queue: list[int], g: Geometry, hidden: bool) -> 
                         if m & (m - 1):
                             return False  # two digits that must both go in this one cell
                         cand[i] = m
+                        if i == target:
+                            return True
                         queue.append(i)
         if not queue:
             return True
 
 
-def _start(grid: Sequence[int], g: Geometry) -> tuple[list[int], list[int]]:
-    cand = [g.full] * g.cells
-    queue = []
+def _start(grid: Sequence[int], g: Geometry) -> tuple[list[int], list[int]] | None:
+    """Candidates of every cell from the givens, and the empty cells left with one; None on a contradiction."""
+    seen = [0] * (3 * g.n)  # digit bitmasks of the rows, then columns, then boxes
+    offsets = (0, g.n, 2 * g.n)
     for i, d in enumerate(grid):
         if d:
-            cand[i] = 1 << (int(d) - 1)
+            bit = 1 << (int(d) - 1)
+            for unit, offset in zip(g.cell_units[i], offsets):
+                if seen[unit + offset] & bit:
+                    return None  # a digit given twice in one unit
+                seen[unit + offset] |= bit
+    full, n2 = g.full, 2 * g.n
+    cand, queue = [], []
+    for i, d in enumerate(grid):
+        if d:
+            cand.append(1 << (int(d) - 1))
+            continue
+        r, c, b = g.cell_units[i]
+        free = full & ~(seen[r] | seen[c + g.n] | seen[b + n2])
+        if not free:
+            return None
+        cand.append(free)
+        if not free & (free - 1):
             queue.append(i)
     return cand, queue
 
@@ -161,15 +185,15 @@ def _search(cand: list[int], g: Geometry, limit: int, hidden: bool, result: Solv
 def solve(grid: Sequence[int], box: int, limit: int = 2, rng: np.random.Generator | None = None) -> SolveResult:
     """Up to ``limit`` solutions of a flat grid (0 = empty) and the number of guesses spent.
 
-    Givens are assumed free of duplicates (a duplicate just yields no solution); see ``find_conflict``.
+    A digit given twice in a unit yields no solution; ``find_conflict`` says where.
     """
     g = geometry(box)
     if len(grid) != g.cells:
         raise ValueError(f"grid must have {g.cells} cells for box={box}, got {len(grid)}")
     result = SolveResult()
-    cand, queue = _start(grid, g)
-    if _propagate(cand, queue, g, True):
-        _search(cand, g, limit, True, result, rng)
+    start = _start(grid, g)
+    if start is not None and _propagate(*start, g, True):
+        _search(start[0], g, limit, True, result, rng)
     return result
 
 
@@ -184,10 +208,25 @@ def solve_by_singles(grid: Sequence[int], box: int, hidden: bool = True) -> list
     A grid that singles complete has exactly that one solution: every placement was forced.
     """
     g = geometry(box)
-    cand, queue = _start(grid, g)
-    if not _propagate(cand, queue, g, hidden) or any(c & (c - 1) for c in cand):
+    start = _start(grid, g)
+    if start is None or not _propagate(*start, g, hidden) or any(c & (c - 1) for c in start[0]):
         return None
-    return _digits(cand)
+    return _digits(start[0])
+
+
+def singles_decide(grid: Sequence[int], box: int, cell: int, hidden: bool = True) -> bool:
+    """Whether naked (and, if ``hidden``, hidden) singles fill the empty ``cell`` of ``grid``.
+
+    If singles complete ``grid`` plus a digit at ``cell``, they complete ``grid`` alone iff they
+    decide ``cell`` (everything else then follows as before), so the generator stops there.
+    """
+    g = geometry(box)
+    start = _start(grid, g)
+    if start is None:
+        return False
+    cand, queue = start
+    decided = not cand[cell] & (cand[cell] - 1)
+    return decided or (_propagate(cand, queue, g, hidden, cell) and not cand[cell] & (cand[cell] - 1))
 
 
 def has_other_solution(grid: Sequence[int], box: int, cell: int, digit: int) -> bool:
@@ -196,8 +235,13 @@ def has_other_solution(grid: Sequence[int], box: int, cell: int, digit: int) -> 
     Removing the given ``digit`` at ``cell`` from a unique puzzle keeps it unique iff this is False.
     """
     g = geometry(box)
-    cand, queue = _start(grid, g)
+    start = _start(grid, g)
+    if start is None:
+        return False
+    cand, queue = start
     cand[cell] &= ~(1 << (digit - 1))
+    if not cand[cell] & (cand[cell] - 1):
+        queue.append(cell)
     if not cand[cell] or not _propagate(cand, queue, g, True):
         return False
     result = SolveResult()

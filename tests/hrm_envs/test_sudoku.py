@@ -20,7 +20,7 @@ from hrm_envs.sudoku import generator as generator_module
 from hrm_envs.sudoku.encoding import BLANK
 from hrm_envs.sudoku.env import action_masks
 from hrm_envs.sudoku.generator import EXTREME_GUESSES, GIVENS, random_grid
-from hrm_envs.sudoku.solver import count_solutions, solve, solve_by_singles
+from hrm_envs.sudoku.solver import count_solutions, has_other_solution, singles_decide, solve, solve_by_singles
 from oracles import oracle_for
 
 # Wikipedia's example puzzle and its published solution; Norvig's "hard1" and its published solution.
@@ -179,6 +179,20 @@ def test_unsolvable_and_ambiguous_puzzles():
     assert count_solutions([0] * 81, 3) == 2
     assert solve_by_singles(_digits(WIKI), 3) == _digits(WIKI_SOLUTION)
     assert solve_by_singles(_digits(NORVIG), 3) is None
+
+
+def test_the_diggers_shortcuts_agree_with_full_checks():
+    """Removing a digit from a singles-solvable (unique) puzzle: the targeted checks equal full re-solves."""
+    rng = np.random.default_rng(5)
+    for hidden in (False, True):
+        puzzle = random_grid(3, rng)
+        for cell in rng.permutation(81).tolist():
+            digit, puzzle[cell] = puzzle[cell], 0
+            fast = singles_decide(puzzle, 3, cell, hidden)
+            assert fast == (solve_by_singles(puzzle, 3, hidden) is not None)
+            assert has_other_solution(puzzle, 3, cell, digit) == (count_solutions(puzzle, 3) > 1)
+            if not fast:
+                puzzle[cell] = digit
 
 
 # --- generator -------------------------------------------------------------------------------------
