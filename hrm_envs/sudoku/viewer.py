@@ -30,7 +30,8 @@ def render_ansi(grid: np.ndarray, given: np.ndarray, box: int, steps: int) -> st
     n = box * box
     digits, fixed = np.asarray(grid).reshape(n, n), np.asarray(given, dtype=bool).reshape(n, n)
     empty = int((digits == 0).sum())
-    lines = [f"sudoku {n}x{n}, step {steps}, {int(fixed.sum())} givens, {n * n - empty - int(fixed.sum())} entries (*), {empty} empty"]
+    givens = int(fixed.sum())
+    lines = [f"sudoku {n}x{n}, step {steps}, {givens} givens, {n * n - empty - givens} entries (*), {empty} empty"]
     rows = []
     for r in range(n):
         cells = [" ." if d == 0 else (" " if fixed[r, c] else "*") + SYMBOLS[d - 1] for c, d in enumerate(digits[r].tolist())]

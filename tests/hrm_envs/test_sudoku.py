@@ -31,7 +31,9 @@ NORVIG_SOLUTION = "4173698256321589479587243168254371697915864323469127582896435
 UNSOLVABLE = "12345678." + "........9" + "." * 63  # no duplicate, but cell (0, 8) has no digit left
 FOUR = "1..4" "..1." ".4.." "3..2"
 # The solution with the corners of a rectangle (rows 4-5, columns 6 and 9) blanked: their two digits can swap.
-AMBIGUOUS = "".join("." if (r, c) in {(3, 5), (3, 8), (4, 5), (4, 8)} else WIKI_SOLUTION[r * 9 + c] for r in range(9) for c in range(9))
+AMBIGUOUS = "".join(
+    "." if (r, c) in {(3, 5), (3, 8), (4, 5), (4, 8)} else WIKI_SOLUTION[r * 9 + c] for r in range(9) for c in range(9)
+)
 
 
 # --- an independent rule checker, sharing no code with the package ---------------------------------
