@@ -172,3 +172,17 @@ def test_cli_builds_and_validates(tmp_path):
     assert again.returncode == 2 and "overwrite" in again.stderr
     helptext = subprocess.run([*run, "--help"], capture_output=True, text=True, cwd=ROOT)
     assert "hanoi-paper" in helptext.stdout
+
+
+def test_stepwise_city_variants_give_every_vehicle(tmp_path):
+    spec = {
+        "name": "city-variants", "kind": "stepwise", "env": "hrm/CityRouting-v0", "size_arg": "size",
+        "env_kwargs": {"max_size": 10}, "variants": True,
+        "splits": {"train": {"sizes": [8], "puzzles": 2, "seed": 0}, "test": {"sizes": [10], "puzzles": 1, "seed": 100}},
+    }  # fmt: skip
+    summary = build(parse_spec(spec), tmp_path / "city", "test", progress=False)
+    train = summary["splits"]["train"]
+    assert (train["bases"], train["puzzles"], train["seed_range"]) == (2, 8, [0, 1])
+    data = StepwiseSplit(tmp_path / "city", "train")
+    vehicles = data.obs_batch(data.offsets[:-1])["vehicle"][:, 0]
+    assert vehicles.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]

@@ -347,3 +347,27 @@ def test_sudoku_shuffles_keep_the_unique_solution(tmp_path):
     assert any("not a valid optimal solution (first [2])" in v for v in validate(out).violations)
     with pytest.raises(ValueError, match="params must be"):
         augmentation.apply(data.obs(0), np.zeros(13, dtype=np.int64))
+
+
+def test_cli_validate_exit_status(maze, tmp_path):
+    copy = _copy(maze, tmp_path)
+    run = [sys.executable, "-m", "train.datasets", "validate", str(copy)]
+    ok = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("OK") and "train.labels_rechecked" in ok.stdout
+    labels = np.load(copy / "test" / "all__labels.npy")
+    labels[1, labels[1] == PATH] = 2  # erase the path
+    np.save(copy / "test" / "all__labels.npy", labels)
+    failed = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert failed.returncode == 1 and "FAILED" in failed.stdout and "first [1]" in failed.stdout
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "preset").glob("*.yaml")), ids=lambda p: p.stem)
+def test_presets_parse(path):
+    from omegaconf import OmegaConf
+
+    spec = parse_spec(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    assert spec.name == path.stem
+    if spec.name == "city-paper":  # seed 001: 240 + 100 bases in all 4 vehicle variants, disjoint seed ranges
+        assert spec.variants and spec.num_aug == 0 and spec.env_kwargs["max_size"] == 40
+        assert (spec.splits["train"].puzzles, spec.splits["test"].puzzles) == (240, 100)
+        assert spec.splits["test"].seed - spec.splits["train"].seed >= 240 * 100

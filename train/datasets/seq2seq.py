@@ -109,8 +109,8 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
     save_array(folder, f"{SET_NAME}__puzzle_indices", np.arange(examples + 1, dtype=np.int32))
     save_array(folder, f"{SET_NAME}__group_indices", np.array(group_offsets, dtype=np.int32))
     save_json(folder / "dataset.json", metadata(vocab, encoder.seq_len, groups, examples, examples))
-    for key in sorted(set(observations[0]) - {"action_mask"}):  # the mask is derived
-        save_array(folder, f"obs.{key}", np.stack([obs[key] for obs in observations]))
+    for name in sorted(set(observations[0]) - {"action_mask"}):  # the mask is derived
+        save_array(folder, f"obs.{name}", np.stack([obs[name] for obs in observations]))
     save_array(folder, "puzzle_base", np.array(bases, dtype=np.int32))
     save_array(folder, "puzzle_variant", np.array(variants, dtype=np.int32))
     save_array(folder, "puzzle_transform", np.stack(transforms))
