@@ -27,8 +27,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from hrm_envs.sudoku.env import action_masks, parse_observation
-from hrm_envs.sudoku.solver import find_conflict, solve
+from hrm_envs.sudoku.env import action_masks, parse_observation, peer_digits
+from hrm_envs.sudoku.solver import find_conflict, geometry, solve
 from oracles.base import Label, LabelBatch, Obs, Oracle
 
 
@@ -80,20 +80,21 @@ class SudokuOracle(Oracle):
     @staticmethod
     def _labels(box: int, grid: np.ndarray, given: np.ndarray, solution: np.ndarray) -> LabelBatch:
         """Vectorised labels of ``(batch, n * n)`` grids; see the module docstring."""
-        n = box * box
+        g = geometry(box)
+        n = g.n
         size, cells = grid.shape
-        masks = action_masks(grid, given, box)
+        used = peer_digits(grid, box)  # a digit is legal in an empty cell iff it is not in ``used``
         empty = grid == 0
         wrong = ~empty & (grid != solution)
         first = np.arange(cells) * (n + 1)  # each cell's first action
         writes = first + solution - 1  # writing the right digit
         optimal = np.zeros((size, cells * (n + 1)), dtype=bool)
-        rows, targets = np.nonzero(empty & (np.take_along_axis(masks, writes, axis=1) == 1))
+        rows, targets = np.nonzero(empty & ((used & g.bits[solution]) == 0))
         optimal[rows, writes[rows, targets]] = True
         rows, targets = np.nonzero(wrong)
         optimal[rows, first[targets] + n] = True
         cost = 2.0 * wrong.sum(axis=1) + empty.sum(axis=1)
-        freedom = np.where(empty, masks.reshape(size, cells, n + 1)[..., :n].sum(axis=-1), n + 1)
+        freedom = np.where(empty, g.free_count[used], n + 1)
         target = freedom.argmin(axis=1)  # most constrained empty cell, lowest index on ties
         write = np.take_along_axis(writes, target[:, None], axis=1)[:, 0]
         erase = first[wrong.argmax(axis=1)] + n  # the wrong digit with the lowest index

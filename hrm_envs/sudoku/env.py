@@ -42,6 +42,13 @@ def unit_digits(grid: np.ndarray, box: int) -> np.ndarray:
     return np.stack([rows, cols, boxes], axis=-2)
 
 
+def peer_digits(grid: np.ndarray, box: int) -> np.ndarray:
+    """Bitmask of the digits in each cell's row, column and box (its own included): int32 like ``grid``."""
+    g = geometry(box)
+    units = unit_digits(grid, box)
+    return units[..., 0, g.row] | units[..., 1, g.col] | units[..., 2, g.box_of]
+
+
 def action_masks(grid: np.ndarray, given: np.ndarray, box: int) -> np.ndarray:
     """Legal-action masks, int8 ``batch + (n * n * (n + 1),)``, of flat grids ``batch + (n * n,)``.
 
@@ -51,8 +58,7 @@ def action_masks(grid: np.ndarray, given: np.ndarray, box: int) -> np.ndarray:
     n = g.n
     grid = np.asarray(grid)
     batch = grid.shape[:-1]
-    units = unit_digits(grid, box)
-    used = units[..., 0, g.row] | units[..., 1, g.col] | units[..., 2, g.box_of]
+    used = peer_digits(grid, box)
     empty = grid == 0
     mask = np.empty(batch + (g.cells, n + 1), dtype=np.int8)
     mask[..., :n] = ((used[..., None] & g.bits[1:]) == 0) & empty[..., None]

@@ -41,6 +41,7 @@ class Geometry:
     box_of: np.ndarray
     full: int  # bitmask of all n digits
     bits: np.ndarray  # int32 (n + 1,): digit d -> 1 << (d - 1), 0 (empty) -> 0
+    free_count: np.ndarray  # int8 (2 ** n,): digits NOT in a bitmask of used digits
 
 
 @lru_cache(maxsize=None)
@@ -62,7 +63,9 @@ def geometry(box: int) -> Geometry:
     )
     cell_units = tuple((int(r), int(c), int(b)) for r, c, b in zip(row, col, box_of))
     bits = np.concatenate([[0], 1 << np.arange(n)]).astype(np.int32)
-    return Geometry(box, n, n * n, units, peers, cell_units, row, col, box_of, (1 << n) - 1, bits)
+    masks = np.arange(1 << n)
+    free_count = (n - sum((masks >> d) & 1 for d in range(n))).astype(np.int8)
+    return Geometry(box, n, n * n, units, peers, cell_units, row, col, box_of, (1 << n) - 1, bits, free_count)
 
 
 @dataclass
