@@ -345,8 +345,11 @@ def test_sudoku_shuffles_keep_the_unique_solution(tmp_path):
     labels[2, [0, 1]] = labels[2, [1, 0]]  # swap two digits of a row: still a row permutation, not a Sudoku
     np.save(out / "train" / "all__labels.npy", labels)
     assert any("not a valid optimal solution (first [2])" in v for v in validate(out).violations)
-    with pytest.raises(ValueError, match="params must be"):
-        augmentation.apply(data.obs(0), np.zeros(13, dtype=np.int64))
+    identity = augmentation.identity(data.obs(0))
+    assert augmentation.max_variants == 24 * 2 * 2**6 - 1
+    for bad in (np.zeros(13, dtype=np.int64), identity[:-1], np.r_[identity[:4], 2, identity[5:]], np.r_[identity[:5], 0, 2, 1, 3, identity[9:]]):
+        with pytest.raises(ValueError, match="params must be"):  # the last breaks a band apart
+            augmentation.apply(data.obs(0), bad)
 
 
 def test_cli_validate_exit_status(maze, tmp_path):

@@ -20,6 +20,7 @@ over the dihedral orbit) and without the keys that only tell variants of one bas
 from __future__ import annotations
 
 import functools
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -38,8 +39,8 @@ class Augmentation(ABC):
 
     name: str
     num_params: int
-    #: distinct non-identity transforms available (None: practically unbounded)
-    max_variants: int | None
+    #: distinct non-identity transforms available
+    max_variants: int
     #: observation keys that differ between the variants of one base scenario (ignored by ``canonical_key``)
     variant_keys: tuple[str, ...] = ()
 
@@ -156,11 +157,12 @@ class SudokuShuffle(Augmentation):
     """HRM's Sudoku augmentation; see the module docstring."""
 
     name = "sudoku_shuffle"
-    max_variants = None
 
     def __init__(self, box: int):
         self.box, self.n = box, box * box
         self.num_params = 3 * self.n + 1
+        # digit maps x transpose x (band order x row orders in each band), the same for columns; minus the identity
+        self.max_variants = math.factorial(self.n) * 2 * math.factorial(box) ** (2 * box + 2) - 1
 
     def identity(self, obs: Obs) -> np.ndarray:
         order = np.arange(self.n)
@@ -174,13 +176,23 @@ class SudokuShuffle(Augmentation):
         while len(rows) <= count:
             rows.add(tuple(np.concatenate([rng.permutation(self.n), [rng.integers(2)], self._order(rng), self._order(rng)])))
         rows.discard(tuple(self.identity(obs)))
-        return np.array(sorted(rows), dtype=np.int64)[rng.permutation(count)]
+        return np.array(sorted(rows), dtype=np.int64).reshape(count, self.num_params)
+
+    def _valid(self, params: np.ndarray) -> bool:
+        n, box = self.n, self.box
+        if params.shape != (self.num_params,) or params[n] not in (0, 1) or sorted(params[:n]) != list(range(n)):
+            return False
+        for order in (params[n + 1 : 2 * n + 1], params[2 * n + 1 :]):
+            bands = order.reshape(box, box) // box  # each band's rows must stay together
+            if sorted(order) != list(range(n)) or (bands != bands[:, :1]).any():
+                return False
+        return True
 
     def apply(self, obs: Obs, params: np.ndarray) -> Obs:
         from hrm_envs.sudoku.env import action_masks
 
         n, params = self.n, np.asarray(params)
-        if params.shape != (self.num_params,) or any(sorted(part) != list(range(n)) for part in np.split(np.delete(params, n), 3)):
+        if not self._valid(params):
             raise ValueError(f"params must be [digit map, transpose, row order, column order] of a {n}x{n} Sudoku, got {params}")
         digits = np.concatenate([[0], params[:n] + 1]).astype(np.int8)
         out = dict(obs)

@@ -59,7 +59,7 @@ def split_augmentation(spec: DatasetSpec, split_name: str) -> tuple[Augmentation
     augmentation = augmentation_for(spec.env, env.observation_space)
     env.close()
     num_aug = spec.num_aug if split_name == "train" else 0
-    if augmentation.max_variants is not None and num_aug > augmentation.max_variants:
+    if num_aug > augmentation.max_variants:
         raise ValueError(f"preset.num_aug must be <= {augmentation.max_variants} for {spec.env} ({augmentation.name}), got {num_aug}")
     return augmentation, num_aug
 
@@ -247,8 +247,9 @@ def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Any) -> None
             if int(per_size[index]) != info["per_size"][label]["examples"]:
                 report.fail(f"{where}: example count of size {label} differs from summary.json")
         for name, array in (("inputs", data.inputs), ("labels", data.labels)):
-            if array.size and int(array.max()) >= meta["vocab_size"]:
-                report.fail(f"{where}: {name} hold token {int(array.max())} outside the vocabulary [0, {meta['vocab_size']})")
+            outside = array[(array < 0) | (array >= meta["vocab_size"])]
+            if outside.size:
+                report.fail(f"{where}: {name} hold token {int(outside[0])} outside the vocabulary [0, {meta['vocab_size']})")
         if data.puzzle_identifiers.min() < 0 or data.puzzle_identifiers.max() >= meta["num_puzzle_identifiers"]:
             report.fail(f"{where}: puzzle identifiers outside [0, {meta['num_puzzle_identifiers']})")
         if not np.array_equal(encoder.tokens(data.observations), data.inputs):
