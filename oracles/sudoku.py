@@ -8,7 +8,10 @@ An action is optimal iff it lowers that count by one:
 
 - erasing a wrong digit (always legal);
 - writing the solution digit in an empty cell, when legal: a wrong digit in the same row, column or
-  box can block it, and then only the erasures are optimal there.
+  box can block it, and then that write is not optimal (until the blocking digit is erased).
+
+So while wrong digits remain, the unblocked right writes are optimal too (exhaustive search over the
+env's transitions confirms it); erasing first is the canonical choice, not the only optimal one.
 
 ``act`` (canonical): erase the wrong digit with the lowest cell index; if there is none, write the
 solution digit in the most constrained empty cell (fewest legal digits, lowest index on ties). On
