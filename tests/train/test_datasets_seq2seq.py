@@ -221,11 +221,12 @@ def test_validation_catches_out_of_vocabulary_tokens_and_bad_groups(maze, tmp_pa
     np.save(copy / "train" / "all__inputs.npy", inputs)
     transform = np.load(copy / "train" / "puzzle_transform.npy")
     transform[1, 0] = (transform[1, 0] % 7) + 1 if transform[1, 0] != 7 else 1
+    transform[-1, 0] = 9  # not a dihedral transform at all
     np.save(copy / "train" / "puzzle_transform.npy", transform)
     violations = validate(copy).violations
     assert any("token 200 outside the vocabulary [0, 6)" in v for v in violations)
     assert any("differ from the encoded observations" in v for v in violations)
-    assert any("groups are not an original and its augmentations (first [0])" in v for v in violations)
+    assert any("2 groups are not an original and its augmentations (first [0, 5])" in v for v in violations)
 
 
 def test_validation_catches_count_and_seed_range_mismatch(city, tmp_path):
@@ -374,3 +375,13 @@ def test_presets_parse(path):
         assert spec.variants and spec.num_aug == 0 and spec.env_kwargs["max_size"] == 40
         assert (spec.splits["train"].puzzles, spec.splits["test"].puzzles) == (240, 100)
         assert spec.splits["test"].seed - spec.splits["train"].seed >= 240 * 100
+
+
+def test_validation_survives_an_observation_that_is_no_puzzle(maze, tmp_path):
+    copy = _copy(maze, tmp_path)
+    walls = np.load(copy / "test" / "obs.walls.npy")
+    walls[2] = 1  # all wall: start and goal are no floor cells
+    np.save(copy / "test" / "obs.walls.npy", walls)
+    report = validate(copy)
+    assert any("disagree with the oracle (first [2])" in v for v in report.violations)
+    assert "overlap.test-train.bases" in report.checks  # the remaining checks still ran
