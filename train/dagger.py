@@ -59,7 +59,7 @@ from oracles import oracle_for
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
 from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
-from train.rollout import Transitions, collect
+from train.rollout import Transitions, collect, env_fns
 from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -133,17 +133,10 @@ def curriculum(sizes: list[Any], round_index: int, curriculum_rounds: int) -> li
     return sizes[: max(1, math.ceil(len(sizes) * (round_index + 1) / (curriculum_rounds + 1)))]
 
 
-def size_kwargs(size: Any, size_arg: str) -> dict[str, Any]:
-    return dict(size) if isinstance(size, dict) else {size_arg: size}
-
-
 def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
     """``dagger.envs`` sub-envs (sub-env i plays ``sizes[i % len(sizes)]``), SAME_STEP autoreset."""
     kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
-    fns = [
-        (lambda size=sizes[i % len(sizes)]: gym.make(cfg.env.id, **kwargs, **size_kwargs(size, cfg.env.size_arg)))
-        for i in range(cfg.dagger.envs)
-    ]
+    fns = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, sizes, cfg.dagger.envs)
     mode = cfg.dagger.vector
     if mode == "auto":
         mode = "async" if (os.cpu_count() or 1) > 2 else "sync"
@@ -247,7 +240,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     sizes = collection_sizes(cfg)
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
-    probe = gym.make(cfg.env.id, **env_kwargs, **size_kwargs(sizes[-1], cfg.env.size_arg))
+    probe = env_fns(cfg.env.id, env_kwargs, cfg.env.size_arg, sizes[-1:], 1)[0]()
     encoder = encoder_for(probe)
     probe.close()
     oracle = oracle_for(cfg.env.id)

@@ -18,21 +18,28 @@ Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything els
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import hydra
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 import hrm_envs  # noqa: E402,F401
+from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train.rollout import OraclePolicy, Policy, RandomMaskedPolicy, oracle_states, run_episodes, summarize, teacher_forcing  # noqa: E402
 
 REFERENCE_METHODS = ("oracle", "random")
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def episode_seeds(seed: int, size_index: int, episodes: int) -> list[int]:
@@ -178,3 +185,61 @@ def write_report(results: dict[str, dict[str, Any]], out: str | Path, meta: dict
     (out / "results.md").write_text(markdown_table(results))
     plots = plot_report(results, out)
     return {"json": out / "results.json", "markdown": out / "results.md", **{p.stem: p for p in plots}}
+
+
+# --------------------------------------------------------------------------- command line
+def load_any_policy(path: str | Path, encoder: Any) -> Policy:
+    """A policy from a checkpoint: ``.zip`` = MaskablePPO (``train.ppo``), else a ``train.learner`` checkpoint."""
+    path = Path(path)
+    if path.suffix == ".zip":
+        from train.ppo import PPOPolicy
+
+        return PPOPolicy(path)
+    from train.learner import load_policy
+
+    return load_policy(path, encoder)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.checkpoint`` (and the reference rows) and write the report into ``cfg.out``."""
+    checkpoints = OmegaConf.to_container(cfg.checkpoint, resolve=True) if OmegaConf.is_list(cfg.checkpoint) else (
+        [cfg.checkpoint] if cfg.checkpoint else [])
+    names = list(cfg.names) or [Path(p).parent.name or Path(p).stem for p in checkpoints]
+    if len(names) != len(checkpoints):
+        raise ValueError(f"names must give one name per checkpoint ({len(checkpoints)}), got {len(names)}")
+    references = list(cfg.references)
+    for name in references:
+        if name not in REFERENCE_METHODS:
+            raise ValueError(f"references must be a subset of {REFERENCE_METHODS}, got {name!r}")
+    if len(set(names + references)) != len(names) + len(references):
+        raise ValueError(f"method names must be unique, got {names + references}")
+    sizes = OmegaConf.to_container(cfg.sizes, resolve=True) if cfg.sizes is not None else list(cfg.env.eval_sizes)
+    sizes = check_sizes(sizes, cfg.episodes)
+    torch.set_num_threads(cfg.threads)
+    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
+    probe = gym.make(cfg.env.id, **env_kwargs)
+    encoder = encoder_for(probe)
+    probe.close()
+    policies: dict[str, Policy | None] = {name: None for name in references}
+    policies.update({name: load_any_policy(path, encoder) for name, path in zip(names, checkpoints)})
+    started = time.perf_counter()
+    results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed)
+    meta = {"env": cfg.env.id, "env_kwargs": env_kwargs, "sizes": sizes, "episodes": cfg.episodes, "seed": cfg.seed,
+            "checkpoints": dict(zip(names, checkpoints)), "seconds": time.perf_counter() - started}
+    paths = write_report(results, cfg.out, meta)
+    print(markdown_table(results))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return {"meta": meta, "results": results}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

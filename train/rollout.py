@@ -8,7 +8,7 @@ batch run in lockstep so a model sees one batched forward per step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -24,6 +24,19 @@ class Policy(Protocol):
     def act_batch(self, obs: Obs) -> tuple[np.ndarray, np.ndarray]:
         """Actions and reasoning segments used, one per row of the batched observation."""
         ...
+
+
+def env_fns(env_id: str, env_kwargs: dict[str, Any], size_arg: str, sizes: list[Any], num_envs: int) -> list[Callable[[], gym.Env]]:
+    """Env constructors for vector envs: env ``i`` plays ``sizes[i % len(sizes)]`` (a value of ``size_arg``
+    or a kwargs dict)."""
+    if not sizes:
+        raise ValueError("sizes must be a non-empty list of puzzle sizes")
+
+    def make(size: Any) -> Callable[[], gym.Env]:
+        kwargs = dict(size) if isinstance(size, dict) else {size_arg: size}
+        return lambda: gym.make(env_id, **env_kwargs, **kwargs)
+
+    return [make(sizes[i % len(sizes)]) for i in range(num_envs)]
 
 
 def stack(observations: list[Obs]) -> Obs:

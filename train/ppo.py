@@ -1,0 +1,128 @@
+"""The reinforcement-learning row: sb3-contrib MaskablePPO on the same environments, with a wall-time budget.
+
+    python -m train.ppo env=hanoi ppo.policy=hrm ppo.minutes=10 out=runs/ppo/hanoi-hrm
+    python -m train.evaluate checkpoint=runs/ppo/hanoi-hrm/model.zip
+
+Training envs: ``ppo.envs`` sub-envs (``DummyVecEnv``, or ``SubprocVecEnv`` with ``ppo.vector=subproc``)
+playing the env preset's train sizes (sub-env i plays size i mod #sizes) with the env's reward (+1 on
+success, -0.01 per move). ``ppo.policy``: ``hrm`` (``agents.policy.HRMPolicy`` with the ``model`` group's
+HRM fields) or ``mlp`` (SB3's ``MultiInputPolicy``). Training stops after ``ppo.minutes`` of wall time
+(checked between rollouts) or ``ppo.timesteps``. Outputs in ``out``: ``model.zip`` and ``progress.json``.
+:class:`PPOPolicy` wraps a saved model as a ``train.rollout.Policy`` for ``train.evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
+
+import hrm_envs  # noqa: F401
+from train.rollout import env_fns
+from train.supervised import load_preset
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+POLICIES = ("hrm", "mlp")
+VECTORS = ("dummy", "subproc")
+
+
+class PPOPolicy:
+    """A saved MaskablePPO model as a ``train.rollout.Policy`` (greedy, masked; HRM segments when reported)."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"checkpoint {path} does not exist")
+        self.model = MaskablePPO.load(path, device="cpu")
+
+    def act_batch(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        actions, _ = self.model.predict(obs, action_masks=obs["action_mask"].astype(bool), deterministic=True)
+        segments = getattr(self.model.policy, "last_segments", None)
+        if segments is None or len(segments) != len(actions):
+            segments = np.ones(len(actions), np.int64)
+        return np.asarray(actions, np.int64), np.asarray(segments, np.int64)
+
+
+class WallClock(BaseCallback):
+    """Stops training once ``minutes`` have passed (the rollout in progress is dropped)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.deadline = time.monotonic() + 60 * minutes
+
+    def _on_step(self) -> bool:
+        return time.monotonic() < self.deadline
+
+
+def check_ppo_config(ppo: DictConfig) -> None:
+    allowed = {"policy", "minutes", "timesteps", "envs", "vector", "n_steps", "batch_size", "lr", "ent_coef", "gamma"}
+    unknown = sorted(set(ppo) - allowed)
+    if unknown:
+        raise ValueError(f"unknown ppo keys {unknown}; allowed: {sorted(allowed)}")
+    if ppo.policy not in POLICIES:
+        raise ValueError(f"ppo.policy must be one of {POLICIES}, got {ppo.policy!r}")
+    if ppo.vector not in VECTORS:
+        raise ValueError(f"ppo.vector must be one of {VECTORS}, got {ppo.vector!r}")
+    if not float(ppo.minutes) > 0:
+        raise ValueError(f"ppo.minutes must be > 0, got {ppo.minutes!r}")
+    for key in ("timesteps", "envs", "n_steps", "batch_size"):
+        if isinstance(ppo[key], bool) or not isinstance(ppo[key], int) or ppo[key] < 1:
+            raise ValueError(f"ppo.{key} must be an int >= 1, got {ppo[key]!r}")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train MaskablePPO within the budget; returns timing and the training-episode success rate."""
+    check_ppo_config(cfg.ppo)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
+    sizes = list(load_preset(OmegaConf.to_container(cfg.env, resolve=True)["preset"])["splits"]["train"]["sizes"])
+    fns = env_fns(cfg.env.id, env_kwargs, cfg.env.size_arg, sizes, cfg.ppo.envs)
+    vec = VecMonitor(SubprocVecEnv(fns) if cfg.ppo.vector == "subproc" else DummyVecEnv(fns), info_keywords=("is_success",))
+    kwargs: dict[str, Any] = {}
+    policy: Any = "MultiInputPolicy"
+    if cfg.ppo.policy == "hrm":
+        from agents.policy import HRMPolicy
+
+        hrm_fields = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
+        policy, kwargs = HRMPolicy, {"policy_kwargs": {"env_id": cfg.env.id, "hrm_config": hrm_fields}}
+    model = MaskablePPO(policy, vec, n_steps=cfg.ppo.n_steps, batch_size=cfg.ppo.batch_size,
+                        learning_rate=float(cfg.ppo.lr), ent_coef=float(cfg.ppo.ent_coef), gamma=float(cfg.ppo.gamma),
+                        seed=cfg.seed, device="cpu", verbose=0, **kwargs)
+    started = time.monotonic()
+    model.learn(total_timesteps=cfg.ppo.timesteps, callback=WallClock(float(cfg.ppo.minutes)),
+                progress_bar=bool(cfg.progress))
+    successes = [info.get("is_success") for info in model.ep_info_buffer if "is_success" in info]
+    model.save(out / "model.zip")
+    vec.close()
+    result = {"timesteps": int(model.num_timesteps), "minutes": (time.monotonic() - started) / 60,
+              "policy": cfg.ppo.policy, "sizes": sizes,
+              "recent_train_episode_reward": float(np.mean([i["r"] for i in model.ep_info_buffer]))
+              if model.ep_info_buffer else float("nan"), "recent_train_success": float(np.mean(successes))
+              if successes else float("nan")}
+    (out / "progress.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="ppo")
+def main(cfg: DictConfig) -> None:
+    try:
+        print(json.dumps(train(cfg)))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
