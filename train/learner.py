@@ -33,7 +33,8 @@ schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and th
 ``ValueError`` naming every mismatching key with both values. ``checkpoint_config(path)`` reads only the config.
 
 Logging: ``MetricsLogger(out_dir, enabled)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
-``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing.
+``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing; ``purge_step`` (on
+resume) drops TensorBoard events after that step.
 """
 
 from __future__ import annotations
@@ -373,7 +374,7 @@ def load_policy(path: str | Path, encoder: Encoder, device: torch.device | str =
 class MetricsLogger:
     """TensorBoard scalars + ``metrics.jsonl`` in ``out_dir``; a disabled logger ignores everything."""
 
-    def __init__(self, out_dir: str | Path, enabled: bool = True):
+    def __init__(self, out_dir: str | Path, enabled: bool = True, purge_step: int | None = None):
         self.enabled = enabled
         self.writer = None
         if enabled:
@@ -381,7 +382,7 @@ class MetricsLogger:
 
             out_dir = Path(out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
-            self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step)
             self.jsonl = open(out_dir / "metrics.jsonl", "a")
 
     def log(self, step: int, epoch: int, phase: str, metrics: Mapping[str, Any]) -> None:

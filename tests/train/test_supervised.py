@@ -1,0 +1,174 @@
+"""train.supervised: a tiny run learns, the epoch line, exact resume after a kill or Ctrl-C, start-up errors, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+import train.supervised as supervised
+from train.datasets import build, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_SET = {
+    "name": "hanoi-tiny", "kind": "stepwise", "env": "hrm/Hanoi-v0", "size_arg": "num_disks", "env_kwargs": {"max_disks": 4},
+    "splits": {"train": {"sizes": [1, 2, 3], "puzzles": 24, "seed": 0}, "test": {"sizes": [4], "puzzles": 6, "seed": 1000000}},
+}  # fmt: skip
+LINE = re.compile(r"^Epoch (\d+) TF: (\d\.\d{4}) Auto: (\d\.\d{4}) Gap: (-?\d\.\d{4}) \| optimality \S+ segments \S+ train TF \S+$")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "hanoi-tiny"
+    build(parse_spec(TINY_SET), out, "test", progress=False)
+    return out
+
+
+def overrides(data_dir: Path, out: Path, *extra: str, model: str = "hrm") -> list[str]:
+    """A tiny run on the tiny set: hidden 32 (and 1 + 1 blocks for HRM / transformer)."""
+    size = ["model.hidden_size=32"] + (["model.H_layers=1", "model.L_layers=1"] if model in ("hrm", "transformer") else [])
+    return [f"env.data_dir={data_dir}", "env.kwargs.max_disks=4", "env.eval_sizes=[3,4]", "train=tiny", f"out={out}",
+            "progress=false", "threads=1", f"model={model}", *size, *extra]
+
+
+def config(args: list[str]):
+    with initialize_config_dir(config_dir=str(supervised.CONFIG_DIR), version_base="1.3"):
+        return compose("supervised", overrides=args)
+
+
+def rows(out: Path, phase: str) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [row for row in map(json.loads, lines) if row["phase"] == phase]
+
+
+def test_tiny_run_learns_and_prints_epoch_lines(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    final = supervised.train(config(overrides(data_dir, out, "train.epochs=12", model="transformer")))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
+    assert len(lines) == 12
+    for k, line in enumerate(lines, 1):
+        match = LINE.match(line)
+        assert match, line
+        epoch, tf, auto, gap = int(match[1]), float(match[2]), float(match[3]), float(match[4])
+        assert epoch == k and gap == pytest.approx(tf - auto, abs=2e-4)
+    evals, train_rows = rows(out, "eval"), rows(out, "train")
+    assert [r["epoch"] for r in evals] == list(range(1, 13))
+    assert evals[-1]["train_tf"] >= 0.9 > evals[0]["train_tf"]  # the 1..3-disk policy is learned
+    assert train_rows[-1]["loss"] < 0.5 * train_rows[0]["loss"]
+    assert 0 <= final["optimality_ratio"] <= final["auto"] <= 1  # failures count 0 in the ratio
+    for key in ("optimality_ratio", "segments", "tf", "auto", "gap"):
+        assert key in evals[-1]
+    assert (out / "last.pt").is_file() and any((out / "tensorboard").iterdir())
+
+
+def final_state(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "last.pt", weights_only=False)["model"]
+
+
+def test_resume_after_kill_and_ctrl_c_is_exact(data_dir, tmp_path, monkeypatch):
+    args = ["train.epochs=3", "train.eval.puzzles=1", "model.halt_max_steps=2"]  # HRM: carry, Q-head, exploration
+    reference = supervised.train(config(overrides(data_dir, tmp_path / "ref", *args)))
+
+    # A kill right after the first epoch's checkpoint was written.
+    real_save = supervised.save_checkpoint
+
+    def save_then_die(*a, **k):
+        real_save(*a, **k)
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(supervised, "save_checkpoint", save_then_die)
+    killed = tmp_path / "killed"
+    with pytest.raises(SystemExit):
+        supervised.train(config(overrides(data_dir, killed, *args)))
+    monkeypatch.setattr(supervised, "save_checkpoint", real_save)
+    with pytest.raises(ValueError, match="already holds a run"):
+        supervised.train(config(overrides(data_dir, killed, *args)))
+    resumed = supervised.train(config(overrides(data_dir, killed, *args, "resume=true")))
+    assert {k: v for k, v in resumed.items() if not k.endswith("_s")} == \
+        {k: v for k, v in reference.items() if not k.endswith("_s")}
+    assert [r["step"] for r in rows(killed, "eval")] == [r["step"] for r in rows(tmp_path / "ref", "eval")]
+
+    # Ctrl-C in the middle of epoch 2: saved there, and resumed from that very batch.
+    real_step = supervised.Learner.train_step
+
+    def interrupt_at_step_13(self, batch):
+        if self.step == 13:
+            raise KeyboardInterrupt
+        return real_step(self, batch)
+
+    monkeypatch.setattr(supervised.Learner, "train_step", interrupt_at_step_13)
+    interrupted = tmp_path / "ctrl-c"
+    with pytest.raises(KeyboardInterrupt):
+        supervised.train(config(overrides(data_dir, interrupted, *args)))
+    saved = torch.load(interrupted / "last.pt", weights_only=False)
+    assert (saved["step"], saved["epoch"], saved["batch_in_epoch"]) == (13, 1, 3)  # 10 steps per epoch
+    monkeypatch.setattr(supervised.Learner, "train_step", real_step)
+    supervised.train(config(overrides(data_dir, interrupted, *args, "resume=true")))
+    ref_state, state = final_state(tmp_path / "ref"), final_state(interrupted)
+    assert all(torch.equal(ref_state[k], state[k]) for k in ref_state)
+
+
+def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
+    out = tmp_path / "run"
+    supervised.train(config(overrides(data_dir, out, "train.epochs=1", "train.eval.puzzles=1")))
+    with pytest.raises(ValueError, match=r"model\.hidden_size: checkpoint 32, now 64"):
+        supervised.train(config(overrides(data_dir, out, "train.epochs=2", "resume=true", "model.hidden_size=64")))
+    with pytest.raises(ValueError, match=r"train\.lr"):
+        supervised.train(config(overrides(data_dir, out, "train.epochs=2", "resume=true", "train.lr=0.5")))
+    with pytest.raises(ValueError, match="no checkpoint"):
+        supervised.train(config(overrides(data_dir, tmp_path / "none", "resume=true")))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["train.lr=-1"], r"train\.lr must be > 0"),
+    (["train.epochs=0"], r"train\.epochs must be an int >= 1"),
+    (["model.hidden_size=30"], r"hidden_size \(30\) must be divisible by num_heads"),
+    (["+model.vocab_size=20"], r"must not set \['vocab_size'\]"),
+    (["+model.depth=3"], r"model\.depth applies to"),
+    (["train.batch_size=100000"], r"train\.batch_size=100000 exceeds"),
+    (["device=tpu"], r"device must be one of"),
+    (["env.id=hrm/Maze-v0"], r"holds a hrm/Hanoi-v0 data set, but env\.id is 'hrm/Maze-v0'"),
+    (["env.kwargs.max_disks=6", "model.pos_encodings=learned"], r"env\.kwargs give 6 tokens, but model hrm"),
+    (["env.eval_split=validation"], r"env\.eval_split must be one of"),
+])  # fmt: skip
+def test_bad_values_fail_at_start_up(data_dir, tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        supervised.train(config(overrides(data_dir, tmp_path / "run", *bad)))
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_unknown_keys_and_choices_fail_in_hydra(data_dir, tmp_path):
+    with pytest.raises(ConfigCompositionException, match="train.lrr"):
+        config(overrides(data_dir, tmp_path, "train.lrr=1"))
+    with pytest.raises(ConfigCompositionException, match="Could not find 'model/rnn'"):
+        config(overrides(data_dir, tmp_path, model="rnn"))
+
+
+def test_cli_reports_bad_config_without_traceback(data_dir, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "train.supervised", *overrides(data_dir, tmp_path / "r", "train.lr=-1")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "error: train.lr must be > 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ddp_two_processes_train_and_only_rank_zero_writes(data_dir, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train.supervised",
+         *overrides(data_dir, out, "train.epochs=2", "train.eval.puzzles=1")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("Epoch")]
+    assert len(lines) == 2 and all(LINE.match(line) for line in lines)  # rank 0 only
+    assert "x 2" in result.stdout
+    saved = torch.load(out / "last.pt", weights_only=False)
+    assert saved["config"]["world_size"] == 2 and saved["epoch"] == 2
+    assert [r["step"] for r in rows(out, "eval")] == [10, 20]  # 86 samples: 43 per rank, 4 per rank and step

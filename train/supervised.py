@@ -1,0 +1,394 @@
+"""Supervised training on the suite's data sets (step-wise: state -> optimal action set).
+
+    python -m train.supervised                                   # env=hanoi model=hrm train=default
+    python -m train.supervised env=hanoi model=transformer train.epochs=5 out=runs/tf
+    python -m train.supervised resume=true                       # continue a killed / interrupted run
+    torchrun --nproc_per_node=2 -m train.supervised threads=1    # DistributedDataParallel (gloo on CPU)
+
+Every epoch prints ``Epoch k TF: x Auto: y Gap: x-y`` plus the optimality ratio and mean ACT segments:
+TF = share of held-out oracle states (the data set's ``env.eval_split``) where the greedy masked action is
+optimal; Auto = share of fresh puzzles of ``env.eval_sizes`` solved when the policy acts on its own from
+the start. Also logged: TF on train states, per-size success, training loss / accuracy / ACT steps.
+Outputs in ``out``: ``last.pt`` (written atomically every epoch and on Ctrl-C), ``metrics.jsonl``,
+``tensorboard/``. The data set is built with ``train.datasets`` when ``env.data_dir`` is missing.
+Only rank 0 evaluates, logs and checkpoints; a DDP resume restores rank 0's carry and RNG on every rank's
+model and restarts the other ranks' carries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import hydra
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+import hrm_envs  # noqa: F401  (registers the env ids)
+from agents.hrm import IGNORE_LABEL, HRMConfig
+from hrm_envs.city.metrics import METRICS as CITY_METRICS
+from hrm_envs.city.metrics import labels_to_mask, mean_metrics, route_metrics
+from hrm_envs.encoding import Encoder, encoder_for
+from oracles import oracle_for
+from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit, build, parse_spec
+from train.datasets.loading import observation_space
+from train.learner import Learner, MetricsLogger, ModelPolicy, check_fits, load_checkpoint, save_checkpoint, unwrap
+from train.rollout import run_episodes, summarize
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip")
+# Config keys a resumed run may change (everything else must match the checkpoint).
+RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every")
+
+
+# ------------------------------------------------------------------------------------------------ setup
+def setup_distributed(device_cfg: str) -> tuple[torch.device, int, int]:
+    """Init the process group under torchrun; the device (CUDA if present and allowed), rank, world size."""
+    if device_cfg not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {device_cfg!r}")
+    if device_cfg == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but CUDA is not available; use device=auto or device=cpu")
+    use_cuda = device_cfg != "cpu" and torch.cuda.is_available()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local), rank, world
+    return torch.device("cpu"), rank, world
+
+
+def load_preset(preset: Any) -> dict[str, Any]:
+    """A data set preset: a name of ``configs/preset/<name>.yaml`` or an inline mapping."""
+    if isinstance(preset, str):
+        path = CONFIG_DIR / "preset" / f"{preset}.yaml"
+        if not path.is_file():
+            names = sorted(p.stem for p in (CONFIG_DIR / "preset").glob("*.yaml"))
+            raise ValueError(f"env.preset {preset!r} is not a preset in {path.parent}; available: {names}")
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return dict(preset)
+
+
+def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
+    """``env.data_dir``, built from ``env.preset`` by rank 0 if missing; checks it is a set of ``env.id``."""
+    root = Path(env_cfg.data_dir)
+    if not (root / "summary.json").is_file():
+        if rank == 0:
+            spec = parse_spec(load_preset(OmegaConf.to_container(env_cfg, resolve=True)["preset"]))
+            print(f"building data set {spec.name} into {root} ...", flush=True)
+            build(spec, root, f"python -m train.supervised (preset {spec.name})", progress=True)
+        if dist.is_initialized():
+            dist.barrier()
+    summary = json.loads((root / "summary.json").read_text())
+    if summary["env"] != env_cfg.id:
+        raise ValueError(f"env.data_dir {str(root)!r} holds a {summary['env']} data set, but env.id is {env_cfg.id!r}")
+    if env_cfg.eval_split not in summary["splits"]:
+        raise ValueError(f"env.eval_split must be one of {sorted(summary['splits'])}, got {env_cfg.eval_split!r}")
+    return root
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """Values Hydra cannot check: ``ValueError`` naming the key and what is allowed."""
+    train = cfg.train
+    for key in ("epochs", "batch_size", "log_every"):
+        if not isinstance(train[key], int) or train[key] < 1:
+            raise ValueError(f"train.{key} must be an int >= 1, got {train[key]!r}")
+    for key in ("tf_samples", "train_tf_samples", "puzzles"):
+        if not isinstance(train.eval[key], int) or train.eval[key] < 0:
+            raise ValueError(f"train.eval.{key} must be an int >= 0, got {train.eval[key]!r}")
+    if not isinstance(train.eval.batch_size, int) or train.eval.batch_size < 1:
+        raise ValueError(f"train.eval.batch_size must be an int >= 1, got {train.eval.batch_size!r}")
+    if not isinstance(cfg.threads, int) or cfg.threads < 0:
+        raise ValueError(f"threads must be an int >= 0, got {cfg.threads!r}")
+    if not list(cfg.env.eval_sizes):
+        raise ValueError("env.eval_sizes must list at least one size")
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def subset(count: int, total: int, rng: np.random.Generator) -> np.ndarray:
+    """A fixed sorted random subset of ``count`` indices out of ``total`` (all of them if 0 or more)."""
+    return np.sort(rng.choice(total, count, replace=False)) if 0 < count < total else np.arange(total)
+
+
+class StepwiseEvaluator:
+    """TF on fixed subsets of the train and held-out splits, and closed-loop episodes on fresh puzzles."""
+
+    def __init__(self, cfg: DictConfig, root: Path, data: StepwiseDataset, config: HRMConfig, seed: int):
+        self.batch_size = cfg.train.eval.batch_size
+        self.data_encoder = data.encoder
+        rng = np.random.default_rng(seed)
+        self.splits = {"train": data.split, "heldout": StepwiseSplit(root, cfg.env.eval_split)}
+        self.indices = {name: subset(count, self.splits[name].num_samples, rng)
+                        for name, count in (("train", cfg.train.eval.train_tf_samples),
+                                            ("heldout", cfg.train.eval.tf_samples))}
+        self.oracle = oracle_for(cfg.env.id)
+        self.envs, self.seeds, self.sizes = [], [], []
+        for index, size in enumerate(cfg.env.eval_sizes):
+            kwargs = dict(size) if isinstance(size, DictConfig) else {cfg.env.size_arg: size}
+            label = ",".join(f"{k}={v}" for k, v in kwargs.items()) if isinstance(size, DictConfig) else str(size)
+            streams = np.random.SeedSequence([seed, 7919, index]).generate_state(cfg.train.eval.puzzles)
+            for puzzle_seed in streams:
+                self.envs.append(gym.make(cfg.env.id, **OmegaConf.to_container(cfg.env.kwargs), **kwargs))
+                self.seeds.append(int(puzzle_seed))
+                self.sizes.append(label)
+        self.env_encoder = encoder_for(self.envs[0]) if self.envs else data.encoder
+        fixed_length = cfg.model.name == "mlp" or config.pos_encodings == "learned"
+        if fixed_length and self.env_encoder.seq_len != config.seq_len:
+            raise ValueError(f"env.kwargs give {self.env_encoder.seq_len} tokens, but model {cfg.model.name} "
+                             f"(pos_encodings={config.pos_encodings}) only reads the data set's {config.seq_len}")
+        if self.envs and self.envs[0].action_space.n != config.num_actions(self.env_encoder.seq_len):
+            raise ValueError(f"env.kwargs give {self.envs[0].action_space.n} actions, the model's layout "
+                             f"{config.num_actions(self.env_encoder.seq_len)}")
+
+    def teacher_forcing(self, policy: ModelPolicy, name: str) -> tuple[float, float]:
+        """Share of the split's chosen states where the policy's action is optimal; mean segments."""
+        split, indices = self.splits[name], self.indices[name]
+        hits, segments = 0, 0
+        for start in range(0, len(indices), self.batch_size):
+            chunk = indices[start : start + self.batch_size]
+            actions, used = policy.act_batch(split.obs_batch(chunk))
+            optimal = np.unpackbits(split.optimal_bits[chunk], axis=1, count=split.num_actions).astype(bool)
+            hits += int(optimal[np.arange(len(chunk)), actions].sum())
+            segments += int(used.sum())
+        return hits / max(1, len(indices)), segments / max(1, len(indices))
+
+    def __call__(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+        policy = ModelPolicy(model, self.data_encoder, device)
+        tf, tf_segments = self.teacher_forcing(policy, "heldout")
+        train_tf, _ = self.teacher_forcing(policy, "train")
+        metrics: dict[str, Any] = {"tf": tf, "train_tf": train_tf, "tf_segments": tf_segments}
+        if self.envs:
+            policy = ModelPolicy(model, self.env_encoder, device)
+            summary = summarize(run_episodes(policy, self.envs, self.seeds, self.sizes, self.oracle))
+            overall = summary.pop("all")
+            metrics.update(auto=overall["success"], optimality_ratio=overall["optimality_ratio"],
+                           segments=overall["mean_segments"])
+            metrics.update({f"auto_{size}": row["success"] for size, row in summary.items()})
+        else:
+            metrics.update(auto=float("nan"), optimality_ratio=float("nan"), segments=tf_segments)
+        metrics["gap"] = tf - metrics["auto"]
+        return metrics
+
+    @staticmethod
+    def line(epoch: int, m: dict[str, Any]) -> str:
+        return (f"Epoch {epoch} TF: {m['tf']:.4f} Auto: {m['auto']:.4f} Gap: {m['gap']:.4f} | "
+                f"optimality {m['optimality_ratio']:.4f} segments {m['segments']:.2f} train TF {m['train_tf']:.4f}")
+
+
+class Seq2SeqEvaluator:
+    """Exact-sequence, per-token and q_halt accuracy and ACT steps on the held-out (and train) examples;
+    for city routing also the cheat-exposing route metrics of ``hrm_envs.city.metrics``."""
+
+    def __init__(self, cfg: DictConfig, root: Path, data: Seq2SeqDataset, seed: int):
+        self.batch_size = cfg.train.eval.batch_size
+        rng = np.random.default_rng(seed)
+        self.city = cfg.env.id == "hrm/CityRouting-v0"
+        heldout = Seq2SeqDataset(root, cfg.env.eval_split)
+        self.sets = {"heldout": (heldout, subset(cfg.train.eval.tf_samples, len(heldout), rng)),
+                     "train": (data, subset(cfg.train.eval.train_tf_samples, len(data), rng))}
+        if self.city:
+            self.sources = Seq2SeqSplit(root, cfg.env.eval_split, sources=True)
+            self.max_size = int(math.isqrt(heldout.tokens.shape[1]))
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, device: torch.device, name: str) -> dict[str, float]:
+        data, indices = self.sets[name]
+        was_training = model.training
+        model.eval()
+        totals = {"exact": 0.0, "token": 0.0, "q_halt": 0.0, "steps": 0.0}
+        routes = []
+        for start in range(0, len(indices), self.batch_size):
+            rows = torch.as_tensor(indices[start : start + self.batch_size])
+            out = model.predict({"tokens": data.tokens[rows].to(device)})
+            labels = data.labels[rows].to(device)
+            valid = labels != IGNORE_LABEL
+            prediction = out["logits"].argmax(-1)
+            correct = (prediction == labels) & valid
+            exact = (correct | ~valid).all(-1)
+            totals["exact"] += float(exact.sum())
+            totals["token"] += float((correct.sum(-1) / valid.sum(-1).clamp_min(1)).sum())
+            totals["q_halt"] += float(((out["q_halt"] >= 0) == exact).sum())
+            totals["steps"] += float(out["segments"].sum()) if "segments" in out else len(rows)
+            if self.city and name == "heldout":
+                for row, example in zip(prediction.cpu().numpy(), rows.tolist()):
+                    routes.append(route_metrics(self.sources.obs(example), labels_to_mask(row, self.max_size)))
+        model.train(was_training)
+        metrics = {k: v / max(1, len(indices)) for k, v in totals.items()}
+        if routes:
+            metrics.update(mean_metrics(routes))
+        return metrics
+
+    def __call__(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+        model = unwrap(model)
+        metrics = self.evaluate(model, device, "heldout")
+        metrics.update({f"train_{k}": v for k, v in self.evaluate(model, device, "train").items()})
+        return metrics
+
+    @staticmethod
+    def line(epoch: int, m: dict[str, Any]) -> str:
+        text = (f"Epoch {epoch} Exact: {m['exact']:.4f} Token: {m['token']:.4f} QHalt: {m['q_halt']:.4f} "
+                f"Steps: {m['steps']:.2f} | train exact {m['train_exact']:.4f}")
+        if "arrived" in m:
+            text += " | " + " ".join(f"{k} {m[k]:.4f}" for k in CITY_METRICS)
+        return text
+
+
+# ------------------------------------------------------------------------------------------------ main
+def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, Encoder, str, tuple[str, ...], Any]:
+    """Training data, encoder, model task, batch keys and a per-epoch ``order(epoch)`` of this rank's rows."""
+    kind = json.loads((root / "summary.json").read_text())["kind"]
+    if kind == "stepwise":
+        data = StepwiseDataset(root, "train")
+        sampler = DistributedSampler(range(len(data)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                     drop_last=True)
+
+        def order(epoch: int) -> torch.Tensor:
+            sampler.set_epoch(epoch)
+            return torch.tensor(list(sampler))
+
+        return data, data.encoder, "policy", ("tokens", "optimal", "action_mask"), order
+    data = Seq2SeqDataset(root, "train")
+    encoder = encoder_for(data.split.summary["env"], observation_space(data.split.summary))
+    groups = data.group_sampler(cfg.seed)
+
+    def order(epoch: int) -> torch.Tensor:  # HRM's sampling (one example per group), sharded over ranks
+        groups.epoch = epoch
+        rows = torch.tensor(list(groups))
+        return rows[: len(rows) // world * world][rank::world]
+
+    return data, encoder, "tokens", ("tokens", "labels"), order
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) one supervised training run; returns the last evaluation metrics."""
+    check_run_config(cfg)
+    device, rank, world = setup_distributed(cfg.device)
+    torch.set_num_threads(cfg.threads or (max(1, (os.cpu_count() or 1) // world) if world > 1 else torch.get_num_threads()))
+    out = Path(cfg.out)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["world_size"] = world
+    if cfg.train.batch_size % world:
+        raise ValueError(f"train.batch_size ({cfg.train.batch_size}) must be divisible by the {world} processes")
+
+    # Data (built if missing): the training split, its encoder and this rank's order of rows per epoch.
+    root = ensure_dataset(cfg.env, rank)
+    data, encoder, task, keys, order = load_task(cfg, root, rank, world)
+    per_rank_batch = cfg.train.batch_size // world
+    steps_per_epoch = len(order(0)) // per_rank_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} exceeds the {len(order(0)) * world} training "
+                         f"samples per epoch of {root}")
+
+    # Model, optimizer, schedule; the data set must fit the model.
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    optim_cfg = {k: (list(v) if k == "betas" else v) for k, v in config["train"].items() if k in OPTIM_KEYS}
+    learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=cfg.train.epochs * steps_per_epoch,
+                      task=task, distributed=world > 1)
+    check_fits(learner.config, num_actions=getattr(data.split, "num_actions", None), seq_len=data.tokens.shape[1],
+               vocab=int(max(data.tokens.max(), data.labels.max() if task == "tokens" else 0)) + 1,
+               where=f"data set {root}")
+    evaluator = None
+    if rank == 0:
+        evaluator = (StepwiseEvaluator(cfg, root, data, learner.config, cfg.seed) if task == "policy"
+                     else Seq2SeqEvaluator(cfg, root, data, cfg.seed))
+
+    # Resume or start fresh.
+    start_epoch, skip = 0, 0
+    checkpoint = out / "last.pt"
+    if cfg.resume:
+        if not checkpoint.is_file():
+            raise ValueError(f"resume=true but there is no checkpoint at {checkpoint}")
+        start_epoch, skip = load_checkpoint(checkpoint, learner, config, ignore=RESUMABLE)
+        if rank > 0:  # the checkpoint holds rank 0's carry and RNG; other ranks restart theirs
+            learner.carry = None
+            torch.manual_seed(cfg.seed + 1000 * rank + learner.step)
+        if rank == 0:
+            truncate_jsonl(out / "metrics.jsonl", learner.step)
+            print(f"resumed from {checkpoint} at epoch {start_epoch + 1} batch {skip} (step {learner.step})", flush=True)
+    elif checkpoint.exists():
+        raise ValueError(f"out={str(out)!r} already holds a run ({checkpoint}); pass resume=true or choose another out")
+    else:
+        torch.manual_seed(cfg.seed + 1000 * rank)
+    logger = MetricsLogger(out, enabled=rank == 0, purge_step=learner.step if cfg.resume else None)
+    if rank == 0:
+        print(f"{cfg.model.name}: {learner.num_parameters():,} parameters; {len(data)} training samples "
+              f"({task} task), {steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs on {device} x {world}",
+              flush=True)
+
+    # Train: one optimizer step per batch (one ACT segment for HRM); evaluate, log and checkpoint per epoch.
+    metrics: dict[str, Any] = {}
+    epoch, batch_index, started = start_epoch, skip, time.perf_counter()
+    try:
+        for epoch in range(start_epoch, cfg.train.epochs):
+            rows_of_epoch = order(epoch)
+            running: dict[str, float] = {}
+            bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}", leave=False,
+                       disable=not (cfg.progress and rank == 0))
+            epoch_start = time.perf_counter()
+            for batch_index in range(skip, steps_per_epoch):
+                rows = rows_of_epoch[batch_index * per_rank_batch : (batch_index + 1) * per_rank_batch]
+                step_metrics = learner.train_step({key: getattr(data, key)[rows] for key in keys})
+                for key, value in step_metrics.items():
+                    running[key] = running.get(key, 0.0) + value
+                if learner.step % cfg.train.log_every == 0:
+                    logger.log(learner.step, epoch + 1, "train", {k: v / cfg.train.log_every for k, v in running.items()})
+                    running = {}
+                bar.update(1)
+                bar.set_postfix(loss=f"{step_metrics['loss']:.3f}", acc=f"{step_metrics['exact_accuracy']:.3f}")
+            bar.close()
+            samples_per_s = (steps_per_epoch - skip) * cfg.train.batch_size / (time.perf_counter() - epoch_start)
+            batch_index, skip = steps_per_epoch, 0
+            if evaluator is not None:
+                metrics = evaluator(learner.module, device)
+                metrics.update(samples_per_s=samples_per_s, elapsed_s=time.perf_counter() - started)
+                print(evaluator.line(epoch + 1, metrics), flush=True)
+                logger.log(learner.step, epoch + 1, "eval", metrics)
+                save_checkpoint(checkpoint, learner, config, epoch + 1, 0)
+            if dist.is_initialized():
+                dist.barrier()
+    except KeyboardInterrupt:
+        if rank == 0:
+            save_checkpoint(checkpoint, learner, config, epoch, batch_index)
+            print(f"\ninterrupted: saved {checkpoint} at epoch {epoch + 1} batch {batch_index} (step {learner.step}); "
+                  f"continue with resume=true", flush=True)
+        raise
+    finally:
+        logger.close()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return metrics
+
+
+def truncate_jsonl(path: Path, step: int) -> None:
+    """Drop metric rows written after the checkpoint a resumed run continues from."""
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(row + "\n" for row in rows))
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="supervised")
+def main(cfg: DictConfig) -> None:
+    try:
+        train(cfg)
+    except ValueError as error:  # bad config, data set or checkpoint: a clear message, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
