@@ -73,7 +73,9 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
     bases, variants, transforms, sizes, group_offsets, base_seeds = [], [], [], [], [0], []
     key = augmentation.canonical_key
     encoder, shown = None, set()  # hashes of the split's examples so far
-    for draw in tqdm(draw_puzzles(spec, split, exclude, key=key), desc=f"{spec.name}/{split_name}", disable=not progress):
+    draws = draw_puzzles(spec, split, exclude, key=key)
+    total = None if spec.variants else split.puzzles  # puzzles per base are known only with the first base
+    for draw in tqdm(draws, total=total, desc=f"{spec.name}/{split_name}", unit="puzzle", disable=not progress):
         if encoder is None:
             encoder = encoder_for(spec.env, draw.env.observation_space)
         if draw.variant == 0:
