@@ -80,10 +80,10 @@ def check_dagger_config(cfg: DictConfig) -> None:
     if unknown:
         raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
     d = cfg.dagger
-    for key in ("rounds", "envs", "steps", "train_steps"):
+    for key in ("envs", "steps", "train_steps"):
         if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 1:
             raise ValueError(f"dagger.{key} must be an int >= 1, got {d[key]!r}")
-    for key in ("curriculum_rounds", "eval_puzzles"):
+    for key in ("rounds", "curriculum_rounds", "eval_puzzles"):
         if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 0:
             raise ValueError(f"dagger.{key} must be an int >= 0, got {d[key]!r}")
     for key in ("max_labels", "max_minutes"):

@@ -1,0 +1,156 @@
+"""train.dagger: improvement over its first round, resume after a kill, the demonstration export, bad config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+import train.dagger as dagger
+from oracles import oracle_for
+from train.learner import Learner
+
+TINY = [
+    "model.hidden_size=32", "model.num_heads=2", "model.H_layers=1", "model.L_layers=1", "model.halt_max_steps=2",
+    "train.batch_size=64", "train.lr=3e-3", "train.warmup_steps=0", "train.log_every=10", "progress=false",
+    "dagger.sizes=[2,3]", "env.eval_sizes=[4]", "dagger.envs=4", "dagger.steps=24", "dagger.vector=sync",
+]
+
+
+def config(tmp_path: Path, *overrides: str):
+    with initialize_config_dir(config_dir=str(dagger.CONFIG_DIR), version_base="1.3"):
+        return compose("dagger", overrides=[f"out={tmp_path / 'run'}", *TINY, *overrides])
+
+
+def eval_rows(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["phase"] == "eval"]
+
+
+def test_dagger_improves_closed_loop_success_over_its_first_round(tmp_path):
+    cfg = config(tmp_path, "dagger.rounds=3", "dagger.train_steps=60", "dagger.eval_puzzles=16",
+                 "dagger.beta.start=0.0")
+    final = dagger.run(cfg)
+    rows = eval_rows(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    first, last = rows[0], rows[-1]
+    assert last["in_success"] >= first["in_success"] + 0.1, (first["in_success"], last["in_success"])
+    assert final["labels"] == 4 * 4 * 24 and final["rounds"] == 4
+    collected = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    collects = [r for r in collected if r["phase"] == "collect"]
+    assert [r["beta"] for r in collects] == [1.0, 0.0, 0.0, 0.0]  # expert round 0, then the learner only
+    assert all(r["segments"] >= 1 for r in collects[1:])
+
+
+def test_resume_after_a_kill_keeps_every_collected_round(tmp_path, monkeypatch):
+    cfg = config(tmp_path, "dagger.rounds=2", "dagger.train_steps=5", "dagger.eval_puzzles=0")
+    original = Learner.train_step
+    calls = {"train": 0, "collect": 0}
+
+    def dying_step(self, batch):
+        calls["train"] += 1
+        if calls["train"] == 6:  # first optimizer step of round 1, after round 1 was collected and saved
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Learner, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        dagger.run(cfg)
+    aggregate = tmp_path / "run" / "aggregate"
+    saved = {p.name: p.read_bytes() for p in aggregate.glob("round_*.npz")}
+    assert sorted(saved) == ["round_0000.npz", "round_0001.npz"]
+    assert not list(aggregate.glob(".*tmp*"))  # no temporary files left behind
+
+    monkeypatch.setattr(Learner, "train_step", original)
+    collect = dagger.collect
+
+    def counting_collect(*args, **kwargs):
+        calls["collect"] += 1
+        return collect(*args, **kwargs)
+
+    monkeypatch.setattr(dagger, "collect", counting_collect)
+    final = dagger.run(config(tmp_path, "dagger.rounds=2", "dagger.train_steps=5", "dagger.eval_puzzles=0",
+                              "resume=true"))
+    assert calls["collect"] == 1  # only round 2 is new
+    for name, data in saved.items():
+        assert (aggregate / name).read_bytes() == data
+    assert final["rounds"] == 3 and final["labels"] == 3 * 4 * 24 and final["steps"] == 15
+
+
+def test_export_is_a_documented_npz_that_imitation_code_can_read(tmp_path):
+    dagger.run(config(tmp_path, "dagger.rounds=1", "dagger.train_steps=5", "dagger.eval_puzzles=0",
+                      "dagger.beta.schedule=constant", "dagger.beta.start=0.5"))
+    with np.load(tmp_path / "run" / "aggregate" / "round_0001.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    n = 4 * 24
+    for key in ("obs.state", "obs.goal", "obs.action_mask", "next_obs.state", "action", "expert_action", "optimal",
+                "learner_action", "expert_executed", "segments", "reward", "terminated", "truncated", "done",
+                "success"):
+        assert len(arrays[key]) == n, key
+    assert float(arrays["beta"]) == 0.5 and int(arrays["round"]) == 1
+    np.testing.assert_array_equal(arrays["done"], arrays["terminated"] | arrays["truncated"])
+    labels = oracle_for("hrm/Hanoi-v0").label_batch({k[4:]: v for k, v in arrays.items() if k.startswith("obs.")})
+    np.testing.assert_array_equal(labels.optimal, arrays["optimal"])
+    np.testing.assert_array_equal(labels.action, arrays["expert_action"])
+    mixed = arrays["expert_executed"]
+    assert 0 < mixed.mean() < 1
+    np.testing.assert_array_equal(arrays["action"][~mixed], arrays["learner_action"][~mixed])
+    transitions, index, beta = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0001.npz")
+    assert (index, beta, len(transitions)) == (1, 0.5, n)
+
+
+def test_dataset_init_is_the_supervised_start(tmp_path):
+    from omegaconf import OmegaConf
+
+    from train.datasets import build, parse_spec
+    from train.supervised import load_preset
+
+    spec = parse_spec(load_preset("hanoi-small"))
+    build(spec, tmp_path / "data", "test", progress=False)
+    summary = json.loads((tmp_path / "data" / "summary.json").read_text())
+    cfg = config(tmp_path, "dagger.init=dataset", "dagger.rounds=0", "dagger.train_steps=5", "dagger.eval_puzzles=0",
+                 f"env.data_dir={tmp_path / 'data'}", "env.preset=hanoi-small")
+    OmegaConf.resolve(cfg)
+    final = dagger.run(cfg)
+    transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
+    assert final["labels"] == len(transitions) == summary["splits"]["train"]["samples"]
+    assert transitions.expert_executed.all() and transitions.success.sum() == summary["splits"]["train"]["puzzles"]
+
+
+def test_label_budget_is_exact(tmp_path):
+    final = dagger.run(config(tmp_path, "dagger.rounds=5", "dagger.max_labels=200", "dagger.train_steps=2",
+                              "dagger.eval_puzzles=0"))
+    assert final["labels"] == 200 - 200 % 4 and final["rounds"] == 3  # 96 + 96 + 8 (2 steps x 4 envs)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["dagger.beta.schedule=cosine"], "dagger.beta.schedule"),
+        (["dagger.envs=0"], "dagger.envs"),
+        (["dagger.init=random"], "dagger.init"),
+        (["dagger.vector=threads"], "dagger.vector"),
+        (["dagger.max_labels=-3"], "dagger.max_labels"),
+        (["dagger.beta.start=1.5"], "dagger.beta.start"),
+        (["+dagger.foo=1"], "unknown dagger keys"),
+        (["resume=true"], "no checkpoint"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        dagger.run(config(tmp_path, *overrides))
+
+
+def test_beta_schedules():
+    from omegaconf import OmegaConf
+
+    beta = OmegaConf.create({"schedule": "linear", "start": 1.0, "end": 0.0, "decay": 0.5})
+    assert [dagger.beta_for_round(beta, r, 5) for r in (1, 3, 5, 9)] == [1.0, 0.5, 0.0, 0.0]
+    beta.schedule = "exponential"
+    assert [dagger.beta_for_round(beta, r, 5) for r in (1, 2, 3)] == [1.0, 0.5, 0.25]
+    beta.schedule = "constant"
+    assert dagger.beta_for_round(beta, 7, 5) == 1.0
+    assert dagger.curriculum([1, 2, 3, 4], 0, 3) == [1] and dagger.curriculum([1, 2, 3, 4], 3, 3) == [1, 2, 3, 4]

@@ -1,0 +1,74 @@
+"""train.rollout: lockstep episodes with oracle verdicts, teacher forcing, and DAgger collection on vector envs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import hrm_envs  # noqa: F401
+from oracles import oracle_for
+from train.rollout import OraclePolicy, RandomMaskedPolicy, collect, env_fns, oracle_states, run_episodes, summarize, teacher_forcing
+
+ENV = "hrm/Hanoi-v0"
+
+
+def vector(sizes, n=3, mode=AutoresetMode.SAME_STEP):
+    return SyncVectorEnv(env_fns(ENV, {"max_disks": 6}, "num_disks", sizes, n), autoreset_mode=mode)
+
+
+def test_oracle_episodes_are_optimal_and_random_ones_fail():
+    oracle = oracle_for(ENV)
+    envs = [gym.make(ENV, num_disks=4, max_disks=6) for _ in range(6)]
+    seeds, sizes = list(range(6)), ["4"] * 6
+    best = summarize(run_episodes(OraclePolicy(oracle), envs, seeds, sizes, oracle))
+    assert best["all"]["success"] == 1.0 and best["all"]["optimality_ratio"] == 1.0
+    assert best["4"]["first_error_steps"] == []
+    random = summarize(run_episodes(RandomMaskedPolicy(0), envs, seeds, sizes, oracle))
+    assert random["all"]["success"] < 1.0 and len(random["4"]["first_error_steps"]) > 0
+    states = [s for trajectory in oracle_states(envs, seeds, oracle) for s in trajectory]
+    assert teacher_forcing(OraclePolicy(oracle), states, oracle) == 1.0
+    assert teacher_forcing(RandomMaskedPolicy(1), states, oracle) < 0.6
+
+
+def test_collect_with_expert_only_labels_every_state_and_solves_everything():
+    oracle = oracle_for(ENV)
+    t = collect(vector([2, 3]), None, oracle, steps=40, beta=1.0, seed=0)
+    assert len(t) == 3 * 40 and t.expert_executed.all() and (t.learner_action == -1).all()
+    assert (t.action == t.expert_action).all()
+    assert t.optimal[np.arange(len(t)), t.expert_action].all()
+    assert t.done.any() and (t.success == t.terminated).all()  # every finished expert episode succeeds
+    # rows of one sub-env are consecutive: next_obs is the following row's obs unless the episode ended there
+    for i in range(3):
+        rows = np.arange(i * 40, (i + 1) * 40 - 1)
+        cont = rows[~t.done[rows]]
+        for key in t.obs:
+            np.testing.assert_array_equal(t.next_obs[key][cont], t.obs[key][cont + 1])
+    relabel = oracle.label_batch(t.obs)
+    np.testing.assert_array_equal(relabel.optimal, t.optimal)
+
+
+def test_collect_mixture_uses_the_learner_and_records_its_choices():
+    oracle = oracle_for(ENV)
+    t = collect(vector([3]), RandomMaskedPolicy(0), oracle, steps=50, beta=0.3, seed=1)
+    share = t.expert_executed.mean()
+    assert 0.1 < share < 0.5
+    mine = ~t.expert_executed
+    np.testing.assert_array_equal(t.action[mine], t.learner_action[mine])
+    assert (t.segments[mine] == 1).all()
+    assert not t.optimal[mine, t.learner_action[mine]].all()  # the random learner errs; the oracle labels it
+
+
+def test_collect_rejects_bad_arguments():
+    oracle = oracle_for(ENV)
+    with pytest.raises(ValueError, match="beta"):
+        collect(vector([2]), None, oracle, 5, 1.5, 0)
+    with pytest.raises(ValueError, match="learner"):
+        collect(vector([2]), None, oracle, 5, 0.5, 0)
+    with pytest.raises(ValueError, match="steps"):
+        collect(vector([2]), None, oracle, 0, 1.0, 0)
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        collect(vector([2], mode=AutoresetMode.NEXT_STEP), None, oracle, 5, 1.0, 0)
+    with pytest.raises(ValueError, match="sizes"):
+        env_fns(ENV, {}, "num_disks", [], 2)
