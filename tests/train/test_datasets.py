@@ -55,7 +55,7 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(stepwise_module, "oracle_trajectory", explode)
+    monkeypatch.setattr(stepwise_module, "oracle_trajectories", explode)
     with pytest.raises(KeyboardInterrupt):
         build(parse_spec(SMALL), tmp_path / "broken", "test", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -10,31 +10,42 @@ for keys constant along every trajectory, e.g. a maze's walls); ``action.npy`` (
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from oracles import oracle_for
+from oracles import Oracle, oracle_for
 from train.datasets.draw import draw_puzzles
 from train.datasets.spec import DatasetSpec
 from train.datasets.storage import save_array
 
 
-def oracle_trajectory(env, obs, oracle) -> list[tuple[dict, int, frozenset[int], float]]:
-    """(obs, canonical action, optimal set, cost-to-go) of every state until successful termination."""
-    steps = []
-    while True:
-        label = oracle.label(obs)
-        steps.append((obs, label.action, label.optimal, label.cost_to_go))
-        obs, _, terminated, truncated, info = env.step(label.action)
-        if terminated:
-            if not info["is_success"]:
-                raise RuntimeError(f"oracle trajectory of {env.spec.id if env.spec else env} ended without success")
-            return steps
-        if truncated:
-            raise RuntimeError(f"oracle trajectory truncated after {len(steps)} steps; raise the env's max_steps")
+def oracle_trajectories(envs: list[gym.Env], starts: list[dict], oracle: Oracle, progress: tqdm) -> list[list[tuple]]:
+    """(obs, canonical action, optimal-action row, cost-to-go) of every state of each env's oracle trajectory
+    until successful termination. The envs step in lockstep, so the oracle labels one batch per step."""
+    trajectories: list[list[tuple]] = [[] for _ in envs]
+    current, active = list(starts), list(range(len(envs)))
+    while active:
+        labels = oracle.label_batch({key: np.stack([current[i][key] for i in active]) for key in current[active[0]]})
+        still = []
+        for row, i in enumerate(active):
+            action = int(labels.action[row])
+            trajectories[i].append((current[i], action, labels.optimal[row], float(labels.cost_to_go[row])))
+            current[i], _, terminated, truncated, info = envs[i].step(action)
+            if terminated and not info["is_success"]:
+                raise RuntimeError(f"oracle trajectory of {envs[i].spec.id if envs[i].spec else envs[i]} ended without success")
+            if truncated and not terminated:
+                raise RuntimeError(f"oracle trajectory truncated after {len(trajectories[i])} steps; raise the env's max_steps")
+            if terminated:
+                progress.update(1)
+            else:
+                still.append(i)
+        active = still
+    return trajectories
 
 
 def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[str], progress: bool) -> dict[str, Any]:
@@ -43,26 +54,28 @@ def build_split(spec: DatasetSpec, split_name: str, folder: Path, exclude: set[s
     oracle = oracle_for(spec.env)
     observations: list[dict] = []
     actions, optimal, costs, puzzles, steps, offsets, sizes, hashes, seeds = [], [], [], [], [], [0], [], [], set()
-    num_actions = None
-    for draw in tqdm(draw_puzzles(spec, split, exclude), total=split.puzzles, desc=f"{spec.name}/{split_name}", disable=not progress):
-        num_actions = draw.env.action_space.n
-        trajectory = oracle_trajectory(draw.env, draw.obs, oracle)
-        for step, (obs, action, labels, cost) in enumerate(trajectory):
-            observations.append(obs)
-            actions.append(action)
-            row = np.zeros(num_actions, dtype=bool)
-            row[list(labels)] = True
-            optimal.append(row)
-            costs.append(cost)
-            puzzles.append(len(sizes))
-            steps.append(step)
-        offsets.append(len(actions))
+    envs, starts = [], []
+    for draw in draw_puzzles(spec, split, exclude):
+        envs.append(copy.deepcopy(draw.env.unwrapped))  # the draw's env moves on to the next puzzle
+        starts.append(draw.obs)
         sizes.append(draw.size_index)
         hashes.append(draw.hash)
         seeds.add(draw.seed)
-    exclude.update(hashes)
-    if not sizes:
+    if not envs:
         raise ValueError(f"split {split_name!r} drew no puzzles")
+    num_actions = envs[0].action_space.n
+    with tqdm(total=len(envs), desc=f"{spec.name}/{split_name}", unit="puzzle", disable=not progress) as bar:
+        trajectories = oracle_trajectories(envs, starts, oracle, bar)
+    for puzzle, trajectory in enumerate(trajectories):
+        for step, (obs, action, row, cost) in enumerate(trajectory):
+            observations.append(obs)
+            actions.append(action)
+            optimal.append(row)
+            costs.append(cost)
+            puzzles.append(puzzle)
+            steps.append(step)
+        offsets.append(len(actions))
+    exclude.update(hashes)
     offsets_array = np.array(offsets, dtype=np.int64)
     static_keys = []
     for key in sorted(observations[0]):
