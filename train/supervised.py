@@ -70,15 +70,13 @@ def setup_distributed(device_cfg: str) -> tuple[torch.device, int, int]:
     return torch.device("cpu"), rank, world
 
 
-def load_preset(preset: Any) -> dict[str, Any]:
-    """A data set preset: a name of ``configs/preset/<name>.yaml`` or an inline mapping."""
-    if isinstance(preset, str):
-        path = CONFIG_DIR / "preset" / f"{preset}.yaml"
-        if not path.is_file():
-            names = sorted(p.stem for p in (CONFIG_DIR / "preset").glob("*.yaml"))
-            raise ValueError(f"env.preset {preset!r} is not a preset in {path.parent}; available: {names}")
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    return dict(preset)
+def load_preset(name: str) -> dict[str, Any]:
+    """The data set preset ``configs/preset/<name>.yaml``."""
+    path = CONFIG_DIR / "preset" / f"{name}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in (CONFIG_DIR / "preset").glob("*.yaml"))
+        raise ValueError(f"env.preset {name!r} is not a preset in {path.parent}; available: {names}")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
 def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
@@ -86,7 +84,7 @@ def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
     root = Path(env_cfg.data_dir)
     if not (root / "summary.json").is_file():
         if rank == 0:
-            spec = parse_spec(load_preset(OmegaConf.to_container(env_cfg, resolve=True)["preset"]))
+            spec = parse_spec(load_preset(env_cfg.preset))
             print(f"building data set {spec.name} into {root} ...", flush=True)
             build(spec, root, f"python -m train.supervised (preset {spec.name})", progress=True)
         if dist.is_initialized():

@@ -1,0 +1,187 @@
+"""train.learner: model factory, the set loss, acting with masks, training steps, checkpoints, logging."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import hrm_envs  # noqa: F401
+from agents.baselines import GNNBaseline
+from agents.hrm import HRM, set_loss
+from hrm_envs.encoding import encoder_for
+from oracles import oracle_for
+from train.learner import (
+    MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, load_checkpoint, load_policy,
+    lr_factor, model_config, save_checkpoint, token_adjacency,
+)
+from train.rollout import run_episodes, summarize
+
+SMALL = {"hidden_size": 32, "num_heads": 4}
+torch.set_num_threads(1)  # tiny models: one thread is fastest, and the machine is shared
+ENV = dict(num_disks=3, max_disks=5)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return encoder_for(gym.make("hrm/Hanoi-v0", **ENV))
+
+
+def model_cfg(kind: str) -> dict:
+    extra = {"H_layers": 1, "L_layers": 1} if kind in ("hrm", "transformer") else {"L_layers": 1} if kind == "trm" else {}
+    return {"name": kind, **({"hidden_size": 32} if kind in ("mlp", "lstm", "gnn") else SMALL), **extra}
+
+
+def oracle_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random 3-disk Hanoi states with every optimal action (ties included)."""
+    env, oracle = gym.make("hrm/Hanoi-v0", **ENV), oracle_for("hrm/Hanoi-v0")
+    encoder = encoder_for(env)
+    observations = [env.reset(seed=seed + i)[0] for i in range(n)]
+    obs = {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+    return {"tokens": torch.as_tensor(encoder.tokens(obs)), "optimal": torch.as_tensor(oracle.label_batch(obs).optimal),
+            "action_mask": torch.as_tensor(obs["action_mask"]).bool()}
+
+
+def test_set_loss_credits_the_whole_optimal_set():
+    logits = torch.log(torch.tensor([[0.4, 0.4, 0.15, 0.05]]))
+    both = torch.tensor([[True, True, False, False]])
+    loss, correct = set_loss(logits, both, "softmax")
+    assert loss.item() == pytest.approx(-math.log(0.8), rel=1e-5) and bool(correct)
+    # Moving mass between two optimal actions leaves the loss unchanged; a single-label CE would not.
+    shifted = torch.log(torch.tensor([[0.7, 0.1, 0.15, 0.05]]))
+    assert set_loss(shifted, both, "softmax")[0].item() == pytest.approx(loss.item(), rel=1e-5)
+    # Illegal actions are masked out of the normaliser.
+    legal = torch.tensor([[True, True, True, False]])
+    assert set_loss(logits, both, "softmax", legal)[0].item() == pytest.approx(-math.log(0.8 / 0.95), rel=1e-5)
+
+
+def test_training_on_ties_spreads_probability_over_the_set(encoder):
+    torch.manual_seed(0)
+    batch = oracle_batch(64)
+    assert (batch["optimal"].sum(1) > 1).any()  # the batch has ties
+    learner = Learner(model_cfg("transformer"), {"lr": 3e-3, "weight_decay": 0.0}, encoder, total_steps=200)
+    losses = [learner.train_step(batch)["loss"] for _ in range(100)]
+    assert losses[-1] < 0.1 * losses[0]
+    logits = learner.module(batch)["policy_logits"].masked_fill(~batch["action_mask"], float("-inf"))
+    mass = (logits.softmax(-1) * batch["optimal"]).sum(-1)
+    assert mass.min() > 0.9  # the whole set holds the probability, whichever member the argmax picks
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_every_kind_learns_and_acts_with_masks_on_larger_puzzles(kind, encoder):
+    torch.manual_seed(0)
+    learner = Learner(model_cfg(kind), {"lr": 3e-3}, encoder, total_steps=50)
+    batch = oracle_batch(32)
+    first = learner.train_step(batch)["loss"]
+    for _ in range(40):
+        last = learner.train_step(batch)["loss"]
+    assert last < first and learner.step == 41
+    assert ("q_halt_loss" in learner.train_step(batch)) == (kind in ("hrm", "trm"))
+    bigger = gym.make("hrm/Hanoi-v0", num_disks=5, max_disks=7)  # more tokens than the model was built for
+    policy = ModelPolicy(learner.model, encoder_for(bigger), "cpu")
+    if kind == "mlp":  # the MLP reads a fixed number of tokens
+        with pytest.raises(ValueError, match="seq_len"):
+            policy.act_batch({k: v[None] for k, v in bigger.reset(seed=0)[0].items()})
+        return
+    episodes = run_episodes(policy, [gym.make("hrm/Hanoi-v0", num_disks=5, max_disks=7, max_steps=8) for _ in range(3)],
+                            [0, 1, 2], ["5"] * 3, oracle_for("hrm/Hanoi-v0"), record=True)
+    for episode in episodes:
+        for obs, action in zip(episode.observations, episode.actions):
+            assert obs["action_mask"][action] == 1  # masked argmax never picks an illegal action
+    assert 1 <= summarize(episodes)["all"]["mean_segments"] <= learner.config.halt_max_steps
+
+
+def test_hrm_step_keeps_the_carry_across_steps(encoder):
+    torch.manual_seed(0)
+    learner = Learner({**model_cfg("hrm"), "halt_max_steps": 3}, {}, encoder)
+    first, second = oracle_batch(8), oracle_batch(8, seed=100)
+    learner.train_step(first)
+    assert learner.carry.steps.tolist() == [1] * 8  # Q-head starts at halt == continue: nobody halts early
+    for _ in range(6):
+        steps, halted, tokens = learner.carry.steps, learner.carry.halted, learner.carry.data["tokens"]
+        learner.train_step(second)
+        # Halted rows restart on the new batch's rows, the others continue their example one segment further.
+        assert torch.equal(learner.carry.steps, torch.where(halted, 1, steps + 1))
+        assert torch.equal(learner.carry.data["tokens"], torch.where(halted[:, None], second["tokens"], tokens))
+        assert learner.carry.steps.max() <= 3
+
+
+def test_model_config_errors_name_the_key(encoder):
+    with pytest.raises(ValueError, match="model.name must be one of"):
+        model_config({"name": "rnn"}, encoder)
+    with pytest.raises(ValueError, match=r"must not set \['seq_len'\]"):
+        model_config({"name": "hrm", "seq_len": 4}, encoder)
+    with pytest.raises(ValueError, match=r"unknown HRMConfig fields: \['hiden_size'\]"):
+        model_config({"name": "hrm", "hiden_size": 4}, encoder)
+    with pytest.raises(ValueError, match="model.depth applies to"):
+        model_config({"name": "hrm", "depth": 2}, encoder)
+    with pytest.raises(ValueError, match="seq2seq_vocab_size"):
+        model_config({"name": "hrm"}, encoder, task="tokens")
+    config = model_config({"name": "trm", **SMALL}, encoder)
+    assert config.variant == "trm" and config.num_actions() == 3 * 5 + 1 and config.seq_len == 5
+    with pytest.raises(ValueError, match="has 31 actions, the model's action layout has 16"):
+        check_fits(config, num_actions=31)
+    with pytest.raises(ValueError, match="token ids up to 10"):
+        check_fits(config, vocab=11)
+
+
+def test_optimizer_settings_are_validated_and_scheduled(encoder):
+    for bad, message in (({"lr": 0}, "train.lr"), ({"schedule": "step"}, "train.schedule"),
+                         ({"momentum": 0.9}, r"unknown optimizer keys \['momentum'\]"), ({"betas": [0.9]}, "train.betas")):
+        with pytest.raises(ValueError, match=message):
+            Learner(model_cfg("mlp"), bad, encoder)
+    assert [lr_factor(s, 4, 100, "constant", 1.0) for s in (0, 3, 50)] == [0.25, 1.0, 1.0]
+    assert lr_factor(100, 0, 100, "cosine", 0.1) == pytest.approx(0.1) and lr_factor(50, 0, 100, "cosine", 0.0) == 0.5
+
+
+def test_token_graph_is_a_grid_for_square_layouts_else_complete():
+    grid = token_adjacency(9)[0]
+    assert grid.sum().item() == 24 and grid[4].sum().item() == 4 and grid[0, 1] == 1 and grid[0, 4] == 0
+    complete = token_adjacency(5)[0]
+    assert complete.sum().item() == 20 and complete.diagonal().sum() == 0
+    assert isinstance(Learner(model_cfg("gnn"), {}, encoder_for(gym.make("hrm/Hanoi-v0", **ENV))).module, GNNBaseline)
+
+
+def test_checkpoint_round_trip_is_atomic_and_refuses_other_configs(encoder, tmp_path):
+    torch.manual_seed(0)
+    config = {"model": model_cfg("hrm"), "train": {"lr": 1e-3}}
+    learner = Learner(config["model"], config["train"], encoder)
+    batch = oracle_batch(8)
+    for _ in range(3):
+        learner.train_step(batch)
+    path = tmp_path / "ck" / "last.pt"
+    save_checkpoint(path, learner, config, epoch=2, batch_in_epoch=1)
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left behind
+    expected = learner.train_step(batch)
+
+    torch.manual_seed(123)  # the checkpoint restores the RNG (HRM's exploration draws from it)
+    other = Learner(config["model"], config["train"], encoder)
+    assert load_checkpoint(path, other, config) == (2, 1) and other.step == 3
+    assert other.train_step(batch) == expected
+    assert checkpoint_config(path) == config
+    with pytest.raises(ValueError, match=r"model\.hidden_size: checkpoint 32, now 64"):
+        load_checkpoint(path, other, {**config, "model": {**config["model"], "hidden_size": 64}})
+    assert load_checkpoint(path, other, {**config, "train": {"lr": 2.0}}, ignore=["train"]) == (2, 1)
+    policy = load_policy(path, encoder)
+    obs = {k: v[None] for k, v in gym.make("hrm/Hanoi-v0", **ENV).reset(seed=0)[0].items()}
+    assert isinstance(policy.model, HRM) and policy.act_batch(obs)[0].shape == (1,)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable or truncated"):
+        load_checkpoint(path, other, config)
+
+
+def test_metrics_logger_writes_jsonl_and_tensorboard(tmp_path):
+    logger = MetricsLogger(tmp_path, enabled=True)
+    logger.log(5, 1, "train", {"loss": 0.5, "note": "x"})
+    logger.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 5, "epoch": 1, "phase": "train",
+                                                                     "loss": 0.5, "note": "x"}
+    assert any((tmp_path / "tensorboard").iterdir())
+    silent = MetricsLogger(tmp_path / "rank1", enabled=False)
+    silent.log(1, 1, "train", {"loss": 1.0})
+    silent.close()
+    assert not (tmp_path / "rank1").exists()
