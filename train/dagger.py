@@ -15,7 +15,8 @@ One run, top to bottom (see ``run``):
 3. After every round: ``dagger.train_steps`` optimizer steps (``train.learner.Learner``, warm start: same model,
    optimizer and schedule) on batches drawn uniformly from the whole aggregate, with the set loss (+ ACT Q
    losses for HRM); then closed-loop evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in
-   distribution (the collection sizes) and out of distribution (``env.eval_sizes``), and a checkpoint.
+   distribution (the collection sizes) and out of distribution (``env.eval_sizes``, every ``dagger.eval_ood_every``
+   rounds and after the last one), and a checkpoint.
 4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
 
 Resume: ``last.pt`` records the rounds the model has trained on; rounds already in ``aggregate/`` are loaded,
@@ -75,7 +76,7 @@ RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", 
 def check_dagger_config(cfg: DictConfig) -> None:
     """``ValueError`` naming the ``dagger`` key and what is allowed."""
     allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "vector", "sizes",
-               "curriculum_rounds", "train_steps", "eval_puzzles"}
+               "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every"}
     unknown = sorted(set(cfg.dagger) - allowed)
     if unknown:
         raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
@@ -83,7 +84,7 @@ def check_dagger_config(cfg: DictConfig) -> None:
     for key in ("envs", "steps", "train_steps"):
         if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 1:
             raise ValueError(f"dagger.{key} must be an int >= 1, got {d[key]!r}")
-    for key in ("rounds", "curriculum_rounds", "eval_puzzles"):
+    for key in ("rounds", "curriculum_rounds", "eval_puzzles", "eval_ood_every"):
         if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 0:
             raise ValueError(f"dagger.{key} must be an int >= 0, got {d[key]!r}")
     for key in ("max_labels", "max_minutes"):
@@ -324,7 +325,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                                {k: v / cfg.train.log_every for k, v in running.items()})
                     running = {}
                 bar.set_postfix(loss=f"{step_metrics['loss']:.3f}")
-            metrics = evaluate_round(cfg, learner, sizes, aggregate.size, round_index)
+            ood = d.eval_ood_every > 0 and round_index % d.eval_ood_every == 0
+            metrics = evaluate_round(cfg, learner, sizes, aggregate.size, ood)
             metrics["minutes"] = (time.monotonic() - started) / 60
             logger.log(learner.step, round_index, "eval", metrics)
             print(round_line(round_index, metrics), flush=True)
@@ -332,21 +334,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             trained_rounds = round_index + 1
         round_index += 1
     logger.close()
-    if not metrics:  # resumed after the last round: evaluate what the checkpoint holds
-        metrics = evaluate_round(cfg, learner, sizes, aggregate.size, round_index - 1)
+    if "out_success" not in metrics:  # resumed after the last round, or no OOD evaluation in it
+        metrics = {**metrics, **evaluate_round(cfg, learner, sizes, aggregate.size, ood=True)}
     final = {"rounds": trained_rounds, "labels": aggregate.size, "steps": learner.step, **metrics}
     (out / "final.json").write_text(json.dumps(final, indent=1))
     return final
 
 
-def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: int, round_index: int) -> dict[str, Any]:
-    """Closed-loop success, TF and gap in distribution (``in_*``) and out of it (``out_*``), per size too."""
+def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: int, ood: bool) -> dict[str, Any]:
+    """Closed-loop success, TF and gap in distribution (``in_*``) and, with ``ood``, out of it (``out_*``)."""
     metrics: dict[str, Any] = {"labels": labels}
     if cfg.dagger.eval_puzzles == 0:
         return metrics
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
     eval_sizes = OmegaConf.to_container(cfg.env.eval_sizes, resolve=True)
-    for tag, group in (("in", sizes), ("out", eval_sizes)):
+    for tag, group in (("in", sizes), ("out", eval_sizes))[: 2 if ood else 1]:
         rows = evaluate_policies({"model": learner.policy()}, cfg.env.id, group, cfg.dagger.eval_puzzles,
                                  cfg.env.size_arg, env_kwargs, seed=cfg.seed + 1)["model"]
         overall = rows.pop("all")
@@ -360,9 +362,11 @@ def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: 
 def round_line(round_index: int, m: dict[str, Any]) -> str:
     if "in_success" not in m:
         return f"Round {round_index} labels {m['labels']}"
-    return (f"Round {round_index} labels {m['labels']} | in: success {m['in_success']:.3f} TF {m['in_tf']:.3f} "
-            f"| out: success {m['out_success']:.3f} TF {m['out_tf']:.3f} gap {m['out_gap']:.3f} "
-            f"segments {m['out_segments']:.2f} | {m['minutes']:.1f} min")
+    line = f"Round {round_index} labels {m['labels']} | in: success {m['in_success']:.3f} TF {m['in_tf']:.3f} "
+    if "out_success" in m:
+        line += (f"| out: success {m['out_success']:.3f} TF {m['out_tf']:.3f} gap {m['out_gap']:.3f} "
+                 f"segments {m['out_segments']:.2f} ")
+    return line + f"| {m['minutes']:.1f} min"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="dagger")
