@@ -76,3 +76,23 @@ def test_bad_size_argument():
         evaluate_policies({"oracle": None}, ENV, [3], 2, "disks")
     with pytest.raises(ValueError, match="only"):
         evaluate_policies({"mine": None}, ENV, [3], 2, "num_disks")
+
+
+def test_ppo_row_trains_within_its_wall_time_and_is_evaluated_like_the_others(tmp_path):
+    import time
+
+    from train.ppo import CONFIG_DIR as PPO_CONFIGS, train
+
+    with initialize_config_dir(config_dir=str(PPO_CONFIGS), version_base="1.3"):
+        cfg = compose("ppo", overrides=[f"out={tmp_path / 'ppo'}", "ppo.policy=mlp", "ppo.minutes=0.05",
+                                        "ppo.n_steps=16", "ppo.batch_size=32"])
+    started = time.monotonic()
+    progress = train(cfg)
+    assert time.monotonic() - started < 40 and progress["timesteps"] > 0
+    assert progress["minutes"] < 0.5
+    out = run(config(tmp_path, f"checkpoint={tmp_path / 'ppo' / 'model.zip'}", "references=[]"))
+    assert set(out["results"]) == {"ppo"} and out["results"]["ppo"]["all"]["episodes"] == 12
+    with initialize_config_dir(config_dir=str(PPO_CONFIGS), version_base="1.3"):
+        bad = compose("ppo", overrides=[f"out={tmp_path / 'bad'}", "ppo.policy=transformer"])
+    with pytest.raises(ValueError, match="ppo.policy"):
+        train(bad)
