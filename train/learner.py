@@ -78,10 +78,10 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
     fixed = sorted(set(ENCODER_FIXED) & set(fields))
     if fixed:
         raise ValueError(f"model config must not set {fixed}: the env's encoder fixes them")
+    if "variant" in fields:
+        raise ValueError("model.variant is set by model.name: 'hrm' or 'trm' (the recursive variant)")
     if kind == "trm":
         fields["variant"] = "trm"
-    elif "variant" in fields and fields["variant"] != "hrm" and kind == "hrm":
-        raise ValueError("model.variant must be 'hrm' for model.name='hrm' (use model=trm for the recursive variant)")
     layout = {"vocab_size": int(encoder.vocab_size), "seq_len": int(encoder.seq_len)}
     if task == "policy":
         layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions))

@@ -3,7 +3,7 @@
     python -m train.supervised                                   # env=hanoi model=hrm train=default
     python -m train.supervised env=hanoi model=transformer train.epochs=5 out=runs/tf
     python -m train.supervised resume=true                       # continue a killed / interrupted run
-    torchrun --nproc_per_node=2 -m train.supervised threads=1    # DistributedDataParallel (gloo on CPU)
+    torchrun --nproc_per_node=2 -m train.supervised              # DistributedDataParallel (gloo on CPU)
 
 Every epoch prints ``Epoch k TF: x Auto: y Gap: x-y`` plus the optimality ratio and mean ACT segments:
 TF = share of held-out oracle states (the data set's ``env.eval_split``) where the greedy masked action is
@@ -48,7 +48,8 @@ from train.rollout import run_episodes, summarize
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip")
 # Config keys a resumed run may change (everything else must match the checkpoint).
-RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every")
+RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
+             "train.stop_at_train_accuracy")
 
 
 # ------------------------------------------------------------------------------------------------ setup
@@ -82,13 +83,12 @@ def load_preset(name: str) -> dict[str, Any]:
 def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
     """``env.data_dir``, built from ``env.preset`` by rank 0 if missing; checks it is a set of ``env.id``."""
     root = Path(env_cfg.data_dir)
-    if not (root / "summary.json").is_file():
-        if rank == 0:
-            spec = parse_spec(load_preset(env_cfg.preset))
-            print(f"building data set {spec.name} into {root} ...", flush=True)
-            build(spec, root, f"python -m train.supervised (preset {spec.name})", progress=True)
-        if dist.is_initialized():
-            dist.barrier()
+    if rank == 0 and not (root / "summary.json").is_file():
+        spec = parse_spec(load_preset(env_cfg.preset))
+        print(f"building data set {spec.name} into {root} ...", flush=True)
+        build(spec, root, f"python -m train.supervised (preset {spec.name})", progress=True)
+    if dist.is_initialized():
+        dist.barrier()  # the other ranks wait for rank 0's build
     summary = json.loads((root / "summary.json").read_text())
     if summary["env"] != env_cfg.id:
         raise ValueError(f"env.data_dir {str(root)!r} holds a {summary['env']} data set, but env.id is {env_cfg.id!r}")
@@ -108,6 +108,9 @@ def check_run_config(cfg: DictConfig) -> None:
             raise ValueError(f"train.eval.{key} must be an int >= 0, got {train.eval[key]!r}")
     if not isinstance(train.eval.batch_size, int) or train.eval.batch_size < 1:
         raise ValueError(f"train.eval.batch_size must be an int >= 1, got {train.eval.batch_size!r}")
+    target = train.stop_at_train_accuracy
+    if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
+        raise ValueError(f"train.stop_at_train_accuracy must be null or in (0, 1], got {target!r}")
     if not isinstance(cfg.threads, int) or cfg.threads < 0:
         raise ValueError(f"threads must be an int >= 0, got {cfg.threads!r}")
     if not list(cfg.env.eval_sizes):
@@ -273,7 +276,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one supervised training run; returns the last evaluation metrics."""
     check_run_config(cfg)
     device, rank, world = setup_distributed(cfg.device)
-    torch.set_num_threads(cfg.threads or (max(1, (os.cpu_count() or 1) // world) if world > 1 else torch.get_num_threads()))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     config = OmegaConf.to_container(cfg, resolve=True)
     config["world_size"] = world
@@ -355,8 +359,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 print(evaluator.line(epoch + 1, metrics), flush=True)
                 logger.log(learner.step, epoch + 1, "eval", metrics)
                 save_checkpoint(checkpoint, learner, config, epoch + 1, 0)
-            if dist.is_initialized():
-                dist.barrier()
+            if reached(cfg.train.stop_at_train_accuracy, metrics, device, world):
+                if rank == 0:
+                    print(f"train accuracy reached train.stop_at_train_accuracy={cfg.train.stop_at_train_accuracy}: "
+                          f"stopping after epoch {epoch + 1} ({metrics['elapsed_s']:.0f} s)", flush=True)
+                break
     except KeyboardInterrupt:
         if rank == 0:
             save_checkpoint(checkpoint, learner, config, epoch, batch_index)
@@ -368,6 +375,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if dist.is_initialized():
             dist.destroy_process_group()
     return metrics
+
+
+def reached(target: float | None, metrics: dict[str, Any], device: torch.device, world: int) -> bool:
+    """Whether rank 0's train accuracy (TF, or exact for seq2seq) reached ``target``; agreed by every rank."""
+    accuracy = metrics.get("train_tf", metrics.get("train_exact", 0.0))
+    flag = torch.tensor([target is not None and bool(metrics) and accuracy >= target], device=device)
+    if world > 1:
+        dist.broadcast(flag, 0)  # also keeps the ranks in step while rank 0 evaluates
+    return bool(flag.item())
 
 
 def truncate_jsonl(path: Path, step: int) -> None:

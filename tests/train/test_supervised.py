@@ -190,3 +190,11 @@ def test_seq2seq_run_reports_sequence_metrics(tmp_path, capsys, env_id, extra):
     for key in ("exact", "token", "q_halt", "steps", "train_exact", *extra):
         assert 0 <= final[key] <= max(1, final["steps"])
     assert 1 <= final["steps"] <= 2 and final["token"] > 0.5  # most labels are one class at first sight
+
+
+def test_stops_once_train_accuracy_reaches_the_target(data_dir, tmp_path, capsys):
+    final = supervised.train(config(overrides(data_dir, tmp_path / "run", "train.epochs=30", "train.eval.puzzles=1",
+                                              "train.stop_at_train_accuracy=0.5", model="transformer")))
+    evals = rows(tmp_path / "run", "eval")
+    assert final["train_tf"] >= 0.5 and len(evals) < 30 and all(r["train_tf"] < 0.5 for r in evals[:-1])
+    assert "stopping after epoch" in capsys.readouterr().out
