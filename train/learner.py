@@ -17,11 +17,13 @@ Acting: ``ModelPolicy(model, encoder, device)`` implements ``train.rollout.Polic
 (actions, segments)`` = masked argmax of the policy logits after ACT halting (HRM: Q-head or
 ``halt_max_steps``; baselines: one segment).
 
-Training: ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, distributed=False)`` owns the model
-(wrapped in ``DistributedDataParallel`` when ``distributed``), AdamW and a warmup + constant/cosine
-schedule. ``Learner.train_step(batch) -> dict[str, float]`` runs one optimizer step on a batch of
-``tokens`` / ``optimal`` / ``action_mask`` (policy task) or ``tokens`` / ``labels`` (token task): for HRM one
-ACT segment with the carry kept across steps (deep supervision; halted rows take the batch's rows) and
+Training: ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, task="policy", distributed=False)``
+owns the model (``learner.module``; ``learner.model`` is it wrapped in ``DistributedDataParallel`` when
+``distributed``), ``learner.config`` (HRMConfig), AdamW, a warmup + constant/cosine schedule over
+``total_steps``, the HRM carry and ``learner.step``; ``learner.policy()`` is its :class:`ModelPolicy`.
+``Learner.train_step(batch) -> dict[str, float]`` runs one optimizer step on a batch of ``tokens`` /
+``optimal`` / ``action_mask`` (policy task) or ``tokens`` / ``labels`` (token task): for HRM one ACT
+segment with the carry kept across steps (deep supervision; halted rows take the batch's rows) and
 :func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
 The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys: ``lr``, ``weight_decay``,
 ``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``.
@@ -30,7 +32,8 @@ Checkpoints: ``save_checkpoint(path, learner, config, epoch, batch_in_epoch)`` w
 schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and the run's config atomically
 (temporary file + rename). ``load_checkpoint(path, learner, config, ignore)`` restores them and returns
 ``(epoch, batch_in_epoch)``; a checkpoint whose config differs (outside the ``ignore``d dotted keys) raises
-``ValueError`` naming every mismatching key with both values. ``checkpoint_config(path)`` reads only the config.
+``ValueError`` naming every mismatching key with both values. ``checkpoint_config(path)`` reads only the config;
+``load_policy(path, encoder, device)`` rebuilds the model alone as a :class:`ModelPolicy` (``train.evaluate``).
 
 Logging: ``MetricsLogger(out_dir, enabled)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
 ``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing; ``purge_step`` (on
@@ -49,7 +52,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
@@ -400,6 +402,3 @@ class MetricsLogger:
             self.writer.close()
             self.jsonl.close()
 
-
-def is_rank_zero() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
