@@ -84,12 +84,12 @@ def main() -> None:
 
     common = ["env=hanoi", f"env.data_dir={data}", f"model.hidden_size={args.hidden}",
               f"train.batch_size={args.batch_size}", "threads=1", "progress=false", f"seed={args.seed}"]
-    epochs = math.ceil(args.steps / (labels // args.batch_size))
+    epochs = max(1, round(args.steps / (labels // args.batch_size)))
     supervised = ["train.eval.puzzles=0", "train.eval.tf_samples=2000", f"train.epochs={epochs}"]
     envs, steps = 14, 128  # 1792 labels per round
-    rounds = math.ceil(labels / (envs * steps))  # rounds 0..rounds cover the budget (the last one is cut to fit)
-    dagger = [f"dagger.max_labels={labels}", f"dagger.rounds={rounds}", f"dagger.envs={envs}", f"dagger.steps={steps}",
-              f"dagger.train_steps={max(1, args.steps // (rounds + 1))}", "dagger.eval_puzzles=4",
+    rounds = math.ceil(labels / (envs * steps))  # rounds 0..rounds-1 cover the budget (the last one is cut to fit)
+    dagger = [f"dagger.max_labels={labels}", f"dagger.rounds={rounds - 1}", f"dagger.envs={envs}",
+              f"dagger.steps={steps}", f"dagger.train_steps={max(1, args.steps // rounds)}", "dagger.eval_puzzles=4",
               "dagger.eval_ood_every=0"]
     commands = {
         "hrm_dagger": ["train.dagger", "model=hrm", *dagger],
