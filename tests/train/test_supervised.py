@@ -1,23 +1,29 @@
 """train.supervised: a tiny run learns, the epoch line, exact resume after a kill or Ctrl-C, start-up errors, DDP,
-seq2seq metrics."""
+seq2seq metrics, early stop, every shipped env/model config."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 import train.supervised as supervised
 from hrm_envs.city.metrics import METRICS as CITY_METRICS
+from hrm_envs.encoding import encoder_for
 from train.datasets import build, parse_spec
+from train.learner import build_model, model_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_SET = {
@@ -198,3 +204,32 @@ def test_stops_once_train_accuracy_reaches_the_target(data_dir, tmp_path, capsys
     evals = rows(tmp_path / "run", "eval")
     assert final["train_tf"] >= 0.5 and len(evals) < 30 and all(r["train_tf"] < 0.5 for r in evals[:-1])
     assert "stopping after epoch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env_name", sorted(p.stem for p in (supervised.CONFIG_DIR / "env").glob("*.yaml")))
+def test_every_env_config_names_a_preset_and_fits_every_model(env_name):
+    cfg = config([f"env={env_name}"])
+    preset = supervised.load_preset(cfg.env.preset)
+    assert preset["env"] == cfg.env.id
+    env = gym.make(cfg.env.id, **OmegaConf.to_container(cfg.env.kwargs), **{cfg.env.size_arg: cfg.env.eval_sizes[0]})
+    task = "policy" if preset["kind"] == "stepwise" else "tokens"
+    for model in sorted(p.stem for p in (supervised.CONFIG_DIR / "model").glob("*.yaml")):
+        model_cfg = OmegaConf.to_container(config([f"env={env_name}", f"model={model}"]).model)
+        assert build_model(model_cfg, model_config(model_cfg, encoder_for(env), task)) is not None
+
+
+def test_ctrl_c_saves_and_exits_130(data_dir, tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "train.supervised", *overrides(data_dir, out, "train.epochs=500")],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().startswith("hrm:")
+        assert process.stdout.readline().startswith("Epoch 1 ")
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "interrupted: saved" in stdout
+    saved = torch.load(out / "last.pt", weights_only=False)
+    assert saved["step"] >= 10  # at least the first epoch
