@@ -220,8 +220,9 @@ class Seq2SeqEvaluator:
             exact = (correct | ~valid).all(-1)
             totals["exact"] += float(exact.sum())
             totals["token"] += float((correct.sum(-1) / valid.sum(-1).clamp_min(1)).sum())
-            totals["q_halt"] += float(((out["q_halt"] >= 0) == exact).sum())
-            totals["steps"] += float(out["segments"].sum()) if "segments" in out else len(rows)
+            # Baselines have no Q-head: their q_halt accuracy is NaN.
+            totals["q_halt"] += float(((out["q_halt"] >= 0) == exact).sum()) if "q_halt" in out else math.nan
+            totals["steps"] += float(out["segments"].sum())
             if self.city and name == "heldout":
                 for row, example in zip(prediction.cpu().numpy(), rows.tolist()):
                     routes.append(route_metrics(self.sources.obs(example), labels_to_mask(row, self.max_size)))

@@ -182,19 +182,20 @@ def test_ddp_two_processes_train_and_only_rank_zero_writes(data_dir, tmp_path):
     assert [r["step"] for r in rows(out, "eval")] == [10, 20]  # 86 samples: 43 per rank, 4 per rank and step
 
 
-@pytest.mark.parametrize("env_id, extra", [("hrm/Maze-v0", ()), ("hrm/CityRouting-v0", CITY_METRICS)])
-def test_seq2seq_run_reports_sequence_metrics(tmp_path, capsys, env_id, extra):
+@pytest.mark.parametrize("env_id, extra, model", [("hrm/Maze-v0", (), "hrm"), ("hrm/CityRouting-v0", CITY_METRICS, "hrm"),
+                                                  ("hrm/Maze-v0", (), "transformer")])
+def test_seq2seq_run_reports_sequence_metrics(tmp_path, capsys, env_id, extra, model):
     size = 7 if env_id == "hrm/Maze-v0" else 6
     root = tmp_path / "s2s"
     build(parse_spec({"name": "s2s", "kind": "seq2seq", "env": env_id, "size_arg": "size", "env_kwargs": {"max_size": size},
                       "splits": {"train": {"sizes": [size], "puzzles": 16, "seed": 0},
                                  "test": {"sizes": [size], "puzzles": 4, "seed": 1000000}}}), root, "test", progress=False)
-    final = supervised.train(config(overrides(root, tmp_path / "run", f"env.id={env_id}", "train.epochs=2",
-                                              "model.halt_max_steps=2")))
+    final = supervised.train(config(overrides(root, tmp_path / "run", f"env.id={env_id}", "train.epochs=2", model=model)))
     line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch 2")][0]
-    assert re.match(r"Epoch 2 Exact: \d\.\d{4} Token: \d\.\d{4} QHalt: \d\.\d{4} Steps: \d\.\d\d", line)
-    for key in ("exact", "token", "q_halt", "steps", "train_exact", *extra):
+    assert re.match(r"Epoch 2 Exact: \d\.\d{4} Token: \d\.\d{4} QHalt: (\d\.\d{4}|nan) Steps: \d\.\d\d", line)
+    for key in ("exact", "token", "steps", "train_exact", *extra):
         assert 0 <= final[key] <= max(1, final["steps"])
+    assert (model == "hrm") == (0 <= final["q_halt"] <= 1)  # baselines have no Q-head (NaN)
     assert 1 <= final["steps"] <= 2 and final["token"] > 0.5  # most labels are one class at first sight
 
 
