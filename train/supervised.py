@@ -1,18 +1,21 @@
-"""Supervised training on the suite's data sets (step-wise: state -> optimal action set).
+"""Supervised training on the suite's data sets: step-wise (state -> optimal action set) or seq2seq.
 
     python -m train.supervised                                   # env=hanoi model=hrm train=default
     python -m train.supervised env=hanoi model=transformer train.epochs=5 out=runs/tf
     python -m train.supervised resume=true                       # continue a killed / interrupted run
+    python -m train.supervised env=maze_hrm                      # seq2seq (HRM's Maze-Hard layout)
     torchrun --nproc_per_node=2 -m train.supervised              # DistributedDataParallel (gloo on CPU)
 
-Every epoch prints ``Epoch k TF: x Auto: y Gap: x-y`` plus the optimality ratio and mean ACT segments:
-TF = share of held-out oracle states (the data set's ``env.eval_split``) where the greedy masked action is
-optimal; Auto = share of fresh puzzles of ``env.eval_sizes`` solved when the policy acts on its own from
-the start. Also logged: TF on train states, per-size success, training loss / accuracy / ACT steps.
-Outputs in ``out``: ``last.pt`` (written atomically every epoch and on Ctrl-C), ``metrics.jsonl``,
-``tensorboard/``. The data set is built with ``train.datasets`` when ``env.data_dir`` is missing.
-Only rank 0 evaluates, logs and checkpoints; a DDP resume restores rank 0's carry and RNG on every rank's
-model and restarts the other ranks' carries.
+The task follows the data set's kind. Step-wise: every epoch prints ``Epoch k TF: x Auto: y Gap: x-y``
+plus the optimality ratio and mean ACT segments: TF = share of held-out oracle states (the data set's
+``env.eval_split``) where the greedy masked action is optimal; Auto = share of fresh puzzles of
+``env.eval_sizes`` solved when the policy acts on its own from the start. Also logged: TF on train states,
+per-size success, training loss / accuracy / ACT steps. Seq2seq: exact-sequence, per-token and q_halt
+accuracy and mean ACT steps on held-out examples (city routing: also the route metrics of
+``hrm_envs.city.metrics``). Outputs in ``out``: ``last.pt`` (written atomically every epoch and on
+Ctrl-C), ``metrics.jsonl``, ``tensorboard/``. The data set is built with ``train.datasets`` when
+``env.data_dir`` is missing. Only rank 0 evaluates, logs and checkpoints; a DDP resume restores rank 0's
+carry and RNG and restarts the other ranks' carries (single-process resumes are exact).
 """
 
 from __future__ import annotations
