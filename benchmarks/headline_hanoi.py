@@ -12,6 +12,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   number of oracle labels; round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
+Hyperparameters are pinned in this script (see ``models`` / ``train`` in ``main``), not read from the config
+defaults, so the experiment stays the same when the defaults change.
+
 Then ``python -m train.evaluate`` plays the same ``--episodes`` puzzles per size N = 1..10 with every row and
 the oracle / random references. The JSON printed (and written to ``summary.json``) has, per row: in-distribution
 (N <= 7) and out-of-distribution (N = 8..10) closed-loop success, TF accuracy, gap, optimality ratio and ACT
@@ -61,8 +64,8 @@ def run_all(name: str, commands: list[list[str]], out: Path) -> tuple[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/headline_hanoi", help="folder for every run and the report")
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps of every learned row")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps of every learned row")
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=64, help="hidden size of every model")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation puzzles per size")
     parser.add_argument("--jobs", type=int, default=2, help="training commands run at once")
@@ -82,8 +85,19 @@ def main() -> None:
         run("data", [py, "-m", "train.datasets", "preset=hanoi-paper", f"out={data}", "progress=false"], out / "data.log")
     labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
 
-    common = ["env=hanoi", f"env.data_dir={data}", f"model.hidden_size={args.hidden}",
-              f"train.batch_size={args.batch_size}", "threads=1", "progress=false", f"seed={args.seed}"]
+    # Every hyperparameter is pinned here (not taken from the config defaults, which may change): the HRM and
+    # the transformer have the same blocks (1 + 1 of width --hidden); the HRM adds recurrence and ACT.
+    train = [f"train.batch_size={args.batch_size}", "train.lr=3e-3", "train.weight_decay=0.01", "train.betas=[0.9,0.95]",
+             "train.warmup_steps=100", "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
+    blocks = [f"model.hidden_size={args.hidden}", "model.num_heads=4", "model.expansion=4.0", "model.H_layers=1",
+              "model.L_layers=1", "model.pos_encodings=rope", "model.loss=softmax"]
+    models = {
+        "hrm": ["model=hrm", *blocks, "model.H_cycles=1", "model.L_cycles=1", "model.halt_max_steps=2",
+                "model.halt_exploration_prob=0.1"],
+        "transformer": ["model=transformer", *blocks],
+        "lstm": ["model=lstm", f"model.hidden_size={args.hidden}", "model.depth=2", "model.loss=softmax"],
+    }
+    common = ["env=hanoi", f"env.data_dir={data}", *train, "threads=1", "progress=false", f"seed={args.seed}"]
     epochs = max(1, round(args.steps / (labels // args.batch_size)))
     supervised = ["train.eval.puzzles=0", "train.eval.tf_samples=2000", f"train.epochs={epochs}"]
     envs, steps = 14, 128  # 1792 labels per round
@@ -92,14 +106,14 @@ def main() -> None:
               f"dagger.steps={steps}", f"dagger.train_steps={max(1, args.steps // rounds)}", "dagger.eval_puzzles=4",
               "dagger.eval_ood_every=0"]
     commands = {
-        "hrm_dagger": ["train.dagger", "model=hrm", *dagger],
-        "hrm_supervised": ["train.supervised", "model=hrm", *supervised],
-        "transformer_dagger": ["train.dagger", "model=transformer", *dagger],
-        "lstm_supervised": ["train.supervised", "model=lstm", *supervised],
+        "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
+        "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
+        "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
+        "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
     }
     if args.ppo_minutes > 0:
-        commands["ppo_hrm"] = ["train.ppo", "ppo.policy=hrm", f"ppo.minutes={args.ppo_minutes}",
-                               f"model.hidden_size={args.hidden}", "threads=1", f"seed={args.seed}"]
+        commands["ppo_hrm"] = ["train.ppo", *models["hrm"], "ppo.policy=hrm", f"ppo.minutes={args.ppo_minutes}",
+                               "threads=1", f"seed={args.seed}"]
     sizes = TRAIN_SIZES + TEST_SIZES
     evaluate = [py, "-m", "train.evaluate", f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
                 f"seed={args.seed + 12345}"]  # the same puzzles for every row
@@ -108,9 +122,9 @@ def main() -> None:
         run_dir = out / name
         checkpoint = run_dir / ("model.zip" if module == "train.ppo" else "last.pt")
         base = ["env=hanoi"] if module == "train.ppo" else common
-        train = [py, "-m", module, *base, *overrides, f"out={run_dir}"]
+        command = [py, "-m", module, *base, *overrides, f"out={run_dir}"]
         # each row is evaluated as soon as it is trained; a row whose report exists is reused
-        jobs.append((name, [train, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
+        jobs.append((name, [command, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
                                     f"out={run_dir / 'evaluate'}"]]))
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         minutes = dict(pool.map(lambda job: run_all(*job, out), jobs))
@@ -124,7 +138,7 @@ def main() -> None:
         return sum(rows[str(n)][key] for n in group) / len(group)
 
     summary: dict[str, Any] = {"labels_budget": labels, "optimizer_steps": args.steps, "episodes_per_size": args.episodes,
-                               "hidden_size": args.hidden, "rows": {}}
+                               "hidden_size": args.hidden, "models": models, "train": train, "rows": {}}
     for name, rows in results.items():
         row = {"minutes": minutes.get(name)}
         for tag, group in (("in", TRAIN_SIZES), ("out", TEST_SIZES)):
