@@ -67,6 +67,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SCHEDULES = ("constant", "linear", "exponential")
 INITS = ("expert", "dataset")
 VECTOR_MODES = ("auto", "sync", "async")
+SIZE_SAMPLING = ("per_env", "per_reset")
 # Config keys a resumed run may change (budgets can be extended; everything else must match).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", "dagger.max_labels",
              "dagger.max_minutes", "dagger.eval_puzzles", "train.epochs", "train.eval", "train.log_every")
@@ -76,7 +77,7 @@ RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", 
 def check_dagger_config(cfg: DictConfig) -> None:
     """``ValueError`` naming the ``dagger`` key and what is allowed."""
     allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "vector", "sizes",
-               "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every"}
+               "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every"}
     unknown = sorted(set(cfg.dagger) - allowed)
     if unknown:
         raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
@@ -92,6 +93,8 @@ def check_dagger_config(cfg: DictConfig) -> None:
             raise ValueError(f"dagger.{key} must be null or a number > 0, got {d[key]!r}")
     if d.init not in INITS:
         raise ValueError(f"dagger.init must be one of {INITS}, got {d.init!r}")
+    if d.size_sampling not in SIZE_SAMPLING:
+        raise ValueError(f"dagger.size_sampling must be one of {SIZE_SAMPLING}, got {d.size_sampling!r}")
     if d.vector not in VECTOR_MODES:
         raise ValueError(f"dagger.vector must be one of {VECTOR_MODES}, got {d.vector!r}")
     beta = d.beta
@@ -135,8 +138,14 @@ def curriculum(sizes: list[Any], round_index: int, curriculum_rounds: int) -> li
 
 
 def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
-    """``dagger.envs`` sub-envs (sub-env i plays ``sizes[i % len(sizes)]``), SAME_STEP autoreset."""
+    """``dagger.envs`` sub-envs with SAME_STEP autoreset. ``per_env``: sub-env i plays ``sizes[i % len(sizes)]``
+    (as many states per size); ``per_reset``: every reset draws the size from ``[min(sizes), max(sizes)]`` (as
+    many puzzles per size, so long puzzles give most states, like the step-wise data sets)."""
     kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
+    if cfg.dagger.size_sampling == "per_reset":
+        if not all(isinstance(size, int) for size in sizes):
+            raise ValueError(f"dagger.size_sampling=per_reset needs integer sizes, got {sizes!r}")
+        sizes = [[min(sizes), max(sizes)]]  # the env's size argument takes an inclusive (lo, hi) range
     fns = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, sizes, cfg.dagger.envs)
     mode = cfg.dagger.vector
     if mode == "auto":

@@ -156,3 +156,13 @@ def test_beta_schedules():
     beta.schedule = "constant"
     assert dagger.beta_for_round(beta, 7, 5) == 1.0
     assert dagger.curriculum([1, 2, 3, 4], 0, 3) == [1] and dagger.curriculum([1, 2, 3, 4], 3, 3) == [1, 2, 3, 4]
+
+
+def test_per_reset_size_sampling_draws_sizes_per_episode(tmp_path):
+    dagger.run(config(tmp_path, "dagger.rounds=0", "dagger.train_steps=1", "dagger.eval_puzzles=0",
+                      "dagger.size_sampling=per_reset", "dagger.sizes=[1,4]", "dagger.steps=64"))
+    transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
+    disks = (transitions.obs["state"] != 3).sum(axis=1)
+    assert set(np.unique(disks)) == {1, 2, 3, 4}  # sizes between the bounds appear (per_env would give 1 and 4 only)
+    with pytest.raises(ValueError, match="dagger.size_sampling"):
+        dagger.run(config(tmp_path, "dagger.size_sampling=mixed"))
