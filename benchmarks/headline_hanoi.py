@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=50, help="evaluation puzzles per size")
     parser.add_argument("--jobs", type=int, default=2, help="training commands run at once")
     parser.add_argument("--ppo-minutes", type=float, default=0.0, help="> 0 adds the MaskablePPO (HRMPolicy) row")
+    parser.add_argument("--size-sampling", default="per_reset", choices=("per_reset", "per_env"),
+                        help="DAgger collection: equal puzzles per size (as the data set) or equal states per size")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for name in ("steps", "batch_size", "hidden", "episodes", "jobs"):
@@ -104,7 +106,7 @@ def main() -> None:
     rounds = math.ceil(labels / (envs * steps))  # rounds 0..rounds-1 cover the budget (the last one is cut to fit)
     dagger = [f"dagger.max_labels={labels}", f"dagger.rounds={rounds - 1}", f"dagger.envs={envs}",
               f"dagger.steps={steps}", f"dagger.train_steps={max(1, args.steps // rounds)}", "dagger.eval_puzzles=4",
-              "dagger.eval_ood_every=0"]
+              "dagger.eval_ood_every=0", f"dagger.size_sampling={args.size_sampling}"]
     commands = {
         "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
         "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
