@@ -304,7 +304,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     break
             envs = make_vector_env(cfg, curriculum(sizes, round_index, d.curriculum_rounds))
             tick = time.perf_counter()
-            transitions = collect(envs, learner.policy(), oracle, steps, beta, seed=cfg.seed * 100_003 + round_index)
+            seed = int(np.random.SeedSequence([cfg.seed, round_index]).generate_state(1)[0])  # sub-env i: seed + i
+            transitions = collect(envs, learner.policy(), oracle, steps, beta, seed=seed)
             envs.close()
             save_round(path, transitions, round_index, beta)
             queried = transitions.learner_action >= 0

@@ -166,3 +166,16 @@ def test_per_reset_size_sampling_draws_sizes_per_episode(tmp_path):
     assert set(np.unique(disks)) == {1, 2, 3, 4}  # sizes between the bounds appear (per_env would give 1 and 4 only)
     with pytest.raises(ValueError, match="dagger.size_sampling"):
         dagger.run(config(tmp_path, "dagger.size_sampling=mixed"))
+
+
+def test_rounds_play_new_puzzles(tmp_path):
+    """Each round's sub-envs start from fresh seeds (no round replays another round's puzzles)."""
+    dagger.run(config(tmp_path, "dagger.rounds=2", "dagger.train_steps=1", "dagger.eval_puzzles=0", "dagger.sizes=[6]",
+                      "dagger.beta.schedule=constant", "dagger.beta.start=1.0"))
+    seen = []
+    for index in range(3):
+        transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / f"round_{index:04d}.npz")
+        seen.append({bytes(s) + bytes(g) for s, g in zip(transitions.obs["state"], transitions.obs["goal"])})
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert len(seen[a] & seen[b]) < 0.1 * len(seen[b]), (a, b)
