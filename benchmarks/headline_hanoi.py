@@ -8,7 +8,7 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
 
 - ``hrm_supervised`` / ``lstm_supervised``: ``python -m train.supervised`` on the ``hanoi-paper`` training split
   (its L oracle labels), ``ceil(steps / steps per epoch)`` epochs.
-- ``hrm_dagger`` / ``transformer_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L`` (the same
+- ``hrm_dagger`` / ``transformer_dagger`` / ``lstm_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L`` (the same
   number of oracle labels; round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--ppo-minutes", type=float, default=0.0, help="> 0 adds the MaskablePPO (HRMPolicy) row")
     parser.add_argument("--size-sampling", default="per_reset", choices=("per_reset", "per_env"),
                         help="DAgger collection: equal puzzles per size (as the data set) or equal states per size")
+    parser.add_argument("--rows", nargs="*", default=None,
+                        help="train/evaluate only these rows (default: all); the report merges every finished row")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for name in ("steps", "batch_size", "hidden", "episodes", "jobs"):
@@ -112,6 +114,7 @@ def main() -> None:
         "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
         "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
+        "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
     }
     if args.ppo_minutes > 0:
         commands["ppo_hrm"] = ["train.ppo", *models["hrm"], "ppo.policy=hrm", f"ppo.minutes={args.ppo_minutes}",
@@ -120,6 +123,9 @@ def main() -> None:
     evaluate = [py, "-m", "train.evaluate", f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
                 f"seed={args.seed + 12345}"]  # the same puzzles for every row
     jobs = [("references", [[*evaluate, f"out={out / 'references'}"]])]
+    unknown = sorted(set(args.rows or []) - set(commands) - {"references"})
+    if unknown:
+        raise ValueError(f"--rows must name rows of {['references', *commands]}, got {unknown}")
     for name, (module, *overrides) in commands.items():
         run_dir = out / name
         checkpoint = run_dir / ("model.zip" if module == "train.ppo" else "last.pt")
@@ -128,12 +134,15 @@ def main() -> None:
         # each row is evaluated as soon as it is trained; a row whose report exists is reused
         jobs.append((name, [command, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
                                     f"out={run_dir / 'evaluate'}"]]))
+    chosen = [job for job in jobs if args.rows is None or job[0] in args.rows]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        minutes = dict(pool.map(lambda job: run_all(*job, out), jobs))
+        minutes = dict(pool.map(lambda job: run_all(*job, out), chosen))
     results: dict[str, Any] = {}
-    for name, _ in jobs:
+    for name, _ in jobs:  # every finished row (this invocation's or an earlier one's)
         folder = out / name / "evaluate" if name != "references" else out / "references"
-        results.update(json.loads((folder / "results.json").read_text())["results"])
+        if (out / f"{name}.done").exists():
+            results.update(json.loads((folder / "results.json").read_text())["results"])
+            minutes.setdefault(name, float((out / f"{name}.done").read_text().split()[0]))
     write_report(results, out / "evaluate", {"rows": list(results), "episodes": args.episodes, "sizes": sizes})
 
     def mean(rows: dict[str, Any], key: str, group: list[int]) -> float:
