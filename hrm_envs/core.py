@@ -8,13 +8,24 @@ import gymnasium as gym
 import numpy as np
 
 
+def is_int(value: Any) -> bool:
+    """True for Python and numpy integers, False for bools (which Python counts as ints)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def int_arg(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """Check that argument ``name`` is an int in ``[low, high]`` (``high=None``: no upper bound)."""
+    if not is_int(value) or value < low or (high is not None and value > high):
+        allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
 def size_range(value: int | tuple[int, int] | list[int], name: str, low: int, high: int) -> tuple[int, int]:
     """Normalise an int or an inclusive ``(lo, hi)`` range, checked against ``[low, high]``."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         lo = hi = int(value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
         lo, hi = int(value[0]), int(value[1])
     else:
         raise ValueError(f"{name} must be an int or an inclusive (lo, hi) pair of ints, got {value!r}")
@@ -41,7 +52,14 @@ class PuzzleEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
-    def __init__(self, *, render_mode: str | None = None, step_penalty: float = 0.01, success_reward: float = 1.0):
+    def __init__(
+        self,
+        *,
+        render_mode: str | None = None,
+        step_penalty: float = 0.01,
+        success_reward: float = 1.0,
+        max_steps: int | None = None,
+    ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         if not (isinstance(step_penalty, (int, float)) and step_penalty >= 0):
@@ -51,6 +69,8 @@ class PuzzleEnv(gym.Env):
         self.render_mode = render_mode
         self.step_penalty = float(step_penalty)
         self.success_reward = float(success_reward)
+        #: Step limit given by the user; None lets each env derive one from the puzzle in ``_load``.
+        self.max_steps_arg = None if max_steps is None else int_arg(max_steps, "max_steps", 1)
         self._num_actions = 0  # set by subclasses together with action_space
         self._steps = 0
         self._max_steps = 0
@@ -112,7 +132,7 @@ class PuzzleEnv(gym.Env):
     def _check_action(self, action: SupportsInt) -> int:
         if isinstance(action, np.ndarray) and action.shape == ():
             action = action.item()
-        if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
+        if not is_int(action):
             raise ValueError(f"action must be an int in [0, {self._num_actions}), got {action!r}")
         if not 0 <= action < self._num_actions:
             raise ValueError(f"action must be an int in [0, {self._num_actions}), got {action!r}")

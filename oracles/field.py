@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from hrm_envs.core import int_arg
 from oracles.base import Label, LabelBatch, Obs, Oracle
 
 NUM_MOVES = 4
@@ -35,9 +36,7 @@ class FieldOracle(Oracle):
     """Labels from a cached per-instance :class:`Field`; subclasses say how to key, solve and locate."""
 
     def __init__(self, cache_size: int = 256):
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
-        self.cache_size = cache_size
+        self.cache_size = int_arg(cache_size, "cache_size", 1)
         self._cache: OrderedDict[bytes, Field] = OrderedDict()
 
     @abstractmethod

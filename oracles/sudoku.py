@@ -30,6 +30,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from hrm_envs.core import int_arg
 from hrm_envs.sudoku.env import action_masks, parse_observation, peer_digits
 from hrm_envs.sudoku.solver import find_conflict, geometry, solve
 from oracles.base import Label, LabelBatch, Obs, Oracle
@@ -39,9 +40,7 @@ class SudokuOracle(Oracle):
     """Optimal Sudoku labels from any observation; see the module docstring."""
 
     def __init__(self, cache_size: int = 10_000):
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
-            raise ValueError(f"cache_size must be an int >= 1, got {cache_size!r}")
-        self.cache_size = cache_size
+        self.cache_size = int_arg(cache_size, "cache_size", 1)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     def _solution(self, box: int, givens: np.ndarray) -> np.ndarray:

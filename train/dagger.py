@@ -55,6 +55,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import hrm_envs  # noqa: F401  (registers the env ids)
+from hrm_envs.core import int_arg
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.datasets import StepwiseSplit
@@ -83,11 +84,9 @@ def check_dagger_config(cfg: DictConfig) -> None:
         raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
     d = cfg.dagger
     for key in ("envs", "steps", "train_steps"):
-        if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 1:
-            raise ValueError(f"dagger.{key} must be an int >= 1, got {d[key]!r}")
+        int_arg(d[key], f"dagger.{key}", 1)
     for key in ("rounds", "curriculum_rounds", "eval_puzzles", "eval_ood_every"):
-        if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 0:
-            raise ValueError(f"dagger.{key} must be an int >= 0, got {d[key]!r}")
+        int_arg(d[key], f"dagger.{key}", 0)
     for key in ("max_labels", "max_minutes"):
         if d[key] is not None and (isinstance(d[key], bool) or not isinstance(d[key], (int, float)) or d[key] <= 0):
             raise ValueError(f"dagger.{key} must be null or a number > 0, got {d[key]!r}")
@@ -105,8 +104,7 @@ def check_dagger_config(cfg: DictConfig) -> None:
     for key in ("start", "end", "decay"):
         if not 0.0 <= float(beta[key]) <= 1.0:
             raise ValueError(f"dagger.beta.{key} must lie in [0, 1], got {beta[key]!r}")
-    if isinstance(cfg.train.batch_size, bool) or not isinstance(cfg.train.batch_size, int) or cfg.train.batch_size < 1:
-        raise ValueError(f"train.batch_size must be an int >= 1, got {cfg.train.batch_size!r}")
+    int_arg(cfg.train.batch_size, "train.batch_size", 1)
 
 
 def beta_for_round(beta: DictConfig, round_index: int, rounds: int) -> float:

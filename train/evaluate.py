@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 import hrm_envs  # noqa: E402,F401
+from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train.rollout import OraclePolicy, Policy, RandomMaskedPolicy, oracle_states, run_episodes, summarize, teacher_forcing  # noqa: E402
@@ -54,8 +55,7 @@ def check_sizes(sizes: Any, episodes: Any) -> list[Any]:
     sizes = list(sizes)
     if not sizes:
         raise ValueError("sizes must be a non-empty list of puzzle sizes")
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
+    int_arg(episodes, "episodes", 1)
     return sizes
 
 

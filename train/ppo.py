@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 import hrm_envs  # noqa: F401
+from hrm_envs.core import int_arg
 from train.rollout import env_fns
 from train.supervised import load_preset
 
@@ -76,8 +77,7 @@ def check_ppo_config(ppo: DictConfig) -> None:
     if not float(ppo.minutes) > 0:
         raise ValueError(f"ppo.minutes must be > 0, got {ppo.minutes!r}")
     for key in ("timesteps", "envs", "n_steps", "batch_size"):
-        if isinstance(ppo[key], bool) or not isinstance(ppo[key], int) or ppo[key] < 1:
-            raise ValueError(f"ppo.{key} must be an int >= 1, got {ppo[key]!r}")
+        int_arg(ppo[key], f"ppo.{key}", 1)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

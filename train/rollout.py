@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 import hrm_envs  # noqa: F401
+from hrm_envs.core import int_arg
 from oracles import oracle_for
 from oracles.base import Oracle
 
@@ -212,8 +213,7 @@ def collect(
         raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
     if learner is None and beta < 1.0:
         raise ValueError("learner is required when beta < 1")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    int_arg(steps, "steps", 1)
     if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
         raise ValueError("envs must be created with autoreset_mode=AutoresetMode.SAME_STEP")
     rng = np.random.default_rng(seed)

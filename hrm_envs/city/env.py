@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from hrm_envs.core import PuzzleEnv, size_range
+from hrm_envs.core import PuzzleEnv, int_arg, size_range
 from hrm_envs.city.generator import (
     MAX_SIZE,
     MIN_SIZE,
@@ -87,15 +87,12 @@ class CityRoutingEnv(PuzzleEnv):
         success_reward: float = 1.0,
         render_mode: str | None = None,
     ):
-        super().__init__(render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward)
-        if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or not MIN_SIZE <= max_size <= MAX_SIZE:
-            raise ValueError(f"max_size must be an int in [{MIN_SIZE}, {MAX_SIZE}], got {max_size!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-            raise ValueError(f"max_steps must be None or an int >= 1, got {max_steps!r}")
-        self.max_size = int(max_size)
+        super().__init__(
+            render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
+        )
+        self.max_size = int_arg(max_size, "max_size", MIN_SIZE, MAX_SIZE)
         self.vehicle = None if vehicle is None else vehicle_id(vehicle)
         self.generator = CityGenerator(size_range(size, "size", MIN_SIZE, self.max_size), traffic)
-        self.max_steps_arg = max_steps
         self._num_actions = 4
         self.action_space = spaces.Discrete(4)
         m = self.max_size

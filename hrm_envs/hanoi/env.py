@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from hrm_envs.core import PuzzleEnv, size_range
+from hrm_envs.core import PuzzleEnv, int_arg, size_range
 from hrm_envs.hanoi.generator import NUM_PEGS, HanoiGenerator, HanoiPuzzle
 from hrm_envs.hanoi.viewer import render_ansi, render_rgb
 
@@ -91,14 +91,11 @@ class HanoiEnv(PuzzleEnv):
         success_reward: float = 1.0,
         render_mode: str | None = None,
     ):
-        super().__init__(render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward)
-        if isinstance(max_disks, bool) or not isinstance(max_disks, (int, np.integer)) or not 1 <= max_disks <= 30:
-            raise ValueError(f"max_disks must be an int in [1, 30], got {max_disks!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-            raise ValueError(f"max_steps must be None or an int >= 1, got {max_steps!r}")
-        self.max_disks = int(max_disks)
+        super().__init__(
+            render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
+        )
+        self.max_disks = int_arg(max_disks, "max_disks", 1, 30)
         self.generator = HanoiGenerator(size_range(num_disks, "num_disks", 1, self.max_disks), start, goal)
-        self.max_steps_arg = max_steps
         self._num_actions = 3 * self.max_disks + 1
         self.stop_action = 3 * self.max_disks
         self.action_space = spaces.Discrete(self._num_actions)

@@ -109,13 +109,12 @@ class SudokuEnv(PuzzleEnv):
         success_reward: float = 1.0,
         render_mode: str | None = None,
     ):
-        super().__init__(render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward)
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
-            raise ValueError(f"max_steps must be None or an int >= 1, got {max_steps!r}")
+        super().__init__(
+            render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
+        )
         self.generator = SudokuGenerator(box, difficulty, givens)
         self.box = self.generator.box
         self.n = n = self.box**2
-        self.max_steps_arg = max_steps
         self._num_actions = n * n * (n + 1)
         self.action_space = spaces.Discrete(self._num_actions)
         self.observation_space = spaces.Dict(
