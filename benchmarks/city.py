@@ -16,23 +16,11 @@ import gymnasium as gym
 import numpy as np
 
 import hrm_envs  # noqa: F401  (registers the ids)
-from benchmarks.harness import cartpole_rate, emit, env_step_rate, interleaved, label_rates, vector_step_rate
+from benchmarks.harness import (
+    cartpole_rate, emit, env_step_rate, interleaved, label_rates, random_walk_observations, vector_step_rate,
+)
 from hrm_envs.city import CityGenerator
 from oracles.city import CityRoutingOracle
-
-
-def wandering_observations(count: int, size: int, seed: int) -> list[dict]:
-    """Observations of random masked walks (off the optimal route) on a few cities."""
-    env = gym.make("hrm/CityRouting-v0", size=size, max_size=size)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    out = []
-    for i in range(count):
-        obs, _, terminated, truncated, _ = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
-        out.append(obs)
-        if terminated or truncated or i % 500 == 499:
-            obs, _ = env.reset()
-    return out
 
 
 def generation_and_solve_ms(size: int, count: int, seed: int = 0) -> dict[str, float]:
@@ -74,7 +62,8 @@ def main() -> dict:
     sync_ref.close()
 
     oracle = CityRoutingOracle()
-    observations = wandering_observations(3000, 40, seed=0)
+    city = gym.make("hrm/CityRouting-v0", size=40, max_size=40)
+    observations = random_walk_observations(city, 3000, seed=0, episode_steps=500)
     labels = label_rates(oracle, observations, t)
     figures["oracle_optimal_actions_per_s_size40"] = labels["single"]
     figures["oracle_act_batch_labels_per_s_size40"] = labels["batch"]

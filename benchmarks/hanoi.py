@@ -10,26 +10,12 @@ from __future__ import annotations
 import argparse
 
 import gymnasium as gym
-import numpy as np
 
 import hrm_envs  # noqa: F401  (registers the ids)
-from benchmarks.harness import cartpole_rate, emit, env_step_rate, interleaved, label_rates, vector_step_rate
+from benchmarks.harness import (
+    cartpole_rate, emit, env_step_rate, interleaved, label_rates, random_walk_observations, vector_step_rate,
+)
 from oracles import oracle_for
-
-
-def random_observations(count: int, num_disks: int, seed: int) -> list[dict]:
-    """Observations of random start/goal pairs after random masked moves (off the optimal path)."""
-    env = gym.make("hrm/Hanoi-v0", num_disks=num_disks, max_disks=num_disks)
-    rng = np.random.default_rng(seed)
-    out = []
-    obs, _ = env.reset(seed=seed)
-    for _ in range(count):
-        legal = np.flatnonzero(obs["action_mask"][:-1])
-        obs, *_ = env.step(int(rng.choice(legal)))
-        out.append(obs)
-        if rng.random() < 0.05:
-            obs, _ = env.reset()
-    return out
 
 
 def main() -> dict:
@@ -54,7 +40,8 @@ def main() -> dict:
     asynchronous = vector_pair(gym.vector.AsyncVectorEnv)
 
     oracle = oracle_for("hrm/Hanoi-v0")
-    observations = random_observations(2000, 10, seed=0)
+    ten_disks = gym.make("hrm/Hanoi-v0", num_disks=10, max_disks=10)
+    observations = random_walk_observations(ten_disks, 2000, seed=0, episode_steps=20)
     labels = label_rates(oracle, observations, t)
     figures = {
         "env_steps_per_s_N10": single,

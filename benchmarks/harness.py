@@ -47,6 +47,20 @@ def label_rates(oracle: Any, observations: list[dict], seconds: float) -> dict[s
     }
 
 
+def random_walk_observations(env: gym.Env, count: int, seed: int, episode_steps: int | None = None) -> list[dict]:
+    """``count`` observations of random masked walks (mostly off the optimal path, which oracles must label
+    too); a new puzzle after each episode's end or every ``episode_steps`` steps."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for i in range(count):
+        out.append(obs)
+        obs, _, terminated, truncated, _ = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
+        if terminated or truncated or (episode_steps is not None and i % episode_steps == episode_steps - 1):
+            obs, _ = env.reset()
+    return out
+
+
 def masked_random_policy(rng: np.random.Generator) -> Callable[[dict], int]:
     """A uniformly random legal action from ``obs["action_mask"]``; CartPole-like envs get 0/1."""
 

@@ -16,23 +16,12 @@ import gymnasium as gym
 import numpy as np
 
 import hrm_envs  # noqa: F401  (registers the ids)
-from benchmarks.harness import cartpole_rate, emit, env_step_rate, interleaved, label_rates, vector_step_rate
+from benchmarks.harness import (
+    cartpole_rate, emit, env_step_rate, interleaved, label_rates, random_walk_observations, vector_step_rate,
+)
 from oracles import oracle_for
 
 SIZES = (10, 20, 40)
-
-
-def random_walk_observations(env: gym.Env, count: int, seed: int) -> list[dict]:
-    """Observations of one maze after random masked moves (the oracle labels off-path states too)."""
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    out = []
-    for _ in range(count):
-        out.append(obs)
-        obs, _, terminated, truncated, _ = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
-        if terminated or truncated:
-            obs, _ = env.reset(seed=seed)
-    return out
 
 
 def generation_ms(size: int, kind: str, count: int) -> dict[str, float]:

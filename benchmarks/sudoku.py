@@ -18,25 +18,14 @@ import gymnasium as gym
 import numpy as np
 
 import hrm_envs  # noqa: F401  (registers the ids)
-from benchmarks.harness import cartpole_rate, emit, env_step_rate, interleaved, rate, vector_step_rate
+from benchmarks.harness import (
+    cartpole_rate, emit, env_step_rate, interleaved, random_walk_observations, rate, vector_step_rate,
+)
 from hrm_envs.sudoku import LEVELS, SudokuGenerator, hard_puzzles
 from hrm_envs.sudoku.solver import solve
 from oracles import oracle_for
 
 SIZES = {2: "medium", 3: "medium", 4: "easy"}  # box -> level used for step rates
-
-
-def random_walk_observations(env: gym.Env, count: int, seed: int) -> list[dict]:
-    """Observations after random legal writes and erasures (the oracle labels off-path states too)."""
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    out = []
-    for _ in range(count):
-        out.append(obs)
-        obs, _, terminated, truncated, _ = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
-        if terminated or truncated:
-            obs, _ = env.reset()
-    return out
 
 
 def solve_times(puzzles: list[str]) -> list[float]:

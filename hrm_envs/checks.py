@@ -4,7 +4,7 @@
 deterministic seeded resets, masks that agree with ``action_masks()`` and with the observation
 space, ``info["cost"]`` on every step and ``info["is_success"]`` on the last, illegal actions that
 leave the state unchanged, ``copy.deepcopy`` independence, ``ValueError`` on out-of-space actions,
-and both render modes.
+and both render modes. ``vector_oracle_successes`` plays the batched oracle on a vector env.
 """
 
 from __future__ import annotations
@@ -73,3 +73,29 @@ def check_contract(env_id: str, kwargs: dict[str, Any] | None = None, seeds: ran
         else:
             assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
             assert frame.min() < frame.max(), "rgb_array render is blank"
+
+
+def vector_oracle_successes(
+    env_id: str, kwargs: dict[str, Any], vector_cls: type[gym.vector.VectorEnv], steps: int, num_envs: int = 3, seed: int = 7
+) -> int:
+    """Episodes the batched oracle (``act_batch``) finishes on a vector env in ``steps`` steps.
+
+    Asserts on the way that ``call("action_masks")`` agrees with the observed masks, that no episode is
+    truncated and that every terminating episode succeeds.
+    """
+    from oracles import oracle_for  # oracles depend on hrm_envs, not the other way round
+
+    envs = vector_cls([lambda: gym.make(env_id, **kwargs)] * num_envs)
+    oracle = oracle_for(env_id)
+    obs, _ = envs.reset(seed=seed)
+    successes = 0
+    for _ in range(steps):
+        masks = np.stack(envs.call("action_masks"))
+        assert np.array_equal(masks, obs["action_mask"].astype(bool)), "action_masks() != obs['action_mask']"
+        obs, _, terminated, truncated, info = envs.step(oracle.act_batch(obs))  # autoreset steps: any action is fine
+        assert not truncated.any(), "the oracle ran into truncation"
+        if terminated.any():
+            assert info["is_success"][terminated].all(), "the oracle terminated without success"
+            successes += int(terminated.sum())
+    envs.close()
+    return successes

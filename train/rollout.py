@@ -15,7 +15,6 @@ import numpy as np
 
 import hrm_envs  # noqa: F401
 from hrm_envs.core import int_arg
-from oracles import oracle_for
 from oracles.base import Oracle
 
 Obs = dict[str, np.ndarray]

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hrm_envs.core import choice, size_range
+from hrm_envs.core import choice
 
 MODES = ("random", "standard")
 NUM_PEGS = 3

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import hrm_envs  # noqa: F401
 from hrm_envs import encoder_for
-from hrm_envs.checks import check_contract
+from hrm_envs.checks import check_contract, vector_oracle_successes
 from hrm_envs.city import VEHICLES, CityGenerator, CityPuzzle, CityRoutingEnv
 from hrm_envs.city.env import ILLEGAL_COST
 from hrm_envs.city.generator import (
@@ -270,20 +270,7 @@ def test_random_action_sequences_keep_invariants(size, seed, actions):
 
 @pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
 def test_vector_envs_solved_by_batched_oracle(vector_cls):
-    envs = vector_cls([lambda: gym.make("hrm/CityRouting-v0", size=(8, 14), max_size=14)] * 3)
-    oracle = oracle_for("hrm/CityRouting-v0")
-    obs, _ = envs.reset(seed=3)
-    successes = 0
-    for _ in range(60):
-        masks = np.stack(envs.call("action_masks"))
-        assert np.array_equal(masks, obs["action_mask"].astype(bool))
-        obs, _, terminated, truncated, info = envs.step(oracle.act_batch(obs))  # autoreset steps: any action is fine
-        assert not truncated.any()
-        if terminated.any():
-            assert info["is_success"][terminated].all()
-            successes += int(terminated.sum())
-    envs.close()
-    assert successes >= 3
+    assert vector_oracle_successes("hrm/CityRouting-v0", {"size": (8, 14), "max_size": 14}, vector_cls, steps=60, seed=3) >= 3
 
 
 def test_token_encoding():

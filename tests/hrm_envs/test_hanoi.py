@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 import hrm_envs  # noqa: F401
 from hrm_envs import encoder_for
-from hrm_envs.checks import check_contract
+from hrm_envs.checks import check_contract, vector_oracle_successes
 from hrm_envs.hanoi import HanoiEnv, HanoiPuzzle
 from hrm_envs.hanoi.env import ABSENT, legal_moves
-from oracles import oracle_for
 
 
 @pytest.mark.parametrize(
@@ -211,19 +210,7 @@ def test_random_action_sequences_keep_invariants(num_disks, seed, actions):
 
 @pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
 def test_vector_envs_solved_by_batched_oracle(vector_cls):
-    envs = vector_cls([lambda: gym.make("hrm/Hanoi-v0", num_disks=(2, 6))] * 3)
-    oracle = oracle_for("hrm/Hanoi-v0")
-    obs, _ = envs.reset(seed=7)
-    successes = 0
-    for _ in range(2 * 64):
-        masks = np.stack(envs.call("action_masks"))
-        assert np.array_equal(masks, obs["action_mask"].astype(bool))
-        obs, _, terminated, truncated, info = envs.step(oracle.act_batch(obs))
-        assert not truncated.any()
-        successes += int(info.get("is_success", np.zeros(3, bool))[terminated].sum())
-        assert info["is_success"][terminated].all() if terminated.any() else True
-    envs.close()
-    assert successes >= 6
+    assert vector_oracle_successes("hrm/Hanoi-v0", {"num_disks": (2, 6)}, vector_cls, steps=2 * 64, seed=7) >= 6
 
 
 def test_encodings():

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import hrm_envs  # noqa: F401
 from hrm_envs import encoder_for
-from hrm_envs.checks import check_contract
+from hrm_envs.checks import check_contract, vector_oracle_successes
 from hrm_envs.maze import MazeEnv, MazeGenerator, MazePuzzle
 from hrm_envs.maze.encoding import GOAL, PATH, START
 from hrm_envs.maze.generator import max_path_len
@@ -299,20 +299,7 @@ def test_random_action_sequences_keep_invariants(size, kind, seed, actions):
 
 @pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
 def test_vector_envs_solved_by_batched_oracle(vector_cls):
-    envs = vector_cls([lambda: gym.make("hrm/Maze-v0", size=(5, 15), kind="loops")] * 3)
-    oracle = oracle_for("hrm/Maze-v0")
-    obs, _ = envs.reset(seed=7)
-    successes = 0
-    for _ in range(150):
-        masks = np.stack(envs.call("action_masks"))
-        assert np.array_equal(masks, obs["action_mask"].astype(bool))
-        obs, _, terminated, truncated, info = envs.step(oracle.act_batch(obs))
-        assert not truncated.any()
-        if terminated.any():
-            assert info["is_success"][terminated].all()
-            successes += int(terminated.sum())
-    envs.close()
-    assert successes >= 6
+    assert vector_oracle_successes("hrm/Maze-v0", {"size": (5, 15), "kind": "loops"}, vector_cls, steps=150, seed=7) >= 6
 
 
 def test_token_encoding():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import hrm_envs  # noqa: F401
 from hrm_envs import encoder_for
-from hrm_envs.checks import check_contract
+from hrm_envs.checks import check_contract, vector_oracle_successes
 from hrm_envs.sudoku import LEVELS, SudokuEnv, SudokuGenerator, SudokuPuzzle, hard_puzzles, rate
 from hrm_envs.sudoku import generator as generator_module
 from hrm_envs.sudoku.encoding import BLANK
@@ -428,20 +428,7 @@ def test_action_masks_function_batches():
 
 @pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
 def test_vector_envs_solved_by_batched_oracle(vector_cls):
-    envs = vector_cls([lambda: gym.make("hrm/Sudoku-v0", box=2)] * 3)
-    oracle = oracle_for("hrm/Sudoku-v0")
-    obs, _ = envs.reset(seed=7)
-    successes = 0
-    for _ in range(40):
-        masks = np.stack(envs.call("action_masks"))
-        assert np.array_equal(masks, obs["action_mask"].astype(bool))
-        obs, _, terminated, truncated, info = envs.step(oracle.act_batch(obs))
-        assert not truncated.any()
-        if terminated.any():
-            assert info["is_success"][terminated].all()
-            successes += int(terminated.sum())
-    envs.close()
-    assert successes >= 9
+    assert vector_oracle_successes("hrm/Sudoku-v0", {"box": 2}, vector_cls, steps=40, seed=7) >= 9
 
 
 # --- encodings and renders -------------------------------------------------------------------------
