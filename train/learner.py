@@ -26,7 +26,9 @@ owns the model (``learner.module``; ``learner.model`` is it wrapped in ``Distrib
 segment with the carry kept across steps (deep supervision; halted rows take the batch's rows) and
 :func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
 The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys: ``lr``, ``weight_decay``,
-``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``.
+``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``, ``ema``
+(null, or the decay of an exponential moving average of the weights, as TRM: ``learner.eval_module``, which
+acts, is evaluated and is what ``load_policy`` returns).
 
 Checkpoints: ``save_checkpoint(path, learner, config, epoch, batch_in_epoch)`` writes model, optimizer,
 schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and the run's config atomically
@@ -181,12 +183,12 @@ class ModelPolicy:
 
 # ------------------------------------------------------------------------------------------------ training
 def _check_optim(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {"lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip"}
+    allowed = {"lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip", "ema"}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise ValueError(f"unknown optimizer keys {unknown}; allowed: {sorted(allowed)}")
     out = {"lr": 1e-3, "weight_decay": 0.1, "betas": (0.9, 0.95), "warmup_steps": 0, "schedule": "constant",
-           "lr_min_ratio": 1.0, "grad_clip": 1.0, **cfg}
+           "lr_min_ratio": 1.0, "grad_clip": 1.0, "ema": None, **cfg}
     if not float(out["lr"]) > 0:
         raise ValueError(f"train.lr must be > 0, got {out['lr']!r}")
     if float(out["weight_decay"]) < 0:
@@ -201,6 +203,8 @@ def _check_optim(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"train.lr_min_ratio must lie in [0, 1], got {out['lr_min_ratio']!r}")
     if out["grad_clip"] is not None and not float(out["grad_clip"]) > 0:
         raise ValueError(f"train.grad_clip must be > 0 or null, got {out['grad_clip']!r}")
+    if out["ema"] is not None and not 0 < float(out["ema"]) < 1:
+        raise ValueError(f"train.ema must be null or a decay in (0, 1), got {out['ema']!r}")
     return out
 
 
@@ -236,11 +240,19 @@ class Learner:
         args = (int(optim["warmup_steps"]), int(total_steps), optim["schedule"], float(optim["lr_min_ratio"]))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, *args))
         self.grad_clip = optim["grad_clip"]
+        #: Exponential moving average of the weights (TRM's evaluation weights), or None.
+        self.ema = None if optim["ema"] is None else torch.optim.swa_utils.AveragedModel(
+            self.module, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(optim["ema"])))
         self.carry: HRMCarry | None = None
         self.step = 0
 
+    @property
+    def eval_module(self) -> nn.Module:
+        """The weights to evaluate and act with: the EMA copy when ``train.ema`` is set, else the model."""
+        return self.module if self.ema is None else self.ema.module
+
     def policy(self) -> ModelPolicy:
-        return ModelPolicy(self.module, self.encoder, self.device)
+        return ModelPolicy(self.eval_module, self.encoder, self.device)
 
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One optimizer step (one ACT segment for HRM); returns the loss and training metrics."""
@@ -259,6 +271,8 @@ class Learner:
         if self.grad_clip is not None:
             metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.module.parameters(), float(self.grad_clip))
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.module)
         self.scheduler.step()
         self.step += 1
         result = {k: float(v) for k, v in metrics.items()}
@@ -318,7 +332,8 @@ def save_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
         carry = {"z_H": c.z_H.cpu(), "z_L": c.z_L.cpu(), "steps": c.steps.cpu(), "halted": c.halted.cpu(),
                  "data": {k: v.cpu() for k, v in c.data.items()}}
     state = {
-        "model": learner.module.state_dict(), "optimizer": learner.optimizer.state_dict(),
+        "model": learner.module.state_dict(), "ema": None if learner.ema is None else learner.ema.state_dict(),
+        "optimizer": learner.optimizer.state_dict(),
         "scheduler": learner.scheduler.state_dict(), "carry": carry, "rng": rng_state(),
         "step": learner.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "config": json.loads(json.dumps(config)),
         "model_config": dict(learner.model_cfg), "hrm_config": vars(learner.config).copy(),
@@ -351,6 +366,8 @@ def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
     if mismatches:
         raise ValueError(f"checkpoint {path} was written by another configuration: " + "; ".join(mismatches))
     learner.module.load_state_dict(state["model"])
+    if learner.ema is not None:
+        learner.ema.load_state_dict(state["ema"])
     learner.optimizer.load_state_dict(state["optimizer"])
     learner.scheduler.load_state_dict(state["scheduler"])
     learner.step = int(state["step"])
@@ -368,7 +385,11 @@ def load_policy(path: str | Path, encoder: Encoder, device: torch.device | str =
     state = _read(path)
     config = HRMConfig(**state["hrm_config"])
     model = build_model(state["model_config"], config)
-    model.load_state_dict(state["model"])
+    ema = state.get("ema")
+    if ema is not None:  # AveragedModel's state: "module." + the model's keys, plus n_averaged
+        model.load_state_dict({k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")})
+    else:
+        model.load_state_dict(state["model"])
     return ModelPolicy(model.to(device), encoder, device)
 
 

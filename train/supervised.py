@@ -49,7 +49,7 @@ from train.learner import Learner, MetricsLogger, ModelPolicy, check_fits, load_
 from train.rollout import run_episodes, summarize
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip")
+OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip", "ema")
 # Config keys a resumed run may change (everything else must match the checkpoint).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
              "train.stop_at_train_accuracy")
@@ -358,7 +358,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             samples_per_s = (steps_per_epoch - skip) * cfg.train.batch_size / (time.perf_counter() - epoch_start)
             batch_index, skip = steps_per_epoch, 0
             if evaluator is not None:
-                metrics = evaluator(learner.module, device)
+                metrics = evaluator(learner.eval_module, device)
                 metrics.update(samples_per_s=samples_per_s, elapsed_s=time.perf_counter() - started)
                 print(evaluator.line(epoch + 1, metrics), flush=True)
                 logger.log(learner.step, epoch + 1, "eval", metrics)

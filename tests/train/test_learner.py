@@ -185,3 +185,26 @@ def test_metrics_logger_writes_jsonl_and_tensorboard(tmp_path):
     silent.log(1, 1, "train", {"loss": 1.0})
     silent.close()
     assert not (tmp_path / "rank1").exists()
+
+
+def test_ema_weights_act_are_checkpointed_and_loaded(encoder, tmp_path):
+    with pytest.raises(ValueError, match="train.ema"):
+        Learner(model_cfg("trm"), {"ema": 1.0}, encoder)
+    torch.manual_seed(0)
+    learner = Learner(model_cfg("trm"), {"lr": 1e-2, "ema": 0.5}, encoder)
+    start = {k: v.clone() for k, v in learner.module.state_dict().items()}
+    batch = oracle_batch(16)
+    learner.train_step(batch)
+    after_one = {k: v.clone() for k, v in learner.module.state_dict().items()}
+    learner.train_step(batch)
+    name = next(k for k, v in start.items() if v.is_floating_point() and not torch.equal(v, after_one[k]))
+    # get_ema_multi_avg_fn: the first update copies, later ones mix: ema = 0.5 * ema + 0.5 * weights
+    expected = 0.5 * after_one[name] + 0.5 * learner.module.state_dict()[name]
+    assert torch.allclose(learner.eval_module.state_dict()[name], expected, atol=1e-6)
+    assert learner.policy().model is learner.eval_module
+    path = tmp_path / "ema.pt"
+    save_checkpoint(path, learner, {"run": 1}, epoch=1)
+    again = Learner(model_cfg("trm"), {"lr": 1e-2, "ema": 0.5}, encoder)
+    load_checkpoint(path, again, {"run": 1})
+    assert torch.equal(again.eval_module.state_dict()[name], learner.eval_module.state_dict()[name])
+    assert torch.equal(load_policy(path, encoder).model.state_dict()[name], expected)
