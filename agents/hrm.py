@@ -37,6 +37,7 @@ IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "learned")
 VARIANTS = ("hrm", "trm")
 LOSSES = ("stablemax", "softmax")
+INFERENCE_HALTING = ("q_head", "max_steps")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class HRMConfig:
     per_token_actions: int = 0
     global_actions: int = 0
     full_backprop: bool = False
+    inference_halting: str = "q_head"
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -95,6 +97,8 @@ class HRMConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.inference_halting not in INFERENCE_HALTING:
+            raise ValueError(f"inference_halting must be one of {INFERENCE_HALTING}, got {self.inference_halting!r}")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
         if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
@@ -318,6 +322,9 @@ class HRM(nn.Module):
     def predict(self, batch: dict[str, torch.Tensor], grad: bool = False) -> dict[str, torch.Tensor]:
         """Run segments until every sequence halted (Q-head, no exploration) or ``halt_max_steps``.
 
+        With ``inference_halting="max_steps"`` every sequence runs ``halt_max_steps`` segments (the reference
+        HRM's evaluation; the Q-head then only matters in training).
+
         Returns each sequence's head outputs from the segment at which it halted, ``summary`` (its z_H at
         slot 0, e.g. for a value head) and ``segments`` (B,). The search runs under no_grad; with ``grad``
         each sequence's halting segment is re-run from its stored entry state with gradient (the one-step
@@ -335,7 +342,9 @@ class HRM(nn.Module):
             for step in range(1, config.halt_max_steps + 1):
                 new_H, new_L = self._segment(z_H, z_L, x, rotary)
                 out = self._read(new_H)
-                wants = self._wants_halt(out["q_halt"], out["q_continue"]) | (step == config.halt_max_steps)
+                wants = torch.full_like(done, step == config.halt_max_steps)
+                if config.inference_halting == "q_head":
+                    wants = wants | self._wants_halt(out["q_halt"], out["q_continue"])
                 halt_now = ~done & wants
                 entry_H = torch.where(_rows(halt_now, z_H), z_H, entry_H)
                 entry_L = torch.where(_rows(halt_now, z_L), z_L, entry_L)

@@ -43,7 +43,8 @@ def train(model: HRM, make_batch, steps: int, lr: float = 3e-3) -> dict[str, tor
 @pytest.mark.parametrize(
     "field, value",
     [("hidden_size", 0), ("num_heads", 3), ("pos_encodings", "alibi"), ("variant", "x"), ("loss", "mse"),
-     ("halt_exploration_prob", 1.5), ("token_vocab", -1), ("global_actions", 2), ("H_cycles", 1.5)],
+     ("halt_exploration_prob", 1.5), ("token_vocab", -1), ("global_actions", 2), ("H_cycles", 1.5),
+     ("inference_halting", "never")],
 )
 def test_config_validation_names_field(field: str, value) -> None:
     changes = {field: value}
@@ -167,6 +168,31 @@ def test_q_head_init_and_halting() -> None:
         trm.q_head.bias.copy_(torch.tensor([0.5, 9.0]))  # TRM halts on q_halt > 0 alone
     _, out = trm(trm.initial_carry(batch), batch)
     assert out["halted"].all() and "target_q_continue" not in out
+
+
+def test_inference_halting_max_steps_runs_every_segment() -> None:
+    """``inference_halting="max_steps"`` (the reference's evaluation) ignores the Q-head in ``predict``: every
+    sequence uses the last segment's outputs, which equal a plain run of ``halt_max_steps`` segments."""
+    torch.manual_seed(0)
+    model = HRM(SMALL.with_(inference_halting="max_steps")).eval()
+    with torch.no_grad():
+        model.q_head.bias.copy_(torch.tensor([5.0, -5.0]))  # the Q-head says halt at once
+    batch = reverse_batch(8)
+    out = model.predict(batch)
+    assert torch.all(out["segments"] == SMALL.halt_max_steps)
+    with torch.no_grad():
+        carry = model.initial_carry(batch)
+        x, rotary = model.embed(batch)
+        z_H, z_L = carry.z_H, carry.z_L
+        for _ in range(SMALL.halt_max_steps):
+            z_H, z_L = model._segment(z_H, z_L, x, rotary)
+        expected = model._read(z_H)["policy_logits"]
+    assert torch.allclose(out["policy_logits"], expected, atol=1e-5)
+    grad = model.predict(batch, grad=True)
+    assert torch.allclose(grad["policy_logits"], expected, atol=1e-5) and grad["policy_logits"].requires_grad
+    q_model = HRM(SMALL).eval()
+    q_model.load_state_dict(model.state_dict())
+    assert torch.all(q_model.predict(batch)["segments"] == 1)  # the default still halts on the Q-head
 
 
 def test_stablemax_matches_reference_formula() -> None:
