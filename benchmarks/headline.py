@@ -1,0 +1,257 @@
+"""Headline experiments (issue 7): HRM supervised vs HRM DAgger (plus transformer DAgger and LSTM rows) on one
+env, every learned row at an equal budget of expert labels and optimizer steps, evaluated in and out of
+distribution.
+
+    python -m benchmarks.headline --env hanoi                 # -> runs/headline_hanoi/, prints one JSON object
+    python -m benchmarks.headline --env maze --episodes 20 --jobs 1
+    python -m benchmarks.headline --env city --rows references hrm_dagger hrm_supervised
+
+Per-env settings live in ``EXPERIMENTS`` (one ``Experiment`` each): the Hydra env group and data set preset,
+the in- and out-of-distribution evaluation sizes, the default optimizer steps and evaluation episodes, and the
+issue's targets. The expert-label budget is always the preset's training split (its number of oracle labels):
+
+| env | preset | in / out sizes | steps | episodes | targets |
+|---|---|---|---|---|---|
+| hanoi | hanoi-paper | N = 1..7 / 8..10 | 3000 | 50 | HRM DAgger >= 0.95 in, >= 0.80 out |
+| maze | maze-ood | 7, 11, 15 / 21, 25, 31 | 1500 | 20 | HRM DAgger >= 0.90 out |
+| city | city-ood | 10, 15, 20 / 40 | 1500 | 20 | HRM DAgger >= 0.95 arrival and >= 0.80 cost-optimal out |
+| sudoku4 | sudoku-4x4 | easy / medium | 1500 | 30 | HRM DAgger >= 0.95 solved out |
+| sudoku9 | sudoku-ood | easy / medium | 1500 | 20 | (solve rate reported) |
+
+The non-Hanoi defaults are sized for about 30 minutes per env with ``--jobs 1`` on one core.
+
+Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` at a time):
+
+- ``hrm_supervised`` / ``lstm_supervised``: ``python -m train.supervised`` on the preset's training split
+  (its L oracle labels), ``round(steps / steps per epoch)`` epochs.
+- ``hrm_dagger`` / ``transformer_dagger`` / ``lstm_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L``
+  (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
+- ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
+
+Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``), not read from the
+config defaults, so the experiment stays the same when the defaults change.
+
+Then ``python -m train.evaluate`` plays the same ``--episodes`` puzzles per size with every row and the oracle /
+random references. The JSON printed (and written to ``summary.json``) has, per row: in- and out-of-distribution
+closed-loop success, share of cost-optimal episodes, optimality ratio, TF accuracy, gap and ACT segments,
+per-size success, median first-error step and training + evaluation minutes; the env's targets as booleans;
+``minutes_wall`` (this invocation), ``minutes_rows`` (sum of every reported row's own minutes, from its
+``.done`` marker) and ``fresh_run`` (every reported row was run by this invocation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train.evaluate import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One env's headline settings: Hydra env group (+ overrides), preset, evaluation sizes, budgets, targets.
+
+    ``targets`` maps a name to (row, metric, threshold): met when ``row[metric] >= threshold``.
+    """
+
+    env: str
+    preset: str
+    train_sizes: list[Any]
+    test_sizes: list[Any]
+    steps: int
+    episodes: int
+    targets: dict[str, tuple[str, str, float]]
+    env_overrides: list[str] = field(default_factory=list)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "hanoi": Experiment("hanoi", "hanoi-paper", [1, 2, 3, 4, 5, 6, 7], [8, 9, 10], 3000, 50, {
+        "hrm_dagger_in_success>=0.95": ("hrm_dagger", "in_success", 0.95),
+        "hrm_dagger_out_success>=0.80": ("hrm_dagger", "out_success", 0.80)}),
+    "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 1500, 20, {
+        "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90)}),
+    "city": Experiment("city", "city-ood", [10, 15, 20], [40], 1500, 20, {
+        "hrm_dagger_out_arrival>=0.95": ("hrm_dagger", "out_success", 0.95),
+        "hrm_dagger_out_cost_optimal>=0.80": ("hrm_dagger", "out_optimal_episodes", 0.80)}),
+    "sudoku4": Experiment("sudoku", "sudoku-4x4", ["easy"], ["medium"], 1500, 30, {
+        "hrm_dagger_out_solved>=0.95": ("hrm_dagger", "out_success", 0.95)}),
+    "sudoku9": Experiment("sudoku", "sudoku-ood", ["easy"], ["medium"], 1500, 20, {},
+                          ["env.preset=sudoku-ood", "env.kwargs.box=3", "env.eval_sizes=[medium]"]),
+}
+
+# The pinned HRM of every headline row (Hanoi's tuned configuration); the transformer shares its blocks.
+HRM_CONFIG = ["model.H_cycles=1", "model.L_cycles=1", "model.halt_max_steps=2", "model.halt_exploration_prob=0.1"]
+TRAIN = ["train.lr=3e-3", "train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
+         "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
+ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
+
+
+def pinned_models(hidden: int) -> dict[str, list[str]]:
+    """Model overrides: HRM and transformer with the same 1 + 1 blocks of width ``hidden``; a 2-layer LSTM."""
+    blocks = [f"model.hidden_size={hidden}", "model.num_heads=4", "model.expansion=4.0", "model.H_layers=1",
+              "model.L_layers=1", "model.pos_encodings=rope", "model.loss=softmax"]
+    return {"hrm": ["model=hrm", *blocks, *HRM_CONFIG], "transformer": ["model=transformer", *blocks],
+            "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"]}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and validate the command line; ``ValueError`` naming the bad argument."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", required=True, help=f"one of {list(EXPERIMENTS)}")
+    parser.add_argument("--out", default=None, help="folder for every run and the report (default runs/headline_<env>)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps of every learned row (default per env)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=64, help="hidden size of every model")
+    parser.add_argument("--episodes", type=int, default=None, help="evaluation puzzles per size (default per env)")
+    parser.add_argument("--jobs", type=int, default=1, help="training commands run at once")
+    parser.add_argument("--ppo-minutes", type=float, default=0.0, help="> 0 adds the MaskablePPO (HRMPolicy) row")
+    parser.add_argument("--size-sampling", default="per_reset", choices=("per_reset", "per_env"),
+                        help="DAgger collection: equal puzzles per size (as the data set) or equal states per size")
+    parser.add_argument("--rows", nargs="*", default=None,
+                        help="train/evaluate only these rows (default: all); the report merges every finished row")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.env not in EXPERIMENTS:
+        raise ValueError(f"--env must be one of {list(EXPERIMENTS)}, got {args.env!r}")
+    experiment = EXPERIMENTS[args.env]
+    args.steps = experiment.steps if args.steps is None else args.steps
+    args.episodes = experiment.episodes if args.episodes is None else args.episodes
+    args.out = args.out or f"runs/headline_{args.env}"
+    for name in ("steps", "batch_size", "hidden", "episodes", "jobs"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def run(name: str, command: list[str], log: Path) -> float:
+    """Run one command (output to ``log``); its wall time in minutes; exits on failure."""
+    started = time.monotonic()
+    with open(log, "w") as handle:
+        code = subprocess.call(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+    if code != 0:
+        sys.exit(f"{name} failed with exit code {code}; see {log}")
+    return (time.monotonic() - started) / 60
+
+
+def run_all(name: str, commands: list[list[str]], out: Path) -> tuple[str, float]:
+    """Run a row's commands in order unless ``<name>.done`` says they finished before; minutes spent."""
+    marker = out / f"{name}.done"
+    if marker.exists():
+        return name, float(marker.read_text().split()[0])
+    spent = sum(run(name, command, out / f"{name}.{i}.log") for i, command in enumerate(commands))
+    marker.write_text(f"{spent:.2f} minutes\n")
+    return name, spent
+
+
+def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each learned row's module and overrides at the shared label and optimizer-step budget."""
+    epochs = max(1, round(args.steps / max(1, labels // args.batch_size)))
+    supervised = ["train.eval.puzzles=0", "train.eval.tf_samples=2000", f"train.epochs={epochs}"]
+    envs, steps = 14, 128  # 1792 labels per round
+    rounds = math.ceil(labels / (envs * steps))  # rounds 0..rounds-1 cover the budget (the last one is cut to fit)
+    dagger = [f"dagger.max_labels={labels}", f"dagger.rounds={rounds - 1}", f"dagger.envs={envs}",
+              f"dagger.steps={steps}", f"dagger.train_steps={max(1, args.steps // rounds)}", "dagger.eval_puzzles=4",
+              "dagger.eval_ood_every=0", f"dagger.size_sampling={args.size_sampling}"]
+    commands = {
+        "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
+        "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
+        "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
+        "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
+        "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
+    }
+    if args.ppo_minutes > 0:
+        commands["ppo_hrm"] = ["train.ppo", *models["hrm"], "ppo.policy=hrm", f"ppo.minutes={args.ppo_minutes}"]
+    return commands
+
+
+def summarize_row(rows: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
+    """In/out means of ``ROW_METRICS``, per-size success and the median first-error step out of distribution."""
+    row: dict[str, Any] = {}
+    for tag, group in (("in", experiment.train_sizes), ("out", experiment.test_sizes)):
+        for key in ROW_METRICS:
+            values = [rows[str(n)][key] for n in group if key in rows[str(n)]]
+            row[f"{tag}_{key}"] = round(sum(values) / len(values), 4) if values else None
+    first = [s for n in experiment.test_sizes for s in rows[str(n)]["first_error_steps"]]
+    row["out_median_first_error"] = statistics.median(first) if first else None
+    row["success_per_size"] = {str(n): rows[str(n)]["success"] for n in experiment.train_sizes + experiment.test_sizes}
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train and evaluate every chosen row of ``--env``; write and print the summary."""
+    args = parse_args(argv)
+    experiment = EXPERIMENTS[args.env]
+    started = time.monotonic()
+    out = (ROOT / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+
+    data = ROOT / "data" / experiment.preset
+    if not (data / "summary.json").is_file():
+        run("data", [py, "-m", "train.datasets", f"preset={experiment.preset}", f"out={data}", "progress=false"],
+            out / "data.log")
+    labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
+    env = [f"env={experiment.env}", *experiment.env_overrides]
+    models = pinned_models(args.hidden)
+    commands = row_commands(args, labels, models)
+    common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *TRAIN]
+    sizes = experiment.train_sizes + experiment.test_sizes
+    evaluate = [py, "-m", "train.evaluate", *env, f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
+                f"seed={args.seed + 12345}"]  # the same puzzles for every row
+    jobs = [("references", [[*evaluate, f"out={out / 'references'}"]])]
+    unknown = sorted(set(args.rows or []) - set(commands) - {"references"})
+    if unknown:
+        raise ValueError(f"--rows must name rows of {['references', *commands]}, got {unknown}")
+    for name, (module, *overrides) in commands.items():
+        run_dir = out / name
+        checkpoint = run_dir / ("model.zip" if module == "train.ppo" else "last.pt")
+        base = env if module == "train.ppo" else common
+        command = [py, "-m", module, *base, *overrides, "threads=1", "progress=false", f"seed={args.seed}",
+                   f"out={run_dir}"]
+        # each row is evaluated as soon as it is trained; a row whose .done marker exists is reused
+        jobs.append((name, [command, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
+                                      f"out={run_dir / 'evaluate'}"]]))
+    chosen = [job for job in jobs if args.rows is None or job[0] in args.rows]
+    fresh = {name for name, _ in chosen if not (out / f"{name}.done").exists()}
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        minutes = dict(pool.map(lambda job: run_all(*job, out), chosen))
+    results: dict[str, Any] = {}
+    for name, _ in jobs:  # every finished row (this invocation's or an earlier one's)
+        folder = out / name / "evaluate" if name != "references" else out / "references"
+        if (out / f"{name}.done").exists():
+            results.update(json.loads((folder / "results.json").read_text())["results"])
+            minutes.setdefault(name, float((out / f"{name}.done").read_text().split()[0]))
+    write_report(results, out / "evaluate", {"env": args.env, "rows": list(results), "episodes": args.episodes,
+                                             "sizes": sizes})
+
+    summary: dict[str, Any] = {"env": args.env, "preset": experiment.preset, "train_sizes": experiment.train_sizes,
+                               "test_sizes": experiment.test_sizes, "labels_budget": labels,
+                               "optimizer_steps": args.steps, "episodes_per_size": args.episodes,
+                               "hidden_size": args.hidden, "models": models, "train": TRAIN,
+                               "commands": {name: " ".join(command) for name, command in commands.items()}, "rows": {}}
+    for name, rows in results.items():
+        summary["rows"][name] = {"minutes": minutes.get(name), **summarize_row(rows, experiment)}
+    summary["targets"] = {
+        target: summary["rows"][row][metric] >= threshold
+        for target, (row, metric, threshold) in experiment.targets.items() if row in summary["rows"]}
+    summary["minutes_wall"] = round((time.monotonic() - started) / 60, 2)
+    summary["minutes_rows"] = round(sum(minutes[name] for name, _ in jobs if name in minutes), 2)
+    summary["fresh_run"] = all(name in fresh for name, _ in jobs if (out / f"{name}.done").exists())
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

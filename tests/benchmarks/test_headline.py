@@ -1,0 +1,48 @@
+"""Fast checks of benchmarks.headline: argument validation and the per-env table (no training)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from benchmarks.headline import EXPERIMENTS, ROOT, parse_args, pinned_models, row_commands
+
+
+def test_unknown_env_names_the_argument() -> None:
+    with pytest.raises(ValueError, match="--env"):
+        parse_args(["--env", "chess"])
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--episodes", "--jobs", "--hidden", "--batch-size"])
+def test_non_positive_budgets_name_the_argument(flag: str) -> None:
+    with pytest.raises(ValueError, match=flag):
+        parse_args(["--env", "maze", flag, "0"])
+
+
+def test_defaults_come_from_the_env_table() -> None:
+    args = parse_args(["--env", "city"])
+    assert (args.steps, args.episodes, args.out) == (EXPERIMENTS["city"].steps, EXPERIMENTS["city"].episodes,
+                                                     "runs/headline_city")
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_table_matches_presets_and_env_configs(name: str) -> None:
+    experiment = EXPERIMENTS[name]
+    preset = yaml.safe_load((ROOT / "configs" / "preset" / f"{experiment.preset}.yaml").read_text())
+    assert (ROOT / "configs" / "env" / f"{experiment.env}.yaml").is_file()
+    train = preset["splits"]["train"]["sizes"]
+    assert set(experiment.train_sizes) <= set(train)
+    assert not set(experiment.test_sizes) & set(train)
+    for row, metric, threshold in experiment.targets.values():
+        assert row == "hrm_dagger" and metric.startswith(("in_", "out_")) and 0 < threshold <= 1
+
+
+def test_hanoi_rows_keep_the_pinned_budget() -> None:
+    args = argparse.Namespace(steps=3000, batch_size=64, size_sampling="per_reset", ppo_minutes=0.0)
+    commands = row_commands(args, 13397, pinned_models(64))
+    assert set(commands) == {"hrm_dagger", "hrm_supervised", "transformer_dagger", "lstm_supervised", "lstm_dagger"}
+    assert "dagger.max_labels=13397" in commands["hrm_dagger"] and "dagger.rounds=7" in commands["hrm_dagger"]
+    assert "dagger.train_steps=375" in commands["hrm_dagger"] and "train.epochs=14" in commands["hrm_supervised"]
+    assert "model.halt_max_steps=2" in commands["hrm_dagger"]
