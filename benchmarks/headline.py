@@ -24,7 +24,7 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
 
 - ``hrm_supervised`` / ``lstm_supervised``: ``python -m train.supervised`` on the preset's training split
   (its L oracle labels), ``round(steps / steps per epoch)`` epochs.
-- ``hrm_dagger`` / ``transformer_dagger`` / ``lstm_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L``
+- ``hrm_dagger`` / ``transformer_dagger`` / ``trm_dagger`` / ``lstm_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L``
   (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
@@ -92,16 +92,21 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 # The pinned HRM of every headline row (Hanoi's tuned configuration); the transformer shares its blocks.
 HRM_CONFIG = ["model.H_cycles=1", "model.L_cycles=1", "model.halt_max_steps=2", "model.halt_exploration_prob=0.1"]
+TRM_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=2", "model.halt_max_steps=2",
+              "model.halt_exploration_prob=0.1"]
 TRAIN = ["train.lr=3e-3", "train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
          "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
 
 
 def pinned_models(hidden: int) -> dict[str, list[str]]:
-    """Model overrides: HRM and transformer with the same 1 + 1 blocks of width ``hidden``; a 2-layer LSTM."""
-    blocks = [f"model.hidden_size={hidden}", "model.num_heads=4", "model.expansion=4.0", "model.H_layers=1",
-              "model.L_layers=1", "model.pos_encodings=rope", "model.loss=softmax"]
+    """Model overrides: HRM and transformer with the same 1 + 1 blocks of width ``hidden``; the TRM variant with
+    its 2 shared blocks (the best Hanoi configuration of docs/hanoi_experiments.md); a 2-layer LSTM."""
+    width = [f"model.hidden_size={hidden}", "model.num_heads=4", "model.expansion=4.0", "model.pos_encodings=rope",
+             "model.loss=softmax"]
+    blocks = [*width, "model.H_layers=1", "model.L_layers=1"]
     return {"hrm": ["model=hrm", *blocks, *HRM_CONFIG], "transformer": ["model=transformer", *blocks],
+            "trm": ["model=trm", *width, *TRM_CONFIG],
             "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"]}
 
 
@@ -167,6 +172,7 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
         "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
         "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
+        "trm_dagger": ["train.dagger", *models["trm"], *dagger],
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
     }
