@@ -7,18 +7,20 @@ distribution.
     python -m benchmarks.headline --env city --rows references hrm_dagger hrm_supervised
 
 Per-env settings live in ``EXPERIMENTS`` (one ``Experiment`` each): the Hydra env group and data set preset,
-the in- and out-of-distribution evaluation sizes, the default optimizer steps and evaluation episodes, and the
+the in- and out-of-distribution evaluation sizes, the default optimizer steps, batch size and evaluation episodes, and the
 issue's targets. The expert-label budget is always the preset's training split (its number of oracle labels):
 
-| env | preset | in / out sizes | steps | episodes | targets |
-|---|---|---|---|---|---|
-| hanoi | hanoi-paper | N = 1..7 / 8..10 | 3000 | 50 | HRM DAgger >= 0.95 in, >= 0.80 out |
-| maze | maze-ood | 7, 11, 15 / 21, 25, 31 | 1500 | 20 | HRM DAgger >= 0.90 out |
-| city | city-ood | 10, 15, 20 / 40 | 1500 | 20 | HRM DAgger >= 0.95 arrival and >= 0.80 cost-optimal out |
-| sudoku4 | sudoku-4x4 | easy / medium | 1500 | 30 | HRM DAgger >= 0.95 solved out |
-| sudoku9 | sudoku-ood | easy / medium | 1500 | 20 | (solve rate reported) |
+| env | preset | in / out sizes | steps | batch | episodes | targets |
+|---|---|---|---|---|---|---|
+| hanoi | hanoi-paper | N = 1..7 / 8..10 | 3000 | 64 | 50 | HRM DAgger >= 0.95 in, >= 0.80 out |
+| maze | maze-ood | 7, 11, 15 / 21, 25, 31 | 800 | 16 | 20 | HRM DAgger >= 0.90 out |
+| city | city-ood | 10, 15, 20 / 40 | 600 | 8 | 20 | HRM DAgger >= 0.95 arrival and >= 0.80 cost-optimal out |
+| sudoku4 | sudoku-4x4 | easy / medium | 1500 | 64 | 30 | HRM DAgger >= 0.95 solved out |
+| sudoku9 | sudoku-ood | easy / medium | 1500 | 64 | 20 | (solve rate reported) |
 
-The non-Hanoi defaults are sized for about 30 minutes per env with ``--jobs 1`` on one core.
+Maze and city observations are 31 x 31 = 961 and 40 x 40 = 1600 tokens (the largest test grid fixes the
+shape), so one optimizer step of the 64-wide HRM costs about 1.5 s at batch 16 on maze on one core (measured):
+their budgets are cut to fit about 25 minutes per learned row.
 
 Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` at a time):
 
@@ -70,23 +72,24 @@ class Experiment:
     train_sizes: list[Any]
     test_sizes: list[Any]
     steps: int
+    batch_size: int
     episodes: int
     targets: dict[str, tuple[str, str, float]]
     env_overrides: list[str] = field(default_factory=list)
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "hanoi": Experiment("hanoi", "hanoi-paper", [1, 2, 3, 4, 5, 6, 7], [8, 9, 10], 3000, 50, {
+    "hanoi": Experiment("hanoi", "hanoi-paper", [1, 2, 3, 4, 5, 6, 7], [8, 9, 10], 3000, 64, 50, {
         "hrm_dagger_in_success>=0.95": ("hrm_dagger", "in_success", 0.95),
         "hrm_dagger_out_success>=0.80": ("hrm_dagger", "out_success", 0.80)}),
-    "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 1500, 20, {
+    "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
         "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90)}),
-    "city": Experiment("city", "city-ood", [10, 15, 20], [40], 1500, 20, {
+    "city": Experiment("city", "city-ood", [10, 15, 20], [40], 600, 8, 20, {
         "hrm_dagger_out_arrival>=0.95": ("hrm_dagger", "out_success", 0.95),
         "hrm_dagger_out_cost_optimal>=0.80": ("hrm_dagger", "out_optimal_episodes", 0.80)}),
-    "sudoku4": Experiment("sudoku", "sudoku-4x4", ["easy"], ["medium"], 1500, 30, {
+    "sudoku4": Experiment("sudoku", "sudoku-4x4", ["easy"], ["medium"], 1500, 64, 30, {
         "hrm_dagger_out_solved>=0.95": ("hrm_dagger", "out_success", 0.95)}),
-    "sudoku9": Experiment("sudoku", "sudoku-ood", ["easy"], ["medium"], 1500, 20, {},
+    "sudoku9": Experiment("sudoku", "sudoku-ood", ["easy"], ["medium"], 1500, 64, 20, {},
                           ["env.preset=sudoku-ood", "env.kwargs.box=3", "env.eval_sizes=[medium]"]),
 }
 
@@ -116,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--env", required=True, help=f"one of {list(EXPERIMENTS)}")
     parser.add_argument("--out", default=None, help="folder for every run and the report (default runs/headline_<env>)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps of every learned row (default per env)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size of every learned row (default per env)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden size of every model")
     parser.add_argument("--episodes", type=int, default=None, help="evaluation puzzles per size (default per env)")
     parser.add_argument("--jobs", type=int, default=1, help="training commands run at once")
@@ -132,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     experiment = EXPERIMENTS[args.env]
     args.steps = experiment.steps if args.steps is None else args.steps
     args.episodes = experiment.episodes if args.episodes is None else args.episodes
+    args.batch_size = experiment.batch_size if args.batch_size is None else args.batch_size
     args.out = args.out or f"runs/headline_{args.env}"
     for name in ("steps", "batch_size", "hidden", "episodes", "jobs"):
         if getattr(args, name) < 1:

@@ -23,8 +23,9 @@ def test_non_positive_budgets_name_the_argument(flag: str) -> None:
 
 def test_defaults_come_from_the_env_table() -> None:
     args = parse_args(["--env", "city"])
-    assert (args.steps, args.episodes, args.out) == (EXPERIMENTS["city"].steps, EXPERIMENTS["city"].episodes,
-                                                     "runs/headline_city")
+    city = EXPERIMENTS["city"]
+    assert (args.steps, args.batch_size, args.episodes, args.out) == (city.steps, city.batch_size, city.episodes,
+                                                                      "runs/headline_city")
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
