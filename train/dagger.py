@@ -61,7 +61,7 @@ from oracles import oracle_for
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
 from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
-from train.rollout import Transitions, collect, env_fns
+from train.rollout import Transitions, check_horizon, collect, env_fns
 from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -105,6 +105,7 @@ def check_dagger_config(cfg: DictConfig) -> None:
         if not 0.0 <= float(beta[key]) <= 1.0:
             raise ValueError(f"dagger.beta.{key} must lie in [0, 1], got {beta[key]!r}")
     int_arg(cfg.train.batch_size, "train.batch_size", 1)
+    check_horizon(cfg.env.get("eval_horizon"))
 
 
 def beta_for_round(beta: DictConfig, round_index: int, rounds: int) -> float:
@@ -358,7 +359,8 @@ def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: 
     eval_sizes = OmegaConf.to_container(cfg.env.eval_sizes, resolve=True)
     for tag, group in (("in", sizes), ("out", eval_sizes))[: 2 if ood else 1]:
         rows = evaluate_policies({"model": learner.policy()}, cfg.env.id, group, cfg.dagger.eval_puzzles,
-                                 cfg.env.size_arg, env_kwargs, seed=cfg.seed + 1)["model"]
+                                 cfg.env.size_arg, env_kwargs, seed=cfg.seed + 1,
+                                 horizon=check_horizon(cfg.env.get("eval_horizon")))["model"]
         overall = rows.pop("all")
         metrics.update({f"{tag}_success": overall["success"], f"{tag}_tf": overall["teacher_forcing"],
                         f"{tag}_gap": overall["gap"], f"{tag}_optimality": overall["optimality_ratio"],

@@ -37,7 +37,8 @@ import hrm_envs  # noqa: E402,F401
 from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
-from train.rollout import OraclePolicy, Policy, RandomMaskedPolicy, oracle_states, run_episodes, summarize, teacher_forcing  # noqa: E402
+from train.rollout import (  # noqa: E402
+    OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize, teacher_forcing)
 
 REFERENCE_METHODS = ("oracle", "random")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -67,8 +68,10 @@ def evaluate_policies(
     size_arg: str,
     env_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
+    horizon: float | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``summarize`` rows (per size and ``all``) for every policy on the same puzzles, with TF and gap.
+    """``summarize`` rows (per size and ``all``) for every policy on the same puzzles, with TF and gap;
+    ``horizon`` as in ``run_episodes`` (episodes longer than ``horizon`` x the oracle's solution fail).
 
     A policy that is ``None`` is replaced by the reference policies of this module's ``REFERENCE_METHODS``
     (``oracle`` / ``random``) when its name is one of them.
@@ -94,7 +97,7 @@ def evaluate_policies(
             if name not in REFERENCE_METHODS:
                 raise ValueError(f"policy {name!r} is None; only {REFERENCE_METHODS} have built-in policies")
             policy = OraclePolicy(oracle) if name == "oracle" else RandomMaskedPolicy(seed)
-        episodes_run = run_episodes(policy, envs, seeds, labels, oracle)
+        episodes_run = run_episodes(policy, envs, seeds, labels, oracle, horizon=horizon)
         tf = {}
         for label in dict.fromkeys(labels):
             chosen = [obs for trajectory, lab in zip(states, labels) if lab == label for obs in trajectory]
@@ -223,8 +226,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     policies: dict[str, Policy | None] = {name: None for name in references}
     policies.update({name: load_any_policy(path, encoder) for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
-    results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed)
+    horizon = check_horizon(cfg.env.get("eval_horizon"))
+    results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed,
+                                horizon)
     meta = {"env": cfg.env.id, "env_kwargs": env_kwargs, "sizes": sizes, "episodes": cfg.episodes, "seed": cfg.seed,
+            "eval_horizon": horizon,
             "checkpoints": dict(zip(names, checkpoints)), "seconds": time.perf_counter() - started}
     paths = write_report(results, cfg.out, meta)
     print(markdown_table(results))

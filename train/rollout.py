@@ -7,6 +7,7 @@ batch run in lockstep so a model sees one batched forward per step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -81,6 +82,15 @@ class Episode:
     actions: list[int] = field(default_factory=list)
 
 
+def check_horizon(horizon: Any) -> float | None:
+    """``horizon`` as a float >= 1, or None; ``ValueError`` naming it otherwise."""
+    if horizon is None:
+        return None
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not horizon >= 1:
+        raise ValueError(f"env.eval_horizon must be null or a number >= 1, got {horizon!r}")
+    return float(horizon)
+
+
 def run_episodes(
     policy: Policy,
     envs: list[gym.Env],
@@ -88,10 +98,18 @@ def run_episodes(
     sizes: list[str],
     oracle: Oracle,
     record: bool = False,
+    horizon: float | None = None,
 ) -> list[Episode]:
-    """Run one episode per env (reset with its seed) in lockstep; label every decision with the oracle."""
+    """Run one episode per env (reset with its seed) in lockstep; label every decision with the oracle.
+
+    ``horizon``: cut an episode, as a failure, after ``ceil(horizon * n)`` steps, ``n`` = the length of the
+    oracle's solution from the start (None: only the env's own ``max_steps``). On large grids a lost policy
+    otherwise walks for the env's full ``2 * size ** 2`` steps, which costs a forward pass each.
+    """
+    horizon = check_horizon(horizon)
     observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
     episodes = [Episode(size=size, optimal_cost=oracle.cost_to_go(obs)) for size, obs in zip(sizes, observations)]
+    limits = [math.ceil(horizon * len(oracle.solve(obs))) if horizon else math.inf for obs in observations]
     active = list(range(len(envs)))
     while active:
         batch = stack([observations[i] for i in active])
@@ -111,7 +129,7 @@ def run_episodes(
             episode.cost += float(info["cost"])
             if terminated or truncated:
                 episode.success = bool(info["is_success"])
-            else:
+            elif episode.steps < limits[i]:
                 still.append(i)
         active = still
     return episodes

@@ -46,7 +46,7 @@ from oracles import oracle_for
 from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit, build, parse_spec
 from train.datasets.loading import observation_space
 from train.learner import Learner, MetricsLogger, ModelPolicy, check_fits, load_checkpoint, save_checkpoint, unwrap
-from train.rollout import run_episodes, summarize
+from train.rollout import check_horizon, run_episodes, summarize
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip", "ema")
@@ -138,6 +138,7 @@ class StepwiseEvaluator:
                         for name, count in (("train", cfg.train.eval.train_tf_samples),
                                             ("heldout", cfg.train.eval.tf_samples))}
         self.oracle = oracle_for(cfg.env.id)
+        self.horizon = check_horizon(cfg.env.get("eval_horizon"))
         self.envs, self.seeds, self.sizes = [], [], []
         for index, size in enumerate(cfg.env.eval_sizes):
             kwargs = dict(size) if isinstance(size, DictConfig) else {cfg.env.size_arg: size}
@@ -175,7 +176,8 @@ class StepwiseEvaluator:
         metrics: dict[str, Any] = {"tf": tf, "train_tf": train_tf, "tf_segments": tf_segments}
         if self.envs:
             policy = ModelPolicy(model, self.env_encoder, device)
-            summary = summarize(run_episodes(policy, self.envs, self.seeds, self.sizes, self.oracle))
+            summary = summarize(run_episodes(policy, self.envs, self.seeds, self.sizes, self.oracle,
+                                             horizon=self.horizon))
             overall = summary.pop("all")
             metrics.update(auto=overall["success"], optimality_ratio=overall["optimality_ratio"],
                            segments=overall["mean_segments"])

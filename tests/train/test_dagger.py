@@ -137,6 +137,7 @@ def test_label_budget_is_exact(tmp_path):
         (["dagger.vector=threads"], "dagger.vector"),
         (["dagger.max_labels=-3"], "dagger.max_labels"),
         (["dagger.beta.start=1.5"], "dagger.beta.start"),
+        (["env.eval_horizon=0.5"], "env.eval_horizon"),
         (["+dagger.foo=1"], "unknown dagger keys"),
         (["resume=true"], "no checkpoint"),
     ],

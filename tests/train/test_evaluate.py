@@ -64,6 +64,7 @@ def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
         (["checkpoint=[a.pt,b.pt]", "names=[x]"], "names"),
         (["checkpoint=/nonexistent/last.pt"], "does not exist"),
         (["checkpoint=/nonexistent/model.zip"], "does not exist"),
+        (["env.eval_horizon=-1"], "env.eval_horizon"),
     ],
 )
 def test_bad_input_names_the_argument(tmp_path, overrides, message):

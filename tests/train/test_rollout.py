@@ -9,7 +9,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import hrm_envs  # noqa: F401
 from oracles import oracle_for
-from train.rollout import OraclePolicy, RandomMaskedPolicy, collect, env_fns, oracle_states, run_episodes, summarize, teacher_forcing
+from train.rollout import (OraclePolicy, RandomMaskedPolicy, collect, env_fns, oracle_states, run_episodes, summarize,
+                           teacher_forcing)
 
 ENV = "hrm/Hanoi-v0"
 
@@ -30,6 +31,28 @@ def test_oracle_episodes_are_optimal_and_random_ones_fail():
     states = [s for trajectory in oracle_states(envs, seeds, oracle) for s in trajectory]
     assert teacher_forcing(OraclePolicy(oracle), states, oracle) == 1.0
     assert teacher_forcing(RandomMaskedPolicy(1), states, oracle) < 0.6
+
+
+def test_horizon_cuts_episodes_at_a_multiple_of_the_oracle_solution():
+    env_id = "hrm/Maze-v0"
+    oracle = oracle_for(env_id)
+    envs = [gym.make(env_id, size=15, max_size=15) for _ in range(8)]
+    seeds, sizes = list(range(8)), ["15"] * 8
+    lengths = [len(oracle.solve(env.reset(seed=seed)[0])) for env, seed in zip(envs, seeds)]
+    best = run_episodes(OraclePolicy(oracle), envs, seeds, sizes, oracle, horizon=1.0)
+    assert all(e.success for e in best) and [e.steps for e in best] == lengths
+    cut = run_episodes(RandomMaskedPolicy(0), envs, seeds, sizes, oracle, horizon=1.5)
+    assert all(e.steps <= -(-3 * n // 2) for e, n in zip(cut, lengths))
+    assert any(not e.success and e.steps == -(-3 * n // 2) for e, n in zip(cut, lengths))
+    uncut = run_episodes(RandomMaskedPolicy(0), envs, seeds, sizes, oracle)
+    assert max(e.steps for e in uncut) > max(e.steps for e in cut)
+
+
+@pytest.mark.parametrize("horizon", [0.5, "2", True])
+def test_bad_horizon_names_the_key(horizon):
+    oracle = oracle_for(ENV)
+    with pytest.raises(ValueError, match="env.eval_horizon"):
+        run_episodes(OraclePolicy(oracle), [gym.make(ENV, num_disks=2)], [0], ["2"], oracle, horizon=horizon)
 
 
 def test_collect_with_expert_only_labels_every_state_and_solves_everything():

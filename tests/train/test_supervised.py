@@ -146,6 +146,7 @@ def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
     (["env.id=hrm/Maze-v0"], r"holds a hrm/Hanoi-v0 data set, but env\.id is 'hrm/Maze-v0'"),
     (["env.kwargs.max_disks=6", "model.pos_encodings=learned"], r"env\.kwargs give 6 tokens, but model hrm"),
     (["env.eval_split=validation"], r"env\.eval_split must be one of"),
+    (["env.eval_horizon=0"], r"env\.eval_horizon must be null or a number >= 1"),
 ])  # fmt: skip
 def test_bad_values_fail_at_start_up(data_dir, tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
