@@ -5,6 +5,7 @@ distribution.
     python -m benchmarks.headline --env hanoi                 # -> runs/headline_hanoi/, prints one JSON object
     python -m benchmarks.headline --env maze --episodes 20 --jobs 1
     python -m benchmarks.headline --env city --rows references hrm_dagger hrm_supervised
+    python -m benchmarks.headline --env maze --table          # a finished run as a markdown table (= summary.md)
 
 Per-env settings live in ``EXPERIMENTS`` (one ``Experiment`` each): the Hydra env group and data set preset,
 the in- and out-of-distribution evaluation sizes, the default optimizer steps, batch size and evaluation episodes, and the
@@ -129,6 +130,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", nargs="*", default=None,
                         help="train/evaluate only these rows (default: all); the report merges every finished row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", action="store_true",
+                        help="print the finished run's summary.json in --out as a markdown table; train nothing")
     args = parser.parse_args(argv)
     if args.env not in EXPERIMENTS:
         raise ValueError(f"--env must be one of {list(EXPERIMENTS)}, got {args.env!r}")
@@ -198,9 +201,36 @@ def summarize_row(rows: dict[str, Any], experiment: Experiment) -> dict[str, Any
     return row
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as a markdown table (one line per row) with per-size success and the targets."""
+    def cell(value: Any, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    columns = [("in_success", "success in"), ("out_success", "success out"),
+               ("out_optimal_episodes", "cost-optimal out"), ("out_optimality_ratio", "opt. ratio out"),
+               ("out_teacher_forcing", "TF out"), ("out_gap", "gap out"), ("out_mean_segments", "segments out"),
+               ("out_median_first_error", "median first error out"), ("minutes", "minutes")]
+    lines = ["| row | " + " | ".join(title for _, title in columns) + " | success per size |",
+             "|" + "---|" * (len(columns) + 2)]
+    for name, row in summary["rows"].items():
+        sizes = " ".join(f"{size}:{value:.2f}" for size, value in row["success_per_size"].items())
+        lines.append(f"| {name} | " + " | ".join(cell(row.get(key)) for key, _ in columns) + f" | {sizes} |")
+    targets = ", ".join(f"{name}: {'met' if met else 'NOT met'}" for name, met in summary["targets"].items())
+    lines.append("")
+    lines.append(f"{summary['env']}: in = {summary['train_sizes']}, out = {summary['test_sizes']}, "
+                 f"{summary['episodes_per_size']} puzzles per size; targets: {targets or 'none'}; "
+                 f"minutes_rows {summary['minutes_rows']}, fresh_run {summary['fresh_run']}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Train and evaluate every chosen row of ``--env``; write and print the summary."""
+    """Train and evaluate every chosen row of ``--env``; write and print the summary (``--table``: print an
+    existing run's summary as markdown instead)."""
     args = parse_args(argv)
+    if args.table:
+        summary = json.loads(((ROOT / args.out) / "summary.json").read_text())
+        print(markdown(summary), end="")
+        return summary
     experiment = EXPERIMENTS[args.env]
     started = time.monotonic()
     out = (ROOT / args.out).resolve()
@@ -259,6 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary["minutes_rows"] = round(sum(minutes[name] for name, _ in jobs if name in minutes), 2)
     summary["fresh_run"] = all(name in fresh for name, _ in jobs if (out / f"{name}.done").exists())
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "summary.md").write_text(markdown(summary))
     print(json.dumps(summary))
     return summary
 

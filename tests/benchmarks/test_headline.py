@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 import yaml
 
-from benchmarks.headline import EXPERIMENTS, ROOT, parse_args, pinned_models, row_commands
+from benchmarks.headline import EXPERIMENTS, ROOT, main, parse_args, pinned_models, row_commands, summarize_row
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -60,3 +61,22 @@ def test_every_row_command_composes_with_the_configs() -> None:
         for name, (module, *overrides) in commands.items():
             cfg = compose(module.split(".")[1], overrides=["env=maze", *overrides])
             assert cfg.model.hidden_size == 32, name
+
+
+def test_table_prints_a_finished_summary(tmp_path, capsys) -> None:
+    rows = {str(n): {"success": 1.0 if n < 3 else 0.25, "optimal_episodes": 0.5, "optimality_ratio": 0.9,
+                     "teacher_forcing": 0.8, "gap": 0.55, "mean_segments": 1.5, "first_error_steps": [3, 5]}
+            for n in (1, 2, 3)}
+    experiment = EXPERIMENTS["hanoi"].__class__("hanoi", "hanoi-paper", [1, 2], [3], 10, 8, 2, {
+        "t": ("hrm_dagger", "out_success", 0.8)})
+    row = {"minutes": 1.25, **summarize_row(rows, experiment)}
+    summary = {"env": "hanoi", "train_sizes": [1, 2], "test_sizes": [3], "episodes_per_size": 2,
+               "rows": {"hrm_dagger": row}, "targets": {"t": row["out_success"] >= 0.8}, "minutes_rows": 1.25,
+               "fresh_run": True}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    main(["--env", "hanoi", "--out", str(tmp_path), "--table"])
+    table = capsys.readouterr().out
+    line = next(line for line in table.splitlines() if line.startswith("| hrm_dagger"))
+    assert line.split(" | ")[1:4] == ["1.000", "0.250", "0.500"]
+    assert "| 4.000 | 1.250 | 1:1.00 2:1.00 3:0.25 |" in line  # median first error, minutes, per size
+    assert "t: NOT met" in table
