@@ -139,9 +139,9 @@ def curriculum(sizes: list[Any], round_index: int, curriculum_rounds: int) -> li
 def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
     """``dagger.envs`` sub-envs with SAME_STEP autoreset. ``per_env``: sub-env i plays ``sizes[i % len(sizes)]``
     (as many states per size); ``per_reset``: every reset draws the size from ``[min(sizes), max(sizes)]`` (as
-    many puzzles per size, so long puzzles give most states, like the step-wise data sets)."""
+    many puzzles per size, so long puzzles give most states, like the step-wise data sets; one size: the same)."""
     kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
-    if cfg.dagger.size_sampling == "per_reset":
+    if cfg.dagger.size_sampling == "per_reset" and len(sizes) > 1:
         if not all(isinstance(size, int) for size in sizes):
             raise ValueError(f"dagger.size_sampling=per_reset needs integer sizes, got {sizes!r}")
         sizes = [[min(sizes), max(sizes)]]  # the env's size argument takes an inclusive (lo, hi) range

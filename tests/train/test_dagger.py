@@ -169,6 +169,15 @@ def test_per_reset_size_sampling_draws_sizes_per_episode(tmp_path):
         dagger.run(config(tmp_path, "dagger.size_sampling=mixed"))
 
 
+def test_per_reset_with_one_named_size_plays_it_and_several_names_fail(tmp_path):
+    cfg = config(tmp_path, "env=sudoku", "dagger.size_sampling=per_reset")
+    envs = dagger.make_vector_env(cfg, ["easy"])
+    assert envs.num_envs == cfg.dagger.envs and np.prod(envs.single_observation_space["grid"].shape) == 16
+    envs.close()
+    with pytest.raises(ValueError, match="per_reset needs integer sizes"):
+        dagger.make_vector_env(cfg, ["easy", "medium"])
+
+
 def test_rounds_play_new_puzzles(tmp_path):
     """Each round's sub-envs start from fresh seeds (no round replays another round's puzzles)."""
     dagger.run(config(tmp_path, "dagger.rounds=2", "dagger.train_steps=1", "dagger.eval_puzzles=0", "dagger.sizes=[6]",
