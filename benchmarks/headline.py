@@ -203,8 +203,8 @@ def summarize_row(rows: dict[str, Any], experiment: Experiment) -> dict[str, Any
 
 def markdown(summary: dict[str, Any]) -> str:
     """The summary as a markdown table (one line per row) with per-size success and the targets."""
-    def cell(value: Any, digits: int = 3) -> str:
-        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{float(value):.3f}"
 
     columns = [("in_success", "success in"), ("out_success", "success out"),
                ("out_optimal_episodes", "cost-optimal out"), ("out_optimality_ratio", "opt. ratio out"),
