@@ -21,7 +21,8 @@ issue's targets. The expert-label budget is always the preset's training split (
 
 Maze and city observations are 31 x 31 = 961 and 40 x 40 = 1600 tokens (the largest test grid fixes the
 shape), so one optimizer step of the 64-wide HRM costs about 1.5 s at batch 16 on maze on one core (measured):
-their budgets are cut to fit about 25 minutes per learned row.
+their budgets are cut: the HRM DAgger rows took 29 (maze) and 35 (city) minutes, plus 21 and 16 minutes
+of evaluation (runs of 2026-12-01).
 
 Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` at a time):
 
