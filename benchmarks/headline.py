@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     existing run's summary as markdown instead)."""
     args = parse_args(argv)
     if args.table:
-        summary = json.loads(((ROOT / args.out) / "summary.json").read_text())
+        path = ROOT / args.out / "summary.json"
+        if not path.is_file():
+            raise ValueError(f"--table needs a finished run: --out {args.out} has no summary.json")
+        summary = json.loads(path.read_text())
         print(markdown(summary), end="")
         return summary
     experiment = EXPERIMENTS[args.env]

@@ -360,7 +360,7 @@ def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: 
     for tag, group in (("in", sizes), ("out", eval_sizes))[: 2 if ood else 1]:
         rows = evaluate_policies({"model": learner.policy()}, cfg.env.id, group, cfg.dagger.eval_puzzles,
                                  cfg.env.size_arg, env_kwargs, seed=cfg.seed + 1,
-                                 horizon=check_horizon(cfg.env.get("eval_horizon")))["model"]
+                                 horizon=cfg.env.get("eval_horizon"))["model"]
         overall = rows.pop("all")
         metrics.update({f"{tag}_success": overall["success"], f"{tag}_tf": overall["teacher_forcing"],
                         f"{tag}_gap": overall["gap"], f"{tag}_optimality": overall["optimality_ratio"],

@@ -80,3 +80,8 @@ def test_table_prints_a_finished_summary(tmp_path, capsys) -> None:
     assert line.split(" | ")[1:4] == ["1.000", "0.250", "0.500"]
     assert "| 4.000 | 1.250 | 1:1.00 2:1.00 3:0.25 |" in line  # median first error, minutes, per size
     assert "t: NOT met" in table
+
+
+def test_table_without_a_finished_run_names_the_folder(tmp_path) -> None:
+    with pytest.raises(ValueError, match="--table needs a finished run"):
+        main(["--env", "maze", "--out", str(tmp_path), "--table"])
