@@ -1,0 +1,89 @@
+"""Where a Sudoku policy fails: teacher forcing split by how many cells are forced, and its wrong moves.
+
+    python -m benchmarks.sudoku_errors --checkpoint runs/headline_sudoku4/hrm_dagger/last.pt
+    python -m benchmarks.sudoku_errors --checkpoint A.pt B.pt --box 2 --levels easy medium --puzzles 100
+
+Plays the oracle's own trajectory of ``--puzzles`` fresh puzzles per level. Every state is bucketed by its
+number of naked singles (blank cells with one candidate left: ``0`` means an optimal move needs a hidden
+single or more), and every non-optimal greedy masked action by what it did: ``erase`` (a correct digit)
+or ``guess_k`` (wrote a wrong digit in a cell with ``k`` candidates; a naked single cannot be written
+wrong, the action mask forbids it). Prints one JSON object: per checkpoint and level, the states, the
+teacher-forcing accuracy overall and per bucket, and the wrong moves by kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import hrm_envs  # noqa: F401  (registers the ids)
+from hrm_envs.encoding import encoder_for
+from hrm_envs.sudoku.env import peer_digits
+from oracles import oracle_for
+from train.evaluate import episode_seeds, load_any_policy
+from train.rollout import oracle_states, stack
+
+BUCKETS = ("0", "1", "2", "3+")
+
+
+def candidate_counts(grids: np.ndarray, box: int) -> np.ndarray:
+    """Candidates left per cell of flat grids ``(batch, n * n)`` (0 = blank); 0 for filled cells."""
+    n = box * box
+    free = np.where(grids == 0, ((1 << n) - 1) & ~peer_digits(grids, box), 0)
+    return sum((free >> bit) & 1 for bit in range(n))
+
+
+def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: int) -> dict[str, Any]:
+    """Per level: TF accuracy per naked-single bucket and the kinds of wrong moves, on oracle trajectories."""
+    probe = gym.make("hrm/Sudoku-v0", box=box)
+    policy = load_any_policy(checkpoint, encoder_for(probe))
+    oracle = oracle_for(probe)
+    n = box * box
+    report: dict[str, Any] = {}
+    for index, level in enumerate(levels):
+        envs = [gym.make("hrm/Sudoku-v0", box=box, difficulty=level) for _ in range(puzzles)]
+        states = [s for trajectory in oracle_states(envs, episode_seeds(seed, index, puzzles), oracle) for s in trajectory]
+        batch = stack(states)
+        actions, _ = policy.act_batch(batch)
+        right = oracle.label_batch(batch).optimal[np.arange(len(actions)), actions]
+        counts = candidate_counts(batch["grid"].reshape(len(states), -1).astype(np.int64), box)
+        naked = (counts == 1).sum(axis=1)
+        bucket = np.array([BUCKETS[min(int(k), 3)] for k in naked])
+        cell, kind = np.divmod(actions, n + 1)
+        wrong = Counter("erase" if kind[i] == n else f"guess_{counts[i, cell[i]]}" for i in np.flatnonzero(~right))
+        report[level] = {"states": len(states), "tf": round(float(right.mean()), 4),
+                         "tf_by_naked_singles": {b: {"states": int((bucket == b).sum()),
+                                                     "tf": round(float(right[bucket == b].mean()), 4)}
+                                                 for b in BUCKETS if (bucket == b).any()},
+                         "wrong_moves": dict(sorted(wrong.items()))}
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", nargs="+", required=True, help="train.dagger / train.supervised checkpoints")
+    parser.add_argument("--box", type=int, default=2, help="2 (4x4) or 3 (9x9)")
+    parser.add_argument("--levels", nargs="+", default=["easy", "medium"])
+    parser.add_argument("--puzzles", type=int, default=100, help="puzzles per level")
+    parser.add_argument("--seed", type=int, default=54321)
+    args = parser.parse_args(argv)
+    if args.puzzles < 1:
+        raise ValueError(f"--puzzles must be >= 1, got {args.puzzles}")
+    for path in args.checkpoint:
+        if not Path(path).is_file():
+            raise ValueError(f"--checkpoint {path} does not exist")
+    torch.set_num_threads(1)
+    result = {path: analyse(path, args.box, args.levels, args.puzzles, args.seed) for path in args.checkpoint}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
