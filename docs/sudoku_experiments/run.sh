@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One Sudoku 4x4 DAgger experiment of docs/sudoku_experiments/README.md, then train.evaluate on 30 easy and
+# 30 medium puzzles (the headline's puzzles: seed 12345).
+#   bash docs/sudoku_experiments/run.sh NAME PRESET TOTAL_STEPS TARGETS [model overrides...]
+# PRESET: sudoku-4x4 (train easy) or sudoku-4x4-all (train easy + medium); TARGETS: set | canonical | forced.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+name=$1; preset=$2; total=$3; targets=$4; shift 4
+PY=.venv/bin/python
+out=runs/sudoku_exp/$name
+data=data/$preset
+[ -f "$data/summary.json" ] || $PY -m train.datasets preset="$preset" out="$data" progress=false
+labels=$($PY -c "import json; print(json.load(open('$data/summary.json'))['splits']['train']['samples'])")
+rounds=$(( (labels + 1791) / 1792 ))  # 14 envs x 128 steps per round, as benchmarks.headline
+sampling=$([ "$preset" = sudoku-4x4 ] && echo per_reset || echo per_env)  # per_reset needs one named size
+mkdir -p runs/sudoku_exp
+start=$(date +%s)
+$PY docs/sudoku_experiments/dagger_targets.py "$targets" env=sudoku env.preset="$preset" env.data_dir="$data" \
+  train.batch_size=64 train.lr=3e-3 train.weight_decay=0.01 'train.betas=[0.9,0.95]' train.warmup_steps=100 \
+  train.schedule=cosine train.lr_min_ratio=0.05 train.grad_clip=1.0 model=hrm model.hidden_size=64 \
+  model.num_heads=4 model.expansion=4.0 model.pos_encodings=rope model.loss=softmax model.H_layers=1 \
+  model.L_layers=1 model.H_cycles=1 model.L_cycles=1 model.halt_max_steps=2 model.halt_exploration_prob=0.1 \
+  "$@" dagger.max_labels="$labels" dagger.rounds=$((rounds - 1)) dagger.envs=14 dagger.steps=128 \
+  dagger.train_steps=$((total / rounds)) dagger.eval_puzzles=4 dagger.eval_ood_every=0 \
+  dagger.size_sampling="$sampling" threads=1 progress=false seed=0 out="$out" > "$out.train.log" 2>&1
+mid=$(date +%s)
+$PY -m train.evaluate env=sudoku 'sizes=[easy,medium]' episodes=30 seed=12345 checkpoint="$out/last.pt" \
+  "names=[$name]" 'references=[]' out="$out/evaluate" > "$out.eval.log" 2>&1
+echo "$name: train $((mid - start)) s, evaluate $(( $(date +%s) - mid )) s"
+cat "$out/evaluate/results.md"
