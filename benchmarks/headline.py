@@ -32,8 +32,8 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
-Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``), not read from the
-config defaults, so the experiment stays the same when the defaults change.
+Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
+rate is ``--lr``, 3e-3), not read from the config defaults, so the experiment stays the same when the defaults change.
 
 Then ``python -m train.evaluate`` plays the same ``--episodes`` puzzles per size with every row and the oracle /
 random references. The JSON printed (and written to ``summary.json``) has, per row: in- and out-of-distribution
@@ -99,7 +99,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 HRM_CONFIG = ["model.H_cycles=1", "model.L_cycles=1", "model.halt_max_steps=2", "model.halt_exploration_prob=0.1"]
 TRM_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=2", "model.halt_max_steps=2",
               "model.halt_exploration_prob=0.1"]
-TRAIN = ["train.lr=3e-3", "train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
+TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
          "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
 
@@ -123,6 +123,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps of every learned row (default per env)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size of every learned row (default per env)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden size of every model")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of every learned row")
     parser.add_argument("--episodes", type=int, default=None, help="evaluation puzzles per size (default per env)")
     parser.add_argument("--jobs", type=int, default=1, help="training commands run at once")
     parser.add_argument("--ppo-minutes", type=float, default=0.0, help="> 0 adds the MaskablePPO (HRMPolicy) row")
@@ -144,6 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("steps", "batch_size", "hidden", "episodes", "jobs"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     return args
 
 
@@ -249,7 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = [f"env={experiment.env}", *experiment.env_overrides]
     models = pinned_models(args.hidden)
     commands = row_commands(args, labels, models)
-    common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *TRAIN]
+    train = [f"train.lr={args.lr:g}", *TRAIN]
+    common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train]
     sizes = experiment.train_sizes + experiment.test_sizes
     evaluate = [py, "-m", "train.evaluate", *env, f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
                 f"seed={args.seed + 12345}"]  # the same puzzles for every row
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {"env": args.env, "preset": experiment.preset, "train_sizes": experiment.train_sizes,
                                "test_sizes": experiment.test_sizes, "labels_budget": labels,
                                "optimizer_steps": args.steps, "episodes_per_size": args.episodes,
-                               "hidden_size": args.hidden, "models": models, "train": TRAIN,
+                               "hidden_size": args.hidden, "models": models, "train": train,
                                "commands": {name: " ".join(command) for name, command in commands.items()}, "rows": {}}
     for name, rows in results.items():
         summary["rows"][name] = {"minutes": minutes.get(name), **summarize_row(rows, experiment)}

@@ -16,7 +16,7 @@ def test_unknown_env_names_the_argument() -> None:
         parse_args(["--env", "chess"])
 
 
-@pytest.mark.parametrize("flag", ["--steps", "--episodes", "--jobs", "--hidden", "--batch-size"])
+@pytest.mark.parametrize("flag", ["--steps", "--episodes", "--jobs", "--hidden", "--batch-size", "--lr"])
 def test_non_positive_budgets_name_the_argument(flag: str) -> None:
     with pytest.raises(ValueError, match=flag):
         parse_args(["--env", "maze", flag, "0"])
