@@ -49,7 +49,8 @@ def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: in
     report: dict[str, Any] = {}
     for index, level in enumerate(levels):
         envs = [gym.make("hrm/Sudoku-v0", box=box, difficulty=level) for _ in range(puzzles)]
-        states = [s for trajectory in oracle_states(envs, episode_seeds(seed, index, puzzles), oracle) for s in trajectory]
+        trajectories = oracle_states(envs, episode_seeds(seed, index, puzzles), oracle)
+        states = [state for trajectory in trajectories for state in trajectory]
         batch = stack(states)
         actions, _ = policy.act_batch(batch)
         right = oracle.label_batch(batch).optimal[np.arange(len(actions)), actions]

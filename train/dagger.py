@@ -61,7 +61,7 @@ from oracles import oracle_for
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
 from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
-from train.rollout import Transitions, check_horizon, collect, env_fns
+from train.rollout import SizeMixture, Transitions, check_horizon, collect, env_fns
 from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -139,13 +139,16 @@ def curriculum(sizes: list[Any], round_index: int, curriculum_rounds: int) -> li
 def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
     """``dagger.envs`` sub-envs with SAME_STEP autoreset. ``per_env``: sub-env i plays ``sizes[i % len(sizes)]``
     (as many states per size); ``per_reset``: every reset draws the size from ``[min(sizes), max(sizes)]`` (as
-    many puzzles per size, so long puzzles give most states, like the step-wise data sets; one size: the same)."""
+    many puzzles per size, so long puzzles give most states, like the step-wise data sets; one size: the same;
+    named sizes: one of them, uniformly, through :class:`train.rollout.SizeMixture`)."""
     kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
-    if cfg.dagger.size_sampling == "per_reset" and len(sizes) > 1:
-        if not all(isinstance(size, int) for size in sizes):
-            raise ValueError(f"dagger.size_sampling=per_reset needs integer sizes, got {sizes!r}")
-        sizes = [[min(sizes), max(sizes)]]  # the env's size argument takes an inclusive (lo, hi) range
-    fns = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, sizes, cfg.dagger.envs)
+    if cfg.dagger.size_sampling == "per_env" or len(sizes) == 1:
+        fns = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, sizes, cfg.dagger.envs)
+    elif all(isinstance(size, int) for size in sizes):  # the env's size argument takes an inclusive (lo, hi) range
+        fns = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, [[min(sizes), max(sizes)]], cfg.dagger.envs)
+    else:  # named sizes (Sudoku's difficulties): one env per size, a uniform draw at every reset
+        makers = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, sizes, len(sizes))
+        fns = [lambda: SizeMixture(makers)] * cfg.dagger.envs
     mode = cfg.dagger.vector
     if mode == "auto":
         mode = "async" if (os.cpu_count() or 1) > 2 else "sync"

@@ -40,6 +40,40 @@ def env_fns(env_id: str, env_kwargs: dict[str, Any], size_arg: str, sizes: list[
     return [make(sizes[i % len(sizes)]) for i in range(num_envs)]
 
 
+class SizeMixture(gym.Env):
+    """One env per size behind one interface; every reset plays a size drawn uniformly (for sizes such as
+    Sudoku's named difficulties that an env cannot take as a ``(lo, hi)`` range). The sizes must share spaces.
+
+    ``reset(seed=s)`` seeds the draw and sub-env ``i`` with ``s + i``; later resets continue their streams.
+    """
+
+    def __init__(self, makers: list[Callable[[], gym.Env]]):
+        if not makers:
+            raise ValueError("makers must hold at least one env constructor")
+        self.envs = [make() for make in makers]
+        self.observation_space, self.action_space = self.envs[0].observation_space, self.envs[0].action_space
+        for env in self.envs[1:]:
+            if env.observation_space != self.observation_space or env.action_space != self.action_space:
+                raise ValueError("every size of a SizeMixture must have the same observation and action spaces")
+        self.metadata = self.envs[0].metadata
+        self.current = self.envs[0]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict]:
+        super().reset(seed=seed)
+        self.current = self.envs[int(self.np_random.integers(len(self.envs)))]
+        if seed is not None:
+            for i, env in enumerate(self.envs):
+                env.reset(seed=seed + i)
+        return self.current.reset(options=options)
+
+    def step(self, action: Any) -> tuple[Obs, float, bool, bool, dict]:
+        return self.current.step(action)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
 def stack(observations: list[Obs]) -> Obs:
     return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
 

@@ -12,7 +12,7 @@ data=data/$preset
 [ -f "$data/summary.json" ] || $PY -m train.datasets preset="$preset" out="$data" progress=false
 labels=$($PY -c "import json; print(json.load(open('$data/summary.json'))['splits']['train']['samples'])")
 rounds=$(( (labels + 1791) / 1792 ))  # 14 envs x 128 steps per round, as benchmarks.headline
-sampling=$([ "$preset" = sudoku-4x4 ] && echo per_reset || echo per_env)  # per_reset needs one named size
+sampling=$([ "$preset" = sudoku-4x4 ] && echo per_reset || echo per_env)  # easy + medium: equal states per level, as recorded
 mkdir -p runs/sudoku_exp
 start=$(date +%s)
 $PY docs/sudoku_experiments/dagger_targets.py "$targets" env=sudoku env.preset="$preset" env.data_dir="$data" \

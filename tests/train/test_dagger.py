@@ -169,13 +169,19 @@ def test_per_reset_size_sampling_draws_sizes_per_episode(tmp_path):
         dagger.run(config(tmp_path, "dagger.size_sampling=mixed"))
 
 
-def test_per_reset_with_one_named_size_plays_it_and_several_names_fail(tmp_path):
+def test_per_reset_with_named_sizes_draws_them_per_reset(tmp_path):
     cfg = config(tmp_path, "env=sudoku", "dagger.size_sampling=per_reset")
     envs = dagger.make_vector_env(cfg, ["easy"])
     assert envs.num_envs == cfg.dagger.envs and np.prod(envs.single_observation_space["grid"].shape) == 16
     envs.close()
-    with pytest.raises(ValueError, match="per_reset needs integer sizes"):
-        dagger.make_vector_env(cfg, ["easy", "medium"])
+    envs = dagger.make_vector_env(cfg, ["easy", "medium"])  # easy: 8-10 givens, medium: 4-7
+    givens = []
+    for seed in range(6):
+        obs, _ = envs.reset(seed=100 * seed)
+        givens += obs["givens"].reshape(envs.num_envs, -1).sum(axis=1).tolist()
+    envs.close()
+    assert min(givens) <= 7 and max(givens) >= 8  # both levels appear
+    assert all(4 <= g <= 10 for g in givens)
 
 
 def test_rounds_play_new_puzzles(tmp_path):

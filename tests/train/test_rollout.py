@@ -9,8 +9,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import hrm_envs  # noqa: F401
 from oracles import oracle_for
-from train.rollout import (OraclePolicy, RandomMaskedPolicy, collect, env_fns, oracle_states, run_episodes, summarize,
-                           teacher_forcing)
+from train.rollout import (OraclePolicy, RandomMaskedPolicy, SizeMixture, collect, env_fns, oracle_states,
+                           run_episodes, summarize, teacher_forcing)
 
 ENV = "hrm/Hanoi-v0"
 
@@ -95,3 +95,21 @@ def test_collect_rejects_bad_arguments():
         collect(vector([2], mode=AutoresetMode.NEXT_STEP), None, oracle, 5, 1.0, 0)
     with pytest.raises(ValueError, match="sizes"):
         env_fns(ENV, {}, "num_disks", [], 2)
+
+
+def test_size_mixture_draws_every_size_reproducibly_and_checks_spaces():
+    mixture = SizeMixture([lambda: gym.make("hrm/Hanoi-v0", num_disks=2), lambda: gym.make("hrm/Hanoi-v0", num_disks=5)])
+
+    def disks(seed: int) -> list[int]:
+        observations = [mixture.reset(seed=seed)[0]] + [mixture.reset()[0] for _ in range(30)]
+        return [int((obs["state"] != 3).sum()) for obs in observations]
+
+    first = disks(7)
+    assert set(first) == {2, 5} and disks(7) == first
+    obs, _ = mixture.reset(seed=1)
+    after, *_ = mixture.step(int(np.flatnonzero(obs["action_mask"])[0]))  # steps the drawn env
+    assert (after["state"] != obs["state"]).sum() == 1
+    with pytest.raises(ValueError, match="same observation and action spaces"):
+        SizeMixture([lambda: gym.make("hrm/Hanoi-v0", max_disks=4), lambda: gym.make("hrm/Hanoi-v0", max_disks=6)])
+    with pytest.raises(ValueError, match="makers"):
+        SizeMixture([])
