@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     env = [f"env={experiment.env}", *experiment.env_overrides]
     models = pinned_models(args.hidden)
     commands = row_commands(args, labels, models)
-    train = [f"train.lr={args.lr:g}", *TRAIN]
-    common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train]
+    train_overrides = [f"train.lr={args.lr:g}", *TRAIN]
+    common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train_overrides]
     sizes = experiment.train_sizes + experiment.test_sizes
     evaluate = [py, "-m", "train.evaluate", *env, f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
                 f"seed={args.seed + 12345}"]  # the same puzzles for every row
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {"env": args.env, "preset": experiment.preset, "train_sizes": experiment.train_sizes,
                                "test_sizes": experiment.test_sizes, "labels_budget": labels,
                                "optimizer_steps": args.steps, "episodes_per_size": args.episodes,
-                               "hidden_size": args.hidden, "models": models, "train": train,
+                               "hidden_size": args.hidden, "models": models, "train": train_overrides,
                                "commands": {name: " ".join(command) for name, command in commands.items()}, "rows": {}}
     for name, rows in results.items():
         summary["rows"][name] = {"minutes": minutes.get(name), **summarize_row(rows, experiment)}

@@ -44,7 +44,8 @@ class SizeMixture(gym.Env):
     """One env per size behind one interface; every reset plays a size drawn uniformly (for sizes such as
     Sudoku's named difficulties that an env cannot take as a ``(lo, hi)`` range). The sizes must share spaces.
 
-    ``reset(seed=s)`` seeds the draw and sub-env ``i`` with ``s + i``; later resets continue their streams.
+    ``reset(seed=s)`` seeds the draw, and each size's env with a seed drawn from it (so mixtures seeded ``s`` and
+    ``s + 1``, as a vector env's sub-envs are, share no env seed); later resets continue their streams.
     """
 
     def __init__(self, makers: list[Callable[[], gym.Env]]):
@@ -60,11 +61,15 @@ class SizeMixture(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict]:
         super().reset(seed=seed)
-        self.current = self.envs[int(self.np_random.integers(len(self.envs)))]
-        if seed is not None:
-            for i, env in enumerate(self.envs):
-                env.reset(seed=seed + i)
-        return self.current.reset(options=options)
+        index = int(self.np_random.integers(len(self.envs)))
+        self.current = self.envs[index]
+        if seed is None:
+            return self.current.reset(options=options)
+        env_seeds = self.np_random.integers(2**31, size=len(self.envs)).tolist()
+        for i, env in enumerate(self.envs):
+            if i != index:
+                env.reset(seed=env_seeds[i])
+        return self.current.reset(seed=env_seeds[index], options=options)
 
     def step(self, action: Any) -> tuple[Obs, float, bool, bool, dict]:
         return self.current.step(action)
