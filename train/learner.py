@@ -48,7 +48,10 @@ import json
 import math
 import os
 import random
-from collections.abc import Iterable, Mapping
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -423,3 +426,25 @@ class MetricsLogger:
             self.writer.close()
             self.jsonl.close()
 
+
+
+@contextmanager
+def interrupts_at_safe_points() -> Iterator[threading.Event]:
+    """Turn the first Ctrl-C into an event the training loop polls between batches: a KeyboardInterrupt raised
+    inside a TensorBoard or checkpoint write can leave a lock held and hang the save-and-exit path. A second
+    Ctrl-C interrupts at once. Outside the main thread (no signal handlers there) the event never fires."""
+    pending = threading.Event()
+    previous = signal.getsignal(signal.SIGINT) or signal.default_int_handler
+
+    def defer(signum: int, frame: Any) -> None:
+        pending.set()
+        signal.signal(signal.SIGINT, previous)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        signal.signal(signal.SIGINT, defer)
+    try:
+        yield pending
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)

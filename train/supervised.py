@@ -45,7 +45,8 @@ from hrm_envs.encoding import Encoder, encoder_for
 from oracles import oracle_for
 from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit, build, parse_spec
 from train.datasets.loading import observation_space
-from train.learner import Learner, MetricsLogger, ModelPolicy, check_fits, load_checkpoint, save_checkpoint, unwrap
+from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, interrupts_at_safe_points, load_checkpoint,
+                           save_checkpoint, unwrap)
 from train.rollout import check_horizon, run_episodes, summarize
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -339,48 +340,60 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Train: one optimizer step per batch (one ACT segment for HRM); evaluate, log and checkpoint per epoch.
     metrics: dict[str, Any] = {}
     epoch, batch_index, started = start_epoch, skip, time.perf_counter()
-    try:
-        for epoch in range(start_epoch, cfg.train.epochs):
-            rows_of_epoch = order(epoch)
-            running: dict[str, float] = {}
-            bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}", leave=False,
-                       disable=not (cfg.progress and rank == 0))
-            epoch_start = time.perf_counter()
-            for batch_index in range(skip, steps_per_epoch):
-                rows = rows_of_epoch[batch_index * per_rank_batch : (batch_index + 1) * per_rank_batch]
-                step_metrics = learner.train_step({key: getattr(data, key)[rows] for key in keys})
-                for key, value in step_metrics.items():
-                    running[key] = running.get(key, 0.0) + value
-                if learner.step % cfg.train.log_every == 0:
-                    logger.log(learner.step, epoch + 1, "train", {k: v / cfg.train.log_every for k, v in running.items()})
-                    running = {}
-                bar.update(1)
-                bar.set_postfix(loss=f"{step_metrics['loss']:.3f}", acc=f"{step_metrics['exact_accuracy']:.3f}")
-            bar.close()
-            samples_per_s = (steps_per_epoch - skip) * cfg.train.batch_size / (time.perf_counter() - epoch_start)
-            batch_index, skip = steps_per_epoch, 0
-            if evaluator is not None:
-                metrics = evaluator(learner.eval_module, device)
-                metrics.update(samples_per_s=samples_per_s, elapsed_s=time.perf_counter() - started)
-                print(evaluator.line(epoch + 1, metrics), flush=True)
-                logger.log(learner.step, epoch + 1, "eval", metrics)
-                save_checkpoint(checkpoint, learner, config, epoch + 1, 0)
-            if reached(cfg.train.stop_at_train_accuracy, metrics, device, world):
-                if rank == 0:
-                    print(f"train accuracy reached train.stop_at_train_accuracy={cfg.train.stop_at_train_accuracy}: "
-                          f"stopping after epoch {epoch + 1} ({metrics['elapsed_s']:.0f} s)", flush=True)
-                break
-    except KeyboardInterrupt:
-        if rank == 0:
-            save_checkpoint(checkpoint, learner, config, epoch, batch_index)
-            print(f"\ninterrupted: saved {checkpoint} at epoch {epoch + 1} batch {batch_index} (step {learner.step}); "
-                  f"continue with resume=true", flush=True)
-        raise
-    finally:
-        logger.close()
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    with interrupts_at_safe_points() as ctrl_c:
+        try:
+            for epoch in range(start_epoch, cfg.train.epochs):
+                rows_of_epoch = order(epoch)
+                running: dict[str, float] = {}
+                bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}", leave=False,
+                           disable=not (cfg.progress and rank == 0))
+                epoch_start = time.perf_counter()
+                for batch_index in range(skip, steps_per_epoch):
+                    if on_any_rank(ctrl_c.is_set(), device, world):  # saved batch_index = first batch not trained
+                        raise KeyboardInterrupt
+                    rows = rows_of_epoch[batch_index * per_rank_batch : (batch_index + 1) * per_rank_batch]
+                    step_metrics = learner.train_step({key: getattr(data, key)[rows] for key in keys})
+                    for key, value in step_metrics.items():
+                        running[key] = running.get(key, 0.0) + value
+                    if learner.step % cfg.train.log_every == 0:
+                        logger.log(learner.step, epoch + 1, "train", {k: v / cfg.train.log_every for k, v in running.items()})
+                        running = {}
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{step_metrics['loss']:.3f}", acc=f"{step_metrics['exact_accuracy']:.3f}")
+                bar.close()
+                samples_per_s = (steps_per_epoch - skip) * cfg.train.batch_size / (time.perf_counter() - epoch_start)
+                batch_index, skip = steps_per_epoch, 0
+                if evaluator is not None:
+                    metrics = evaluator(learner.eval_module, device)
+                    metrics.update(samples_per_s=samples_per_s, elapsed_s=time.perf_counter() - started)
+                    print(evaluator.line(epoch + 1, metrics), flush=True)
+                    logger.log(learner.step, epoch + 1, "eval", metrics)
+                    save_checkpoint(checkpoint, learner, config, epoch + 1, 0)
+                if reached(cfg.train.stop_at_train_accuracy, metrics, device, world):
+                    if rank == 0:
+                        print(f"train accuracy reached train.stop_at_train_accuracy={cfg.train.stop_at_train_accuracy}: "
+                              f"stopping after epoch {epoch + 1} ({metrics['elapsed_s']:.0f} s)", flush=True)
+                    break
+        except KeyboardInterrupt:
+            if rank == 0:
+                save_checkpoint(checkpoint, learner, config, epoch, batch_index)
+                print(f"\ninterrupted: saved {checkpoint} at epoch {epoch + 1} batch {batch_index} (step {learner.step}); "
+                      f"continue with resume=true", flush=True)
+            raise
+        finally:
+            logger.close()
+            if dist.is_initialized():
+                dist.destroy_process_group()
     return metrics
+
+
+def on_any_rank(flag: bool, device: torch.device, world: int) -> bool:
+    """Whether ``flag`` holds on any rank, so that every rank stops at the same batch."""
+    if world == 1:
+        return flag
+    agreed = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+    return bool(agreed.item())
 
 
 def reached(target: float | None, metrics: dict[str, Any], device: torch.device, world: int) -> bool:

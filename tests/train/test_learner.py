@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -16,8 +19,8 @@ from agents.hrm import HRM, set_loss
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.learner import (
-    MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, load_checkpoint, load_policy,
-    lr_factor, model_config, save_checkpoint, token_adjacency,
+    MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, interrupts_at_safe_points,
+    load_checkpoint, load_policy, lr_factor, model_config, save_checkpoint, token_adjacency,
 )
 from train.rollout import run_episodes, summarize
 
@@ -185,6 +188,18 @@ def test_metrics_logger_writes_jsonl_and_tensorboard(tmp_path):
     silent.log(1, 1, "train", {"loss": 1.0})
     silent.close()
     assert not (tmp_path / "rank1").exists()
+
+
+def test_first_ctrl_c_is_deferred_and_the_second_interrupts_at_once():
+    handler = signal.getsignal(signal.SIGINT)
+    with interrupts_at_safe_points() as ctrl_c:
+        assert not ctrl_c.is_set()
+        os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes: no KeyboardInterrupt here
+        assert ctrl_c.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # not reached: the handler runs as soon as os.kill returns
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_ema_weights_act_are_checkpointed_and_loaded(encoder, tmp_path):
