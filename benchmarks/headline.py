@@ -13,7 +13,7 @@ issue's targets. The expert-label budget is always the preset's training split (
 
 | env | preset | in / out sizes | steps | batch | episodes | targets |
 |---|---|---|---|---|---|---|
-| hanoi | hanoi-paper | N = 1..7 / 8..10 | 3000 | 64 | 50 | HRM DAgger >= 0.95 in, >= 0.80 out |
+| hanoi | hanoi-paper | N = 3..7 (trained 1..7) / 8..10 | 3000 | 64 | 50 | HRM DAgger >= 0.95 in, >= 0.80 out |
 | maze | maze-ood | 7, 11, 15 / 21, 25, 31 | 800 | 16 | 20 | HRM DAgger >= 0.90 out |
 | city | city-ood | 10, 15, 20 / 40 | 600 | 8 | 20 | HRM DAgger >= 0.95 arrival and >= 0.80 cost-optimal out |
 | sudoku4 | sudoku-4x4 | easy / medium | 1500 | 64 | 30 | HRM DAgger >= 0.95 solved out |
@@ -35,8 +35,12 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
 rate is ``--lr``, 3e-3), not read from the config defaults, so the experiment stays the same when the defaults change.
 
-Then ``python -m train.evaluate`` plays the same ``--episodes`` puzzles per size with every row and the oracle /
-random references. The JSON printed (and written to ``summary.json``) has, per row: in- and out-of-distribution
+Then ``python -m train.evaluate`` plays ``--episodes`` puzzles per size with every row and the oracle / random
+references, all from one seed stream; for a learned row, a puzzle that starts in one of its own training states
+(``held_out_from``: the data set for supervised rows, the aggregate for DAgger rows) is replaced by the stream's
+next puzzle, so rows play the same puzzles except those replacements (counted per row and size in the summary).
+That is why Hanoi's in-distribution sizes start at 3: all 9 one-disk and all 81 two-disk puzzles are states of
+hanoi-paper's train split (a DAgger aggregate holds 67..72 of the 81). ``--reevaluate`` evaluates finished rows again (e.g. after a change of ``train.evaluate``). The JSON printed (and written to ``summary.json``) has, per row: in- and out-of-distribution
 closed-loop success, share of cost-optimal episodes, optimality ratio, TF accuracy, gap and ACT segments,
 per-size success, median first-error step and training + evaluation minutes; the env's targets as booleans;
 ``minutes_wall`` (this invocation), ``minutes_rows`` (sum of every reported row's own minutes, from its
@@ -66,6 +70,8 @@ ROOT = Path(__file__).resolve().parents[1]
 class Experiment:
     """One env's headline settings: Hydra env group (+ overrides), preset, evaluation sizes, budgets, targets.
 
+    ``train_sizes`` are the in-distribution evaluation sizes (training sizes with held-out puzzles left).
+
     ``targets`` maps a name to (row, metric, threshold): met when ``row[metric] >= threshold``.
     """
 
@@ -81,7 +87,7 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "hanoi": Experiment("hanoi", "hanoi-paper", [1, 2, 3, 4, 5, 6, 7], [8, 9, 10], 3000, 64, 50, {
+    "hanoi": Experiment("hanoi", "hanoi-paper", [3, 4, 5, 6, 7], [8, 9, 10], 3000, 64, 50, {
         "hrm_dagger_in_success>=0.95": ("hrm_dagger", "in_success", 0.95),
         "hrm_dagger_out_success>=0.80": ("hrm_dagger", "out_success", 0.80)}),
     "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
@@ -132,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", nargs="*", default=None,
                         help="train/evaluate only these rows (default: all); the report merges every finished row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate finished rows again (their minutes stay those of the first run)")
     parser.add_argument("--table", action="store_true",
                         help="print the finished run's summary.json in --out as a markdown table; train nothing")
     args = parser.parse_args(argv)
@@ -168,6 +176,14 @@ def run_all(name: str, commands: list[list[str]], out: Path) -> tuple[str, float
     spent = sum(run(name, command, out / f"{name}.{i}.log") for i, command in enumerate(commands))
     marker.write_text(f"{spent:.2f} minutes\n")
     return name, spent
+
+
+def held_out_from(module: str, data: Path, run_dir: Path) -> str:
+    """The ``train.evaluate`` override that replaces evaluation puzzles starting in the row's own training
+    states: the data set's train split for supervised rows, the run's aggregate (every round it trained on)
+    for DAgger rows. PPO keeps no visited states: its puzzles are the seed stream's."""
+    sources = {"train.supervised": [data], "train.dagger": [run_dir]}.get(module, [])
+    return f"held_out_from=[{','.join(map(str, sources))}]"
 
 
 def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -224,6 +240,12 @@ def markdown(summary: dict[str, Any]) -> str:
     lines.append(f"{summary['env']}: in = {summary['train_sizes']}, out = {summary['test_sizes']}, "
                  f"{summary['episodes_per_size']} puzzles per size; targets: {targets or 'none'}; "
                  f"minutes_rows {summary['minutes_rows']}, fresh_run {summary['fresh_run']}")
+    held_out = {name: row["held_out_replaced"] for name, row in summary["rows"].items() if row.get("held_out_replaced")}
+    if held_out:
+        lines.append("")
+        lines.append("held out: puzzles replaced because they start in the row's own training states: " + "; ".join(
+            f"{name} " + " ".join(f"{size}:{count}" for size, count in counts.items())
+            for name, counts in held_out.items()))
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train_overrides]
     sizes = experiment.train_sizes + experiment.test_sizes
     evaluate = [py, "-m", "train.evaluate", *env, f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
-                f"seed={args.seed + 12345}"]  # the same puzzles for every row
+                f"seed={args.seed + 12345}"]  # one seed stream for every row
     jobs = [("references", [[*evaluate, f"out={out / 'references'}"]])]
     unknown = sorted(set(args.rows or []) - set(commands) - {"references"})
     if unknown:
@@ -269,16 +291,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    f"out={run_dir}"]
         # each row is evaluated as soon as it is trained; a row whose .done marker exists is reused
         jobs.append((name, [command, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
-                                      f"out={run_dir / 'evaluate'}"]]))
+                                      held_out_from(module, data, run_dir), f"out={run_dir / 'evaluate'}"]]))
     chosen = [job for job in jobs if args.rows is None or job[0] in args.rows]
     fresh = {name for name, _ in chosen if not (out / f"{name}.done").exists()}
+    if args.reevaluate:
+        for name, commands_of_row in chosen:
+            if (out / f"{name}.done").exists():
+                run(name, commands_of_row[-1], out / f"{name}.{len(commands_of_row) - 1}.log")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         minutes = dict(pool.map(lambda job: run_all(*job, out), chosen))
     results: dict[str, Any] = {}
+    replaced: dict[str, dict[str, int]] = {}
     for name, _ in jobs:  # every finished row (this invocation's or an earlier one's)
         folder = out / name / "evaluate" if name != "references" else out / "references"
         if (out / f"{name}.done").exists():
-            results.update(json.loads((folder / "results.json").read_text())["results"])
+            report = json.loads((folder / "results.json").read_text())
+            results.update(report["results"])
+            if report["meta"].get("held_out"):
+                replaced[name] = report["meta"]["held_out"]["replaced_puzzles"]
             minutes.setdefault(name, float((out / f"{name}.done").read_text().split()[0]))
     write_report(results, out / "evaluate", {"env": args.env, "rows": list(results), "episodes": args.episodes,
                                              "sizes": sizes})
@@ -289,7 +319,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "hidden_size": args.hidden, "models": models, "train": train_overrides,
                                "commands": {name: " ".join(command) for name, command in commands.items()}, "rows": {}}
     for name, rows in results.items():
-        summary["rows"][name] = {"minutes": minutes.get(name), **summarize_row(rows, experiment)}
+        summary["rows"][name] = {"minutes": minutes.get(name), **summarize_row(rows, experiment),
+                                 "held_out_replaced": replaced.get(name)}
     summary["targets"] = {
         target: summary["rows"][row][metric] >= threshold
         for target, (row, metric, threshold) in experiment.targets.items() if row in summary["rows"]}

@@ -11,15 +11,20 @@ non-optimal action, and the mean ACT segments per decision. Every method plays t
 
 Outputs in ``out``: ``results.json``, ``results.md`` (markdown table) and PNG plots
 ``success_vs_size.png``, ``gap.png``, ``first_error.png``, ``segments_vs_size.png``.
+``held_out_from`` (data set folders and ``train.dagger`` run folders) makes the puzzles held out: a puzzle
+whose first observation is a state of those training sets (a data set's train split, a run's aggregate) is
+replaced by the next seed of its size's stream, and ``results.json`` counts the replacements per size.
 Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
 ``train.supervised`` / ``train.dagger`` (``train.learner``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ import hrm_envs  # noqa: E402,F401
 from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
+from train.datasets.loading import StepwiseSplit  # noqa: E402
 from train.rollout import (  # noqa: E402
     OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize, teacher_forcing)
 
@@ -47,6 +53,87 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 def episode_seeds(seed: int, size_index: int, episodes: int) -> list[int]:
     """Reset seeds of the evaluation puzzles of one size (independent streams per size)."""
     return [int(s) for s in np.random.SeedSequence([seed, size_index]).generate_state(episodes)]
+
+
+def state_keys(obs: dict[str, np.ndarray]) -> list[bytes]:
+    """One digest per row of a batch of observations (every key but the derived ``action_mask``), the same for
+    an env's int8 or a data set's int64 copy of a state: integers and booleans hash as int64, floats as float64."""
+    rows = len(next(iter(obs.values())))
+    parts = []
+    for key in sorted(k for k in obs if k != "action_mask"):
+        array = np.asarray(obs[key])
+        wide = array.astype(np.float64 if np.issubdtype(array.dtype, np.floating) else np.int64)
+        parts.append(np.ascontiguousarray(wide.reshape(rows, -1)).view(np.uint8).reshape(rows, -1))
+    table = np.concatenate(parts, axis=1)
+    return [hashlib.sha1(row.tobytes()).digest() for row in table]
+
+
+@dataclass
+class HeldOut:
+    """The states of training sets; evaluation puzzles that start in one of them are replaced."""
+
+    sources: list[str]
+    keys: set[bytes]
+    shapes: dict[str, tuple[int, ...]]  # per-state shape of every observation key
+    replaced: dict[str, int] = field(default_factory=dict)  # size label -> puzzles replaced
+
+    @classmethod
+    def load(cls, sources: list[str | Path]) -> HeldOut:
+        """States of every source: a step-wise data set folder (its train split), a ``train.dagger`` run
+        folder or its ``aggregate`` folder (every round file)."""
+        keys: set[bytes] = set()
+        shapes: dict[str, tuple[int, ...]] = {}
+        for source in map(Path, sources):
+            for obs in cls._batches(source):
+                batch_shapes = {k: tuple(np.shape(v)[1:]) for k, v in obs.items() if k != "action_mask"}
+                if shapes and batch_shapes != shapes:
+                    raise ValueError(f"held_out_from sources hold states of different shapes: {shapes} and "
+                                     f"{batch_shapes} ({source})")
+                shapes = batch_shapes
+                keys.update(state_keys(obs))
+        return cls([str(s) for s in sources], keys, shapes)
+
+    @staticmethod
+    def _batches(source: Path) -> list[dict[str, np.ndarray]]:
+        if (source / "summary.json").is_file():
+            split = StepwiseSplit(source, "train")
+            return [split.obs_batch(np.arange(split.num_samples))]
+        from train.dagger import load_round  # train.dagger imports this module
+
+        folder = source / "aggregate" if (source / "aggregate").is_dir() else source
+        rounds = sorted(folder.glob("round_*.npz"))
+        if not rounds:
+            raise ValueError(f"held_out_from entries must be step-wise data set folders (with summary.json) or "
+                             f"train.dagger run folders (with aggregate/round_*.npz), got {str(source)!r}")
+        return [load_round(path)[0].obs for path in rounds]
+
+    def check_space(self, space: gym.spaces.Dict) -> None:
+        """Refuse an evaluation env whose observations cannot equal the training states (a different padding)."""
+        wanted = {k: tuple(v.shape) for k, v in space.spaces.items() if k != "action_mask"}
+        if self.shapes and wanted != self.shapes:
+            raise ValueError(f"held_out_from states have shapes {self.shapes}, the evaluation env's observations "
+                             f"{wanted}: pass the env.kwargs the training used")
+
+    def __contains__(self, obs: dict[str, np.ndarray]) -> bool:
+        return state_keys({k: np.asarray(v)[None] for k, v in obs.items()})[0] in self.keys
+
+
+def held_out_seeds(envs: list[gym.Env], seed: int, size_index: int, label: str, held_out: HeldOut | None) -> list[int]:
+    """``episode_seeds`` with every puzzle that starts in a training state replaced by the stream's next seed."""
+    episodes = len(envs)
+    if held_out is None:
+        return episode_seeds(seed, size_index, episodes)
+    held_out.check_space(envs[0].observation_space)
+    candidates = episode_seeds(seed, size_index, 20 * episodes + 100)  # a prefix-stable stream
+    chosen = [s for s in candidates if envs[0].reset(seed=s)[0] not in held_out][:episodes]
+    if not chosen:
+        raise ValueError(f"size {label}: every one of the {len(candidates)} puzzles drawn is a training state "
+                         f"(held_out_from); leave it out of sizes")
+    if len(chosen) < episodes:
+        raise ValueError(f"size {label}: only {len(chosen)} of {len(candidates)} puzzles are outside held_out_from; "
+                         f"lower episodes to at most {len(chosen)}")
+    held_out.replaced[label] = candidates.index(chosen[-1]) + 1 - episodes
+    return chosen
 
 
 def check_sizes(sizes: Any, episodes: Any) -> list[Any]:
@@ -69,9 +156,11 @@ def evaluate_policies(
     env_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
     horizon: float | None = None,
+    held_out: HeldOut | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``summarize`` rows (per size and ``all``) for every policy on the same puzzles, with TF and gap;
-    ``horizon`` as in ``run_episodes`` (episodes longer than ``horizon`` x the oracle's solution fail).
+    ``horizon`` as in ``run_episodes`` (episodes longer than ``horizon`` x the oracle's solution fail);
+    ``held_out`` replaces puzzles that start in a training state (counted in ``held_out.replaced``).
 
     A policy that is ``None`` is replaced by the reference policies of this module's ``REFERENCE_METHODS``
     (``oracle`` / ``random``) when its name is one of them.
@@ -87,7 +176,7 @@ def evaluate_policies(
         except TypeError as error:
             raise ValueError(f"size_arg {size_arg!r} is not an argument of {env_id}: {error}") from None
         envs += made
-        seeds += episode_seeds(seed, index, episodes)
+        seeds += held_out_seeds(made, seed, index, str(size), held_out)
         labels += [str(size)] * episodes
     oracle = oracle_for(env_id)
     states = oracle_states(envs, seeds, oracle)
@@ -227,10 +316,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     policies.update({name: load_any_policy(path, encoder) for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
     horizon = check_horizon(cfg.env.get("eval_horizon"))
+    held_out = HeldOut.load(list(cfg.held_out_from)) if cfg.held_out_from else None
     results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed,
-                                horizon)
+                                horizon, held_out)
     meta = {"env": cfg.env.id, "env_kwargs": env_kwargs, "sizes": sizes, "episodes": cfg.episodes, "seed": cfg.seed,
             "eval_horizon": horizon,
+            "held_out": None if held_out is None else {"sources": held_out.sources, "training_states": len(held_out.keys),
+                                                       "replaced_puzzles": held_out.replaced},
             "checkpoints": dict(zip(names, checkpoints)), "seconds": time.perf_counter() - started}
     paths = write_report(results, cfg.out, meta)
     print(markdown_table(results))

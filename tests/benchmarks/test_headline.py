@@ -8,7 +8,8 @@ import json
 import pytest
 import yaml
 
-from benchmarks.headline import EXPERIMENTS, ROOT, main, parse_args, pinned_models, row_commands, summarize_row
+from benchmarks.headline import (
+    EXPERIMENTS, ROOT, held_out_from, main, markdown, parse_args, pinned_models, row_commands, summarize_row)
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -85,3 +86,15 @@ def test_table_prints_a_finished_summary(tmp_path, capsys) -> None:
 def test_table_without_a_finished_run_names_the_folder(tmp_path) -> None:
     with pytest.raises(ValueError, match="--table needs a finished run"):
         main(["--env", "maze", "--out", str(tmp_path), "--table"])
+
+
+def test_learned_rows_are_evaluated_on_puzzles_held_out_from_their_own_training_states(tmp_path) -> None:
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert held_out_from("train.supervised", data, run) == f"held_out_from=[{data}]"
+    assert held_out_from("train.dagger", data, run) == f"held_out_from=[{run}]"  # its round 0 is in the aggregate
+    assert held_out_from("train.ppo", data, run) == "held_out_from=[]"
+    summary = {"env": "hanoi", "train_sizes": [3], "test_sizes": [8], "episodes_per_size": 2, "targets": {},
+               "minutes_rows": 1.0, "fresh_run": True,
+               "rows": {"hrm_dagger": {"success_per_size": {"3": 1.0, "8": 0.0}, "held_out_replaced": {"3": 4, "8": 0}},
+                        "oracle": {"success_per_size": {"3": 1.0, "8": 1.0}, "held_out_replaced": None}}}
+    assert markdown(summary).splitlines()[-1].endswith("own training states: hrm_dagger 3:4 8:0")

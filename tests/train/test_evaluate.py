@@ -1,14 +1,19 @@
-"""train.evaluate: reference rows, a checkpoint row, the report files, and bad input."""
+"""train.evaluate: reference rows, a checkpoint row, the report files, held-out puzzles, and bad input."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from train.evaluate import CONFIG_DIR, evaluate_policies, run
+from train.dagger import dataset_round, save_round
+from train.datasets import build, parse_spec
+from train.datasets.loading import StepwiseSplit
+from train.evaluate import CONFIG_DIR, HeldOut, episode_seeds, evaluate_policies, held_out_seeds, run, state_keys
 
 ENV = "hrm/Hanoi-v0"
 
@@ -70,6 +75,57 @@ def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
 def test_bad_input_names_the_argument(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         run(config(tmp_path, *overrides))
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory) -> Path:
+    """A step-wise Hanoi set (2 and 3 disks, max_disks 4) whose states cover much of the 81 two-disk puzzles."""
+    spec = {"name": "hanoi-small", "kind": "stepwise", "env": ENV, "size_arg": "num_disks", "env_kwargs": {"max_disks": 4},
+            "splits": {"train": {"sizes": [2, 3], "puzzles": 40, "seed": 0},
+                       "test": {"sizes": [3], "puzzles": 4, "seed": 1000000}}}
+    out = tmp_path_factory.mktemp("data") / "hanoi-small"
+    build(parse_spec(spec), out, "test", progress=False)
+    return out
+
+
+def test_held_out_puzzles_skip_every_training_state_and_keep_the_seed_order(small_set, tmp_path):
+    split = StepwiseSplit(small_set, "train")
+    obs = split.obs_batch(np.arange(split.num_samples))
+    seen = {(tuple(state), tuple(goal)) for state, goal in zip(obs["state"].tolist(), obs["goal"].tolist())}
+    held_out = HeldOut.load([small_set])
+    assert len(held_out.keys) == len(seen)  # one key per distinct state, whatever the stored dtype
+
+    envs = [gym.make(ENV, num_disks=2, max_disks=4) for _ in range(12)]
+    chosen = held_out_seeds(envs, 7, 0, "2", held_out)
+    starts = [envs[0].reset(seed=s)[0] for s in chosen]
+    assert len(set(chosen)) == 12 and all((tuple(o["state"]), tuple(o["goal"])) not in seen for o in starts)
+    stream = episode_seeds(7, 0, 200)
+    skipped = [s for s in stream[: stream.index(chosen[-1])] if s not in chosen]
+    assert chosen == [s for s in stream if s in chosen]  # the stream's order, training puzzles removed
+    assert held_out.replaced["2"] == len(skipped) > 0
+    assert all((tuple(o["state"]), tuple(o["goal"])) in seen for o in (envs[0].reset(seed=s)[0] for s in skipped))
+
+    # A train.dagger run folder (round files) holding the same states gives the same keys.
+    save_round(tmp_path / "run" / "aggregate" / "round_0000.npz", dataset_round(small_set), 0, 1.0)
+    assert HeldOut.load([tmp_path / "run"]).keys == held_out.keys
+
+
+def test_held_out_report_and_its_errors(small_set, tmp_path):
+    out = run(config(tmp_path, "env.kwargs.max_disks=4", "sizes=[2,4]", "references=[oracle]",
+                     f"held_out_from=[{small_set}]"))
+    held = json.loads((tmp_path / "report" / "results.json").read_text())["meta"]["held_out"]
+    assert held["training_states"] > 0 and held["replaced_puzzles"]["2"] > 0 and held["replaced_puzzles"]["4"] == 0
+    assert out["results"]["oracle"]["all"]["success"] == 1.0
+    with pytest.raises(ValueError, match="held_out_from states have shapes"):  # max_disks 10: never equal
+        run(config(tmp_path, f"held_out_from=[{small_set}]"))
+    with pytest.raises(ValueError, match="held_out_from entries must be"):
+        run(config(tmp_path, f"held_out_from=[{tmp_path}]"))
+    env = gym.make(ENV, num_disks=1, max_disks=4)
+    every_one_disk_puzzle = [env.reset(options={"puzzle": {"start": [s], "goal": [g]}})[0] for s in range(3) for g in range(3)]
+    held_out = HeldOut([], {key for o in every_one_disk_puzzle for key in state_keys({k: v[None] for k, v in o.items()})},
+                       {k: v.shape for k, v in every_one_disk_puzzle[0].items() if k != "action_mask"})
+    with pytest.raises(ValueError, match="size 1: every one of the 140 puzzles drawn is a training state"):
+        held_out_seeds([env] * 2, 0, 0, "1", held_out)
 
 
 def test_bad_size_argument():
