@@ -6,6 +6,7 @@ distribution.
     python -m benchmarks.headline --env maze --episodes 20 --jobs 1
     python -m benchmarks.headline --env city --rows references hrm_dagger hrm_supervised
     python -m benchmarks.headline --env maze --table          # a finished run as a markdown table (= summary.md)
+    python -m benchmarks.headline --env hanoi --env-kwargs max_disks=12 --out runs/headline_hanoi_pad12
 
 Per-env settings live in ``EXPERIMENTS`` (one ``Experiment`` each): the Hydra env group and data set preset,
 the in- and out-of-distribution evaluation sizes, the default optimizer steps, batch size and evaluation episodes, and the
@@ -52,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -138,6 +140,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", nargs="*", default=None,
                         help="train/evaluate only these rows (default: all); the report merges every finished row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="env arguments for every row and the data set, e.g. max_disks=12 (more padding)")
     parser.add_argument("--reevaluate", action="store_true",
                         help="evaluate finished rows again (their minutes stay those of the first run)")
     parser.add_argument("--table", action="store_true",
@@ -155,6 +159,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
+    for kwarg in args.env_kwargs:
+        if not re.fullmatch(r"[A-Za-z_]\w*=[\w.]+", kwarg):
+            raise ValueError(f"--env-kwargs entries must look like KEY=VALUE (e.g. max_disks=12), got {kwarg!r}")
     return args
 
 
@@ -237,7 +244,8 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(cell(row.get(key)) for key, _ in columns) + f" | {sizes} |")
     targets = ", ".join(f"{name}: {'met' if met else 'NOT met'}" for name, met in summary["targets"].items())
     lines.append("")
-    lines.append(f"{summary['env']}: in = {summary['train_sizes']}, out = {summary['test_sizes']}, "
+    env = " ".join([summary["env"], *summary.get("env_kwargs", [])])
+    lines.append(f"{env}: in = {summary['train_sizes']}, out = {summary['test_sizes']}, "
                  f"{summary['episodes_per_size']} puzzles per size; targets: {targets or 'none'}; "
                  f"minutes_rows {summary['minutes_rows']}, fresh_run {summary['fresh_run']}")
     held_out = {name: row["held_out_replaced"] for name, row in summary["rows"].items() if row.get("held_out_replaced")}
@@ -266,12 +274,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable
 
-    data = ROOT / "data" / experiment.preset
+    # --env-kwargs changes the env of every row and of the data set (same puzzles; e.g. more padding)
+    data = ROOT / "data" / "-".join([experiment.preset, *(kwarg.replace("=", "") for kwarg in args.env_kwargs)])
     if not (data / "summary.json").is_file():
-        run("data", [py, "-m", "train.datasets", f"preset={experiment.preset}", f"out={data}", "progress=false"],
-            out / "data.log")
+        run("data", [py, "-m", "train.datasets", f"preset={experiment.preset}", f"out={data}", "progress=false",
+                     *(f"preset.env_kwargs.{kwarg}" for kwarg in args.env_kwargs)], out / "data.log")
     labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
-    env = [f"env={experiment.env}", *experiment.env_overrides]
+    env = [f"env={experiment.env}", *experiment.env_overrides, *(f"env.kwargs.{kwarg}" for kwarg in args.env_kwargs)]
     models = pinned_models(args.hidden)
     commands = row_commands(args, labels, models)
     train_overrides = [f"train.lr={args.lr:g}", *TRAIN]
@@ -313,7 +322,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     write_report(results, out / "evaluate", {"env": args.env, "rows": list(results), "episodes": args.episodes,
                                              "sizes": sizes})
 
-    summary: dict[str, Any] = {"env": args.env, "preset": experiment.preset, "train_sizes": experiment.train_sizes,
+    summary: dict[str, Any] = {"env": args.env, "env_kwargs": args.env_kwargs, "preset": experiment.preset,
+                               "train_sizes": experiment.train_sizes,
                                "test_sizes": experiment.test_sizes, "labels_budget": labels,
                                "optimizer_steps": args.steps, "episodes_per_size": args.episodes,
                                "hidden_size": args.hidden, "models": models, "train": train_overrides,

@@ -17,6 +17,12 @@ def test_unknown_env_names_the_argument() -> None:
         parse_args(["--env", "chess"])
 
 
+def test_env_kwargs_must_be_key_value_pairs() -> None:
+    assert parse_args(["--env", "hanoi", "--env-kwargs", "max_disks=12"]).env_kwargs == ["max_disks=12"]
+    with pytest.raises(ValueError, match="--env-kwargs"):
+        parse_args(["--env", "hanoi", "--env-kwargs", "max_disks"])
+
+
 @pytest.mark.parametrize("flag", ["--steps", "--episodes", "--jobs", "--hidden", "--batch-size", "--lr"])
 def test_non_positive_budgets_name_the_argument(flag: str) -> None:
     with pytest.raises(ValueError, match=flag):
