@@ -327,20 +327,58 @@ def config_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any], igno
 def save_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any], epoch: int,
                     batch_in_epoch: int = 0) -> None:
     """Write the whole training state atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    carry = None
-    if learner.carry is not None:
-        c = learner.carry
-        carry = {"z_H": c.z_H.cpu(), "z_L": c.z_L.cpu(), "steps": c.steps.cpu(), "halted": c.halted.cpu(),
-                 "data": {k: v.cpu() for k, v in c.data.items()}}
     state = {
         "model": learner.module.state_dict(), "ema": None if learner.ema is None else learner.ema.state_dict(),
         "optimizer": learner.optimizer.state_dict(),
-        "scheduler": learner.scheduler.state_dict(), "carry": carry, "rng": rng_state(),
+        "scheduler": learner.scheduler.state_dict(), "carry": _carry_state(learner), "rng": rng_state(),
         "step": learner.step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "config": json.loads(json.dumps(config)),
         "model_config": dict(learner.model_cfg), "hrm_config": vars(learner.config).copy(),
     }
+    _atomic_save(state, Path(path))
+
+
+def rank_state_path(path: str | Path, rank: int) -> Path:
+    """Where DDP rank ``rank`` > 0 keeps its part of the checkpoint at ``path`` (``last.pt`` -> ``last.rank1.pt``)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def save_rank_state(path: str | Path, learner: Learner, rank: int) -> None:
+    """What a DDP rank > 0 needs beyond rank 0's checkpoint for an exact resume: its carry and RNG, atomically."""
+    _atomic_save({"step": learner.step, "carry": _carry_state(learner), "rng": rng_state()}, rank_state_path(path, rank))
+
+
+def load_rank_state(path: str | Path, learner: Learner, rank: int) -> bool:
+    """Restore rank ``rank``'s carry and RNG if its file matches the step ``learner`` was restored to."""
+    rank_path = rank_state_path(path, rank)
+    if not rank_path.is_file():
+        return False
+    state = _read(rank_path)
+    if state["step"] != learner.step:  # killed between rank 0's save and this rank's
+        return False
+    _set_carry(learner, state["carry"])
+    set_rng_state(state["rng"])
+    return True
+
+
+def _carry_state(learner: Learner) -> dict[str, Any] | None:
+    if learner.carry is None:
+        return None
+    c = learner.carry
+    return {"z_H": c.z_H.cpu(), "z_L": c.z_L.cpu(), "steps": c.steps.cpu(), "halted": c.halted.cpu(),
+            "data": {k: v.cpu() for k, v in c.data.items()}}
+
+
+def _set_carry(learner: Learner, carry: dict[str, Any] | None) -> None:
+    learner.carry = None
+    if carry is not None:
+        tensors = {k: v.to(learner.device) for k, v in carry.items() if k != "data"}
+        learner.carry = HRMCarry(**tensors, data={k: v.to(learner.device) for k, v in carry["data"].items()})
+
+
+def _atomic_save(state: dict[str, Any], path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: a kill leaves the old file or the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -374,11 +412,7 @@ def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
     learner.optimizer.load_state_dict(state["optimizer"])
     learner.scheduler.load_state_dict(state["scheduler"])
     learner.step = int(state["step"])
-    learner.carry = None
-    if state["carry"] is not None:
-        c = {k: v for k, v in state["carry"].items() if k != "data"}
-        learner.carry = HRMCarry(**{k: v.to(learner.device) for k, v in c.items()},
-                                 data={k: v.to(learner.device) for k, v in state["carry"]["data"].items()})
+    _set_carry(learner, state["carry"])
     set_rng_state(state["rng"])
     return int(state["epoch"]), int(state["batch_in_epoch"])
 

@@ -14,8 +14,9 @@ per-size success, training loss / accuracy / ACT steps. Seq2seq: exact-sequence,
 accuracy and mean ACT steps on held-out examples (city routing: also the route metrics of
 ``hrm_envs.city.metrics``). Outputs in ``out``: ``last.pt`` (written atomically every epoch and on
 Ctrl-C), ``metrics.jsonl``, ``tensorboard/``. The data set is built with ``train.datasets`` when
-``env.data_dir`` is missing. Only rank 0 evaluates, logs and checkpoints; a DDP resume restores rank 0's
-carry and RNG and restarts the other ranks' carries (single-process resumes are exact).
+``env.data_dir`` is missing. Only rank 0 evaluates, logs and writes ``last.pt``; every other rank keeps its
+carry and RNG in ``last.rankR.pt`` beside it, so DDP resumes are exact too (a rank whose file is of another
+step, e.g. after a kill between the two saves, restarts its carry and reseeds).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from oracles import oracle_for
 from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit, build, parse_spec
 from train.datasets.loading import observation_space
 from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, interrupts_at_safe_points, load_checkpoint,
-                           save_checkpoint, unwrap)
+                           load_rank_state, save_checkpoint, save_rank_state, unwrap)
 from train.rollout import check_horizon, run_episodes, summarize
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -321,7 +322,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not checkpoint.is_file():
             raise ValueError(f"resume=true but there is no checkpoint at {checkpoint}")
         start_epoch, skip = load_checkpoint(checkpoint, learner, config, ignore=RESUMABLE)
-        if rank > 0:  # the checkpoint holds rank 0's carry and RNG; other ranks restart theirs
+        if rank > 0 and not load_rank_state(checkpoint, learner, rank):  # no file of this step: restart carry, reseed
             learner.carry = None
             torch.manual_seed(cfg.seed + 1000 * rank + learner.step)
         if rank == 0:
@@ -369,13 +370,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     print(evaluator.line(epoch + 1, metrics), flush=True)
                     logger.log(learner.step, epoch + 1, "eval", metrics)
                     save_checkpoint(checkpoint, learner, config, epoch + 1, 0)
+                else:
+                    save_rank_state(checkpoint, learner, rank)
                 if reached(cfg.train.stop_at_train_accuracy, metrics, device, world):
                     if rank == 0:
                         print(f"train accuracy reached train.stop_at_train_accuracy={cfg.train.stop_at_train_accuracy}: "
                               f"stopping after epoch {epoch + 1} ({metrics['elapsed_s']:.0f} s)", flush=True)
                     break
         except KeyboardInterrupt:
-            if rank == 0:
+            if rank > 0:
+                save_rank_state(checkpoint, learner, rank)
+            else:
                 save_checkpoint(checkpoint, learner, config, epoch, batch_index)
                 print(f"\ninterrupted: saved {checkpoint} at epoch {epoch + 1} batch {batch_index} (step {learner.step}); "
                       f"continue with resume=true", flush=True)

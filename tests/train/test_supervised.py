@@ -181,6 +181,26 @@ def test_ddp_two_processes_train_and_only_rank_zero_writes(data_dir, tmp_path):
     saved = torch.load(out / "last.pt", weights_only=False)
     assert saved["config"]["world_size"] == 2 and saved["epoch"] == 2
     assert [r["step"] for r in rows(out, "eval")] == [10, 20]  # 86 samples: 43 per rank, 4 per rank and step
+    assert torch.load(out / "last.rank1.pt", weights_only=False)["step"] == 20  # rank 1's carry and RNG
+
+
+def test_ddp_resume_is_exact(data_dir, tmp_path):
+    """Two ranks with HRM carries and ACT exploration: 1 epoch + a resume to 2 gives the 2-epoch run's weights."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def ddp(out: Path, *extra: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train.supervised",
+             *overrides(data_dir, out, "train.eval.puzzles=1", "model.halt_max_steps=3",
+                        "model.halt_exploration_prob=0.5", *extra)],
+            cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    ddp(tmp_path / "ref", "train.epochs=2")
+    ddp(tmp_path / "split", "train.epochs=1")
+    ddp(tmp_path / "split", "train.epochs=2", "resume=true")
+    reference, resumed = final_state(tmp_path / "ref"), final_state(tmp_path / "split")
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
 
 @pytest.mark.parametrize("env_id, extra, model", [("hrm/Maze-v0", (), "hrm"), ("hrm/CityRouting-v0", CITY_METRICS, "hrm"),
