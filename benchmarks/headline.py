@@ -137,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ppo-minutes", type=float, default=0.0, help="> 0 adds the MaskablePPO (HRMPolicy) row")
     parser.add_argument("--size-sampling", default="per_reset", choices=("per_reset", "per_env"),
                         help="DAgger collection: equal puzzles per size (as the data set) or equal states per size")
+    parser.add_argument("--dagger-horizon", type=float, default=None,
+                        help="DAgger rows: cut collected episodes at this multiple of the oracle's solution (>= 1)")
     parser.add_argument("--rows", nargs="*", default=None,
                         help="train/evaluate only these rows (default: all); the report merges every finished row")
     parser.add_argument("--seed", type=int, default=0)
@@ -159,6 +161,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.lr > 0:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if args.dagger_horizon is not None and not args.dagger_horizon >= 1:
+        raise ValueError(f"--dagger-horizon must be >= 1, got {args.dagger_horizon}")
     for kwarg in args.env_kwargs:
         if not re.fullmatch(r"[A-Za-z_]\w*=[\w.]+", kwarg):
             raise ValueError(f"--env-kwargs entries must look like KEY=VALUE (e.g. max_disks=12), got {kwarg!r}")
@@ -202,6 +206,8 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
     dagger = [f"dagger.max_labels={labels}", f"dagger.rounds={rounds - 1}", f"dagger.envs={envs}",
               f"dagger.steps={steps}", f"dagger.train_steps={max(1, args.steps // rounds)}", "dagger.eval_puzzles=4",
               "dagger.eval_ood_every=0", f"dagger.size_sampling={args.size_sampling}"]
+    if args.dagger_horizon is not None:
+        dagger.append(f"dagger.horizon={args.dagger_horizon:g}")
     commands = {
         "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
         "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],

@@ -43,6 +43,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ from oracles import oracle_for
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
 from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
-from train.rollout import SizeMixture, Transitions, check_horizon, collect, env_fns
+from train.rollout import OracleHorizon, SizeMixture, Transitions, check_horizon, collect, env_fns
 from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -77,7 +78,7 @@ RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", 
 # ------------------------------------------------------------------------------------------------ config
 def check_dagger_config(cfg: DictConfig) -> None:
     """``ValueError`` naming the ``dagger`` key and what is allowed."""
-    allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "vector", "sizes",
+    allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "horizon", "vector", "sizes",
                "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every"}
     unknown = sorted(set(cfg.dagger) - allowed)
     if unknown:
@@ -106,6 +107,7 @@ def check_dagger_config(cfg: DictConfig) -> None:
             raise ValueError(f"dagger.beta.{key} must lie in [0, 1], got {beta[key]!r}")
     int_arg(cfg.train.batch_size, "train.batch_size", 1)
     check_horizon(cfg.env.get("eval_horizon"))
+    check_horizon(d.horizon, "dagger.horizon")
 
 
 def beta_for_round(beta: DictConfig, round_index: int, rounds: int) -> float:
@@ -136,6 +138,11 @@ def curriculum(sizes: list[Any], round_index: int, curriculum_rounds: int) -> li
     return sizes[: max(1, math.ceil(len(sizes) * (round_index + 1) / (curriculum_rounds + 1)))]
 
 
+def with_horizon(make: Callable[[], gym.Env], env_id: str, horizon: float) -> Callable[[], gym.Env]:
+    """``make`` with its episodes cut at ``horizon`` x the oracle's solution (built in the sub-env's process)."""
+    return lambda: OracleHorizon(make(), oracle_for(env_id), horizon)
+
+
 def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
     """``dagger.envs`` sub-envs with SAME_STEP autoreset. ``per_env``: sub-env i plays ``sizes[i % len(sizes)]``
     (as many states per size); ``per_reset``: every reset draws the size from ``[min(sizes), max(sizes)]`` (as
@@ -149,6 +156,8 @@ def make_vector_env(cfg: DictConfig, sizes: list[Any]) -> gym.vector.VectorEnv:
     else:  # named sizes (Sudoku's difficulties): one env per size, a uniform draw at every reset
         makers = env_fns(cfg.env.id, kwargs, cfg.env.size_arg, sizes, len(sizes))
         fns = [lambda: SizeMixture(makers)] * cfg.dagger.envs
+    if cfg.dagger.horizon is not None:
+        fns = [with_horizon(fn, cfg.env.id, cfg.dagger.horizon) for fn in fns]
     mode = cfg.dagger.vector
     if mode == "auto":
         mode = "async" if (os.cpu_count() or 1) > 2 else "sync"

@@ -121,13 +121,40 @@ class Episode:
     actions: list[int] = field(default_factory=list)
 
 
-def check_horizon(horizon: Any) -> float | None:
-    """``horizon`` as a float >= 1, or None; ``ValueError`` naming it otherwise."""
+def check_horizon(horizon: Any, name: str = "env.eval_horizon") -> float | None:
+    """``horizon`` as a float >= 1, or None; ``ValueError`` naming it (as ``name``) otherwise."""
     if horizon is None:
         return None
     if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not horizon >= 1:
-        raise ValueError(f"env.eval_horizon must be null or a number >= 1, got {horizon!r}")
+        raise ValueError(f"{name} must be null or a number >= 1, got {horizon!r}")
     return float(horizon)
+
+
+def step_limit(oracle: Oracle, obs: Obs, horizon: float | None) -> float:
+    """Steps an episode from ``obs`` may take: ``ceil(horizon * n)``, ``n`` = the oracle's solution length."""
+    return math.ceil(horizon * len(oracle.solve(obs))) if horizon else math.inf
+
+
+class OracleHorizon(gym.Wrapper):
+    """Truncate an episode after ``step_limit`` steps (``horizon`` x the oracle's solution from its start), so
+    that a lost learner stops wandering until the env's ``max_steps`` and DAgger collects more puzzles."""
+
+    def __init__(self, env: gym.Env, oracle: Oracle, horizon: float):
+        super().__init__(env)
+        self.oracle, self.horizon = oracle, check_horizon(horizon, "horizon")
+        self.steps, self.limit = 0, math.inf
+
+    def reset(self, **kwargs: Any) -> tuple[Obs, dict]:
+        obs, info = self.env.reset(**kwargs)
+        self.steps, self.limit = 0, step_limit(self.oracle, obs, self.horizon)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Obs, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        if not (terminated or truncated) and self.steps >= self.limit:
+            truncated, info = True, {**info, "is_success": False}
+        return obs, reward, terminated, truncated, info
 
 
 def run_episodes(
@@ -148,7 +175,7 @@ def run_episodes(
     horizon = check_horizon(horizon)
     observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
     episodes = [Episode(size=size, optimal_cost=oracle.cost_to_go(obs)) for size, obs in zip(sizes, observations)]
-    limits = [math.ceil(horizon * len(oracle.solve(obs))) if horizon else math.inf for obs in observations]
+    limits = [step_limit(oracle, obs, horizon) for obs in observations]
     active = list(range(len(envs)))
     while active:
         batch = stack([observations[i] for i in active])

@@ -49,7 +49,7 @@ def test_table_matches_presets_and_env_configs(name: str) -> None:
 
 
 def test_hanoi_rows_keep_the_pinned_budget() -> None:
-    args = argparse.Namespace(steps=3000, batch_size=64, size_sampling="per_reset", ppo_minutes=0.0)
+    args = argparse.Namespace(steps=3000, batch_size=64, size_sampling="per_reset", ppo_minutes=0.0, dagger_horizon=None)
     commands = row_commands(args, 13397, pinned_models(64))
     assert set(commands) == {"hrm_dagger", "hrm_supervised", "transformer_dagger", "trm_dagger", "lstm_supervised",
                              "lstm_dagger"}
@@ -62,12 +62,13 @@ def test_every_row_command_composes_with_the_configs() -> None:
     """Each row's overrides are valid Hydra overrides of its module's config (e.g. model=trm has no H_layers)."""
     from hydra import compose, initialize_config_dir
 
-    args = argparse.Namespace(steps=1500, batch_size=64, size_sampling="per_reset", ppo_minutes=1.0)
+    args = argparse.Namespace(steps=1500, batch_size=64, size_sampling="per_reset", ppo_minutes=1.0, dagger_horizon=1.5)
     commands = row_commands(args, 5000, pinned_models(32))
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for name, (module, *overrides) in commands.items():
             cfg = compose(module.split(".")[1], overrides=["env=maze", *overrides])
             assert cfg.model.hidden_size == 32, name
+            assert cfg.get("dagger", {}).get("horizon", 1.5) == 1.5, name  # --dagger-horizon reaches the DAgger rows
 
 
 def test_table_prints_a_finished_summary(tmp_path, capsys) -> None:

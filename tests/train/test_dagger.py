@@ -138,6 +138,7 @@ def test_label_budget_is_exact(tmp_path):
         (["dagger.max_labels=-3"], "dagger.max_labels"),
         (["dagger.beta.start=1.5"], "dagger.beta.start"),
         (["env.eval_horizon=0.5"], "env.eval_horizon"),
+        (["dagger.horizon=0.5"], "dagger.horizon"),
         (["+dagger.foo=1"], "unknown dagger keys"),
         (["resume=true"], "no checkpoint"),
     ],

@@ -9,8 +9,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import hrm_envs  # noqa: F401
 from oracles import oracle_for
-from train.rollout import (OraclePolicy, RandomMaskedPolicy, SizeMixture, collect, env_fns, oracle_states,
-                           run_episodes, summarize, teacher_forcing)
+from train.rollout import (OracleHorizon, OraclePolicy, RandomMaskedPolicy, SizeMixture, collect, env_fns,
+                           oracle_states, run_episodes, summarize, teacher_forcing)
 
 ENV = "hrm/Hanoi-v0"
 
@@ -46,6 +46,30 @@ def test_horizon_cuts_episodes_at_a_multiple_of_the_oracle_solution():
     assert any(not e.success and e.steps == -(-3 * n // 2) for e, n in zip(cut, lengths))
     uncut = run_episodes(RandomMaskedPolicy(0), envs, seeds, sizes, oracle)
     assert max(e.steps for e in uncut) > max(e.steps for e in cut)
+
+
+def test_oracle_horizon_truncates_collected_episodes_like_the_evaluation_horizon():
+    oracle = oracle_for(ENV)
+    fns = [lambda: OracleHorizon(gym.make(ENV, num_disks=5, max_disks=6), oracle, 1.5) for _ in range(3)]
+    steps = 200
+    t = collect(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP), RandomMaskedPolicy(0), oracle, steps=steps,
+                beta=0.0, seed=0)
+    cut = 0
+    for i in range(3):  # every finished episode of every sub-env (rows are env-major)
+        start = 0
+        for end in np.flatnonzero(t.done[i * steps : (i + 1) * steps]):
+            first = {key: value[i * steps + start] for key, value in t.obs.items()}
+            limit, length = -(-3 * len(oracle.solve(first)) // 2), end - start + 1
+            assert length <= limit
+            if t.truncated[i * steps + end]:
+                assert length == limit and not t.success[i * steps + end]
+                cut += 1
+            start = end + 1
+    assert cut >= 3  # random play on 5 disks is cut, at exactly ceil(1.5 x the oracle's solution)
+    expert = collect(SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP), None, oracle, steps=60, beta=1.0, seed=0)
+    assert expert.done.any() and expert.success[expert.done].all()  # the oracle is never cut
+    with pytest.raises(ValueError, match="horizon"):
+        OracleHorizon(gym.make(ENV), oracle, 0.5)
 
 
 @pytest.mark.parametrize("horizon", [0.5, "2", True])
