@@ -12,6 +12,7 @@ One run, top to bottom (see ``run``):
    (``AsyncVectorEnv`` when the machine has cores to spare) with the mixture policy (oracle with probability
    beta, learner otherwise; masks respected, ACT segments recorded), label every visited state with the
    oracle's optimal-action set (:func:`train.rollout.collect`), write the round to ``aggregate/`` atomically.
+   ``dagger.horizon=x`` truncates an episode after ``x`` times the oracle's solution from its start.
 3. After every round: ``dagger.train_steps`` optimizer steps (``train.learner.Learner``, warm start: same model,
    optimizer and schedule) on batches drawn uniformly from the whole aggregate, with the set loss (+ ACT Q
    losses for HRM); then closed-loop evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in
