@@ -25,6 +25,6 @@ $PY docs/sudoku_experiments/dagger_targets.py "$targets" env=sudoku env.preset="
   dagger.size_sampling="$sampling" threads=1 progress=false seed="${SEED:-0}" out="$out" > "$out.train.log" 2>&1
 mid=$(date +%s)
 $PY -m train.evaluate env=sudoku 'sizes=[easy,medium]' episodes=30 seed=12345 checkpoint="$out/last.pt" \
-  "names=[$name]" 'references=[]' out="$out/evaluate" > "$out.eval.log" 2>&1
+  "names=[$name]" 'references=[]' "held_out_from=[$out]" out="$out/evaluate" > "$out.eval.log" 2>&1
 echo "$name: train $((mid - start)) s, evaluate $(( $(date +%s) - mid )) s"
 cat "$out/evaluate/results.md"
