@@ -125,7 +125,12 @@ def held_out_seeds(envs: list[gym.Env], seed: int, size_index: int, label: str, 
         return episode_seeds(seed, size_index, episodes)
     held_out.check_space(envs[0].observation_space)
     candidates = episode_seeds(seed, size_index, 20 * episodes + 100)  # a prefix-stable stream
-    chosen = [s for s in candidates if envs[0].reset(seed=s)[0] not in held_out][:episodes]
+    chosen: list[int] = []
+    for candidate in candidates:
+        if envs[0].reset(seed=candidate)[0] not in held_out:
+            chosen.append(candidate)
+            if len(chosen) == episodes:
+                break
     if not chosen:
         raise ValueError(f"size {label}: every one of the {len(candidates)} puzzles drawn is a training state "
                          f"(held_out_from); leave it out of sizes")
