@@ -189,6 +189,16 @@ def run_all(name: str, commands: list[list[str]], out: Path) -> tuple[str, float
     return name, spent
 
 
+def data_and_env(experiment: Experiment, env_kwargs: list[str]) -> tuple[Path, list[str], list[str]]:
+    """The data set folder, the ``train.datasets`` overrides that build it and the env overrides of every row;
+    ``env_kwargs`` (``KEY=VALUE``, from ``--env-kwargs``) change both the env and the data set's env (the puzzles
+    stay the same, e.g. with more padding) and name the folder (``data/hanoi-paper-max_disks12``)."""
+    data = ROOT / "data" / "-".join([experiment.preset, *(kwarg.replace("=", "") for kwarg in env_kwargs)])
+    build = [f"preset={experiment.preset}", f"out={data}", *(f"preset.env_kwargs.{kwarg}" for kwarg in env_kwargs)]
+    env = [f"env={experiment.env}", *experiment.env_overrides, *(f"env.kwargs.{kwarg}" for kwarg in env_kwargs)]
+    return data, build, env
+
+
 def held_out_from(module: str, data: Path, run_dir: Path) -> str:
     """The ``train.evaluate`` override that replaces evaluation puzzles starting in the row's own training
     states: the data set's train split for supervised rows, the run's aggregate (every round it trained on)
@@ -280,13 +290,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     py = sys.executable
 
-    # --env-kwargs changes the env of every row and of the data set (same puzzles; e.g. more padding)
-    data = ROOT / "data" / "-".join([experiment.preset, *(kwarg.replace("=", "") for kwarg in args.env_kwargs)])
+    data, build, env = data_and_env(experiment, args.env_kwargs)
     if not (data / "summary.json").is_file():
-        run("data", [py, "-m", "train.datasets", f"preset={experiment.preset}", f"out={data}", "progress=false",
-                     *(f"preset.env_kwargs.{kwarg}" for kwarg in args.env_kwargs)], out / "data.log")
+        run("data", [py, "-m", "train.datasets", *build, "progress=false"], out / "data.log")
     labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
-    env = [f"env={experiment.env}", *experiment.env_overrides, *(f"env.kwargs.{kwarg}" for kwarg in args.env_kwargs)]
     models = pinned_models(args.hidden)
     commands = row_commands(args, labels, models)
     train_overrides = [f"train.lr={args.lr:g}", *TRAIN]

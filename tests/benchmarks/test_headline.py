@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from benchmarks.headline import (
-    EXPERIMENTS, ROOT, held_out_from, main, markdown, parse_args, pinned_models, row_commands, summarize_row)
+    EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, parse_args, pinned_models, row_commands,
+    summarize_row)
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -17,10 +18,20 @@ def test_unknown_env_names_the_argument() -> None:
         parse_args(["--env", "chess"])
 
 
-def test_env_kwargs_must_be_key_value_pairs() -> None:
+def test_env_kwargs_change_the_rows_env_and_the_data_set_of_the_same_puzzles() -> None:
     assert parse_args(["--env", "hanoi", "--env-kwargs", "max_disks=12"]).env_kwargs == ["max_disks=12"]
     with pytest.raises(ValueError, match="--env-kwargs"):
         parse_args(["--env", "hanoi", "--env-kwargs", "max_disks"])
+    data, build, env = data_and_env(EXPERIMENTS["hanoi"], ["max_disks=12"])
+    assert data == ROOT / "data" / "hanoi-paper-max_disks12"
+    assert build == ["preset=hanoi-paper", f"out={data}", "preset.env_kwargs.max_disks=12"]
+    assert env == ["env=hanoi", "env.kwargs.max_disks=12"]
+    assert data_and_env(EXPERIMENTS["hanoi"], [])[0] == ROOT / "data" / "hanoi-paper"
+    from hydra import compose, initialize_config_dir  # the overrides compose with the shipped configs
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        assert compose("datasets", overrides=build[:1] + build[2:]).preset.env_kwargs.max_disks == 12
+        assert compose("supervised", overrides=env).env.kwargs.max_disks == 12
 
 
 @pytest.mark.parametrize("flag", ["--steps", "--episodes", "--jobs", "--hidden", "--batch-size", "--lr"])
