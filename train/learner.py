@@ -312,14 +312,15 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: Iterable[str] = ()) -> list[str]:
-    """``key: saved -> current`` for every dotted key that differs (keys under an ``ignore`` prefix skipped)."""
+    """``key: saved -> current`` for every dotted key that differs (keys under an ``ignore`` prefix skipped).
+    A key missing on one side equals null on the other: options added later default to null, the old behaviour."""
     ignore = tuple(ignore)
     a, b = _flatten(saved), _flatten(current)
     out = []
     for key in sorted(set(a) | set(b)):
         if any(key == i or key.startswith(i + ".") for i in ignore):
             continue
-        if a.get(key, "<missing>") != b.get(key, "<missing>"):
+        if a.get(key) != b.get(key):
             out.append(f"{key}: checkpoint {a.get(key, '<missing>')!r}, now {b.get(key, '<missing>')!r}")
     return out
 

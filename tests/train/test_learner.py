@@ -19,7 +19,8 @@ from agents.hrm import HRM, set_loss
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.learner import (
-    MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, interrupts_at_safe_points,
+    MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, config_mismatches,
+    interrupts_at_safe_points,
     load_checkpoint, load_policy, lr_factor, model_config, save_checkpoint, token_adjacency,
 )
 from train.rollout import run_episodes, summarize
@@ -188,6 +189,15 @@ def test_metrics_logger_writes_jsonl_and_tensorboard(tmp_path):
     silent.log(1, 1, "train", {"loss": 1.0})
     silent.close()
     assert not (tmp_path / "rank1").exists()
+
+
+def test_config_mismatches_treat_a_missing_key_as_null():
+    saved = {"dagger": {"steps": 128}, "seed": 0}  # written before dagger.horizon existed
+    assert config_mismatches(saved, {"dagger": {"steps": 128, "horizon": None}, "seed": 0}) == []
+    assert config_mismatches(saved, {"dagger": {"steps": 128, "horizon": 1.5}, "seed": 0}) == [
+        "dagger.horizon: checkpoint '<missing>', now 1.5"]
+    assert config_mismatches(saved, {"dagger": {"steps": 64}, "seed": 1}, ignore=["seed"]) == [
+        "dagger.steps: checkpoint 128, now 64"]
 
 
 def test_first_ctrl_c_is_deferred_and_the_second_interrupts_at_once():
