@@ -426,6 +426,9 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:  # also after an error before training began: gloo threads left at exit abort the process
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

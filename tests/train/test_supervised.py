@@ -167,36 +167,30 @@ def test_cli_reports_bad_config_without_traceback(data_dir, tmp_path):
     assert result.returncode == 2 and "error: train.lr must be > 0" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ddp_two_processes_train_and_only_rank_zero_writes(data_dir, tmp_path):
-    out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train.supervised",
-         *overrides(data_dir, out, "train.epochs=2", "train.eval.puzzles=1")],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [line for line in result.stdout.splitlines() if line.startswith("Epoch")]
-    assert len(lines) == 2 and all(LINE.match(line) for line in lines)  # rank 0 only
-    assert "x 2" in result.stdout
-    saved = torch.load(out / "last.pt", weights_only=False)
-    assert saved["config"]["world_size"] == 2 and saved["epoch"] == 2
-    assert [r["step"] for r in rows(out, "eval")] == [10, 20]  # 86 samples: 43 per rank, 4 per rank and step
-    assert torch.load(out / "last.rank1.pt", weights_only=False)["step"] == 20  # rank 1's carry and RNG
-
-
-def test_ddp_resume_is_exact(data_dir, tmp_path):
-    """Two ranks with HRM carries and ACT exploration: 1 epoch + a resume to 2 gives the 2-epoch run's weights."""
+def test_ddp_two_processes_train_only_rank_zero_writes_and_resume_is_exact(data_dir, tmp_path):
+    """Two ranks with HRM carries and ACT exploration: rank 0 alone prints, logs and writes last.pt; 1 epoch + a
+    resume to 2 gives the 2-epoch run's weights (rank 1's carry and RNG come back from last.rank1.pt)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    def ddp(out: Path, *extra: str) -> None:
+    def ddp(out: Path, *extra: str) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train.supervised",
              *overrides(data_dir, out, "train.eval.puzzles=1", "model.halt_max_steps=3",
                         "model.halt_exploration_prob=0.5", *extra)],
             cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, result.stderr[:4000] + "\n...\n" + result.stderr[-4000:]
+        return result.stdout
 
-    ddp(tmp_path / "ref", "train.epochs=2")
+    out = tmp_path / "ref"
+    stdout = ddp(out, "train.epochs=2")
+    lines = [line for line in stdout.splitlines() if line.startswith("Epoch")]
+    assert len(lines) == 2 and all(LINE.match(line) for line in lines)  # rank 0 only
+    assert "x 2" in stdout
+    saved = torch.load(out / "last.pt", weights_only=False)
+    assert saved["config"]["world_size"] == 2 and saved["epoch"] == 2
+    assert [r["step"] for r in rows(out, "eval")] == [10, 20]  # 86 samples: 43 per rank, 4 per rank and step
+    assert torch.load(out / "last.rank1.pt", weights_only=False)["step"] == 20  # rank 1's carry and RNG
+
     ddp(tmp_path / "split", "train.epochs=1")
     ddp(tmp_path / "split", "train.epochs=2", "resume=true")
     reference, resumed = final_state(tmp_path / "ref"), final_state(tmp_path / "split")
