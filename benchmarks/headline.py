@@ -6,7 +6,7 @@ distribution.
     python -m benchmarks.headline --env maze --episodes 20 --jobs 1
     python -m benchmarks.headline --env city --rows references hrm_dagger hrm_supervised
     python -m benchmarks.headline --env maze --table          # a finished run as a markdown table (= summary.md)
-    python -m benchmarks.headline --env hanoi --env-kwargs max_disks=12 --out runs/headline_hanoi_pad12
+    python -m benchmarks.headline --env hanoi --env-kwargs max_disks=12 --out runs/headline_hanoi_max_disks12
 
 Per-env settings live in ``EXPERIMENTS`` (one ``Experiment`` each): the Hydra env group and data set preset,
 the in- and out-of-distribution evaluation sizes, the default optimizer steps, batch size and evaluation episodes, and the
@@ -41,8 +41,9 @@ references, all from one seed stream; for a learned row, a puzzle that starts in
 (``held_out_from``: the data set for supervised rows, the aggregate for DAgger rows) is replaced by the stream's
 next puzzle, so rows play the same puzzles except those replacements (counted per row and size in the summary).
 That is why Hanoi's in-distribution sizes start at 3: all 9 one-disk and all 81 two-disk puzzles are states of
-hanoi-paper's train split (a DAgger aggregate holds 67..72 of the 81). ``--reevaluate`` evaluates finished rows again (e.g. after a change of ``train.evaluate``). The JSON printed (and written to ``summary.json``) has, per row: in- and out-of-distribution
-closed-loop success, share of cost-optimal episodes, optimality ratio, TF accuracy, gap and ACT segments,
+hanoi-paper's train split (a DAgger aggregate holds 67..72 of the 81). ``--reevaluate`` evaluates finished rows
+again (e.g. after a change of ``train.evaluate``). The JSON printed (and written to ``summary.json``) has, per
+row: in- and out-of-distribution closed-loop success, share of cost-optimal episodes, optimality ratio, TF accuracy, gap and ACT segments,
 per-size success, median first-error step and training + evaluation minutes; the env's targets as booleans;
 ``minutes_wall`` (this invocation), ``minutes_rows`` (sum of every reported row's own minutes, from its
 ``.done`` marker) and ``fresh_run`` (every reported row was run by this invocation).

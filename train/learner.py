@@ -34,12 +34,15 @@ Checkpoints: ``save_checkpoint(path, learner, config, epoch, batch_in_epoch)`` w
 schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and the run's config atomically
 (temporary file + rename). ``load_checkpoint(path, learner, config, ignore)`` restores them and returns
 ``(epoch, batch_in_epoch)``; a checkpoint whose config differs (outside the ``ignore``d dotted keys) raises
-``ValueError`` naming every mismatching key with both values. ``checkpoint_config(path)`` reads only the config;
-``load_policy(path, encoder, device)`` rebuilds the model alone as a :class:`ModelPolicy` (``train.evaluate``).
+``ValueError`` naming every mismatching key with both values (a key missing from an older config equals null).
+``save_rank_state`` / ``load_rank_state`` keep a DDP rank > 0's carry and RNG beside it (``last.rank1.pt``).
+``checkpoint_config(path)`` reads only the config; ``load_policy(path, encoder, device)`` rebuilds the model alone
+as a :class:`ModelPolicy` (``train.evaluate``).
 
 Logging: ``MetricsLogger(out_dir, enabled)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
 ``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing; ``purge_step`` (on
-resume) drops TensorBoard events after that step.
+resume) drops TensorBoard events after that step. ``interrupts_at_safe_points()`` defers the first Ctrl-C to
+an event the training loop polls between batches.
 """
 
 from __future__ import annotations
@@ -460,7 +463,6 @@ class MetricsLogger:
         if self.enabled:
             self.writer.close()
             self.jsonl.close()
-
 
 
 @contextmanager
