@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import ReasoningModule, Rotary, linear, trunc_normal_
+from agents.layers import ReasoningModule, Rotary, linear, local_attention_mask, trunc_normal_
 
 IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "learned")
@@ -47,6 +47,9 @@ class HRMConfig:
     ``H_layers`` is unused by the ``trm`` variant (its single network has ``L_layers`` blocks).
     ``puzzle_emb_len`` prefix slots precede the tokens: a (zero-initialised) puzzle embedding when
     ``num_puzzle_identifiers > 0``, else a learned vector; slot 0 feeds the Q-head and the global actions.
+    ``attention_window`` 0 is full attention; ``w >= 1`` lets a token attend only to tokens at most ``w`` apart
+    (the prefix slots see everything; :func:`agents.layers.local_attention_mask`), so information travels ``w``
+    tokens per block application and the cycles and ACT segments become the depth a longer puzzle needs.
     """
 
     vocab_size: int
@@ -71,6 +74,7 @@ class HRMConfig:
     global_actions: int = 0
     full_backprop: bool = False
     inference_halting: str = "q_head"
+    attention_window: int = 0
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -79,7 +83,8 @@ class HRMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions"):
+        for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions",
+                     "attention_window"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -251,12 +256,15 @@ class HRM(nn.Module):
             with_grad = config.L_cycles + 1  # the whole last recursion
         else:
             with_grad = 2  # the last L and the last H update
+        mask = None
+        if config.attention_window:
+            mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device)
         for index, l in enumerate(updates):
             with torch.set_grad_enabled(torch.is_grad_enabled() and index >= len(updates) - with_grad):
                 if l < config.L_cycles:
-                    z_L = self.L_level(z_L, z_H + x, rotary)
+                    z_L = self.L_level(z_L, z_H + x, rotary, mask)
                 else:
-                    z_H = self.H_level(z_H, z_L, rotary)
+                    z_H = self.H_level(z_H, z_L, rotary, mask)
         return z_H, z_L
 
     def _read(self, z_H: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,12 +2,14 @@
 
 Post-norm transformer blocks ``x = rms_norm(x + attn(x)); x = rms_norm(x + mlp(x))`` with weight-free
 RMSNorm, non-causal ``scaled_dot_product_attention``, SwiGLU, rotary or learned positions, bias-free
-linears and truncated LeCun-normal initialisation (the facts of the HRM reference, written afresh).
+linears and truncated LeCun-normal initialisation (the facts of the HRM reference, written afresh), and an
+optional local attention mask (:func:`local_attention_mask`).
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -85,8 +87,25 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x.float() * cos + rotated.float() * sin).to(x.dtype)
 
 
+@lru_cache(maxsize=64)
+def local_attention_mask(length: int, prefix: int, window: int, device: torch.device) -> torch.Tensor:
+    """Boolean (length, length) mask, True = may attend: token ``i`` sees tokens ``j`` with ``|i - j| <= window``.
+
+    The first ``prefix`` positions (puzzle / summary slots) see every position; tokens do not see them, so a
+    token's state depends on its neighbourhood only and information crosses the sequence one window per block
+    application: a recurrent model then needs depth proportional to the puzzle, and its rule does not depend on
+    the length it was trained on.
+    """
+    if length < 1 or not 0 <= prefix <= length or window < 1:
+        raise ValueError(f"need length >= 1, 0 <= prefix <= length, window >= 1; got {length}, {prefix}, {window}")
+    index = torch.arange(length, device=device)
+    near = (index[:, None] - index[None, :]).abs() <= window
+    tokens = index >= prefix
+    return torch.where(tokens[:, None], near & tokens[None, :], True)
+
+
 class Attention(nn.Module):
-    """Non-causal multi-head self-attention with a fused bias-free QKV projection."""
+    """Non-causal multi-head self-attention with a fused bias-free QKV projection (optionally masked)."""
 
     def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
@@ -94,13 +113,15 @@ class Attention(nn.Module):
         self.qkv = linear(hidden_size, 3 * hidden_size)
         self.out = linear(hidden_size, hidden_size)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         batch, length, hidden = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.num_heads, hidden // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
         return self.out(y.transpose(1, 2).reshape(batch, length, hidden))
 
 
@@ -112,8 +133,10 @@ class Block(nn.Module):
         self.attn = Attention(hidden_size, num_heads)
         self.mlp = SwiGLU(hidden_size, expansion)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = rms_norm(x + self.attn(x, rotary))
+    def forward(
+        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = rms_norm(x + self.attn(x, rotary, mask))
         return rms_norm(x + self.mlp(x))
 
 
@@ -125,9 +148,13 @@ class ReasoningModule(nn.Module):
         self.layers = nn.ModuleList(Block(hidden_size, num_heads, expansion) for _ in range(num_layers))
 
     def forward(
-        self, state: torch.Tensor, injection: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None
+        self,
+        state: torch.Tensor,
+        injection: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = state + injection
         for layer in self.layers:
-            x = layer(x, rotary)
+            x = layer(x, rotary, mask)
         return x

@@ -5,7 +5,7 @@ model built on the env's ``max_*`` layout acts on any size with rotary positions
 
 - ``MODEL_KINDS``: ``hrm``, ``trm`` (HRM with ``variant="trm"``), ``mlp``, ``lstm``, ``transformer``, ``gnn``.
 - ``model_config(model_cfg, encoder, task="policy") -> HRMConfig``: ``model_cfg`` is a mapping with ``name``
-  (a kind), HRMConfig fields other than the ones the encoder fixes (``vocab_size``, ``seq_len``,
+  (a kind), HRMConfig fields (null = the field's default) other than the ones the encoder fixes (``vocab_size``, ``seq_len``,
   ``per_token_actions``, ``global_actions``, ``token_vocab``) and, for mlp / lstm / gnn, ``depth``.
   ``task="tokens"`` builds a token head of ``encoder.seq2seq_vocab_size`` instead of the policy head.
 - ``build_model(model_cfg, config) -> nn.Module``; ``is_act(model)`` tells HRM/TRM (ACT, carry) from baselines.
@@ -82,7 +82,7 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
         raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    fields = {k: v for k, v in model_cfg.items() if k not in ("name", "depth")}
+    fields = {k: v for k, v in model_cfg.items() if k not in ("name", "depth") and v is not None}  # null: default
     if "depth" in model_cfg and kind not in DEPTH_KINDS:
         raise ValueError(f"model.depth applies to {DEPTH_KINDS} only, not to model.name={kind!r}")
     fixed = sorted(set(ENCODER_FIXED) & set(fields))

@@ -44,7 +44,7 @@ def train(model: HRM, make_batch, steps: int, lr: float = 3e-3) -> dict[str, tor
     "field, value",
     [("hidden_size", 0), ("num_heads", 3), ("pos_encodings", "alibi"), ("variant", "x"), ("loss", "mse"),
      ("halt_exploration_prob", 1.5), ("token_vocab", -1), ("global_actions", 2), ("H_cycles", 1.5),
-     ("inference_halting", "never")],
+     ("inference_halting", "never"), ("attention_window", -1)],
 )
 def test_config_validation_names_field(field: str, value) -> None:
     changes = {field: value}
@@ -193,6 +193,39 @@ def test_inference_halting_max_steps_runs_every_segment() -> None:
     q_model = HRM(SMALL).eval()
     q_model.load_state_dict(model.state_dict())
     assert torch.all(q_model.predict(batch)["segments"] == 1)  # the default still halts on the Q-head
+
+
+@pytest.mark.parametrize("variant", ["hrm", "trm"])
+def test_attention_window_reach_grows_by_window_per_block_application(variant: str) -> None:
+    """With ``attention_window=w`` a change of the last token reaches exactly the tokens within ``w`` per block
+    application (HRM 1 x 1 cycles: 2 per segment; TRM here: 2 L updates + 1 H update of 1 block = 3), so the
+    segments are the depth; the prefix slot (STOP, Q-head) sees the change at once."""
+    torch.manual_seed(0)
+    length, window = 12, 1
+    config = SMALL.with_(seq_len=length, variant=variant, H_cycles=1, L_cycles=1 if variant == "hrm" else 2,
+                         attention_window=window, inference_halting="max_steps")
+    per_segment = 2 if variant == "hrm" else 3
+    tokens = torch.randint(1, 9, (1, length))
+    changed = tokens.clone()
+    changed[0, -1] += 1
+    for segments in (1, 2, 3):
+        model = HRM(config.with_(halt_max_steps=segments)).eval()
+        with torch.no_grad():
+            a, b = model.predict({"tokens": tokens}), model.predict({"tokens": changed})
+        moved = (a["policy_logits"] - b["policy_logits"])[0, :-1].view(length, 3).abs().sum(1) > 0
+        reach = segments * per_segment * window
+        assert moved.tolist() == [i >= length - 1 - reach for i in range(length)]
+        assert not torch.allclose(a["policy_logits"][0, -1], b["policy_logits"][0, -1])  # STOP reads slot 0
+
+
+def test_local_attention_mask() -> None:
+    from agents.layers import local_attention_mask
+
+    mask = local_attention_mask(5, 1, 2, torch.device("cpu"))
+    assert mask[0].all() and not mask[1:, 0].any()  # the prefix sees all, tokens do not see it
+    assert mask[1].tolist() == [False, True, True, True, False] and mask[4].tolist() == [False, False, True, True, True]
+    with pytest.raises(ValueError, match="window"):
+        local_attention_mask(5, 1, 0, torch.device("cpu"))
 
 
 def test_stablemax_matches_reference_formula() -> None:
