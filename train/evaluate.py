@@ -14,6 +14,8 @@ Outputs in ``out``: ``results.json``, ``results.md`` (markdown table) and PNG pl
 ``held_out_from`` (data set folders and ``train.dagger`` run folders) makes the puzzles held out: a puzzle
 whose first observation is a state of those training sets (a data set's train split, a run's aggregate) is
 replaced by the next seed of its size's stream, and ``results.json`` counts the replacements per size.
+``act.inference_halting`` / ``act.halt_max_steps`` (null = the checkpoint's) change how HRM / TRM checkpoints
+act, e.g. ``act.inference_halting=max_steps act.halt_max_steps=4`` runs 4 ACT segments per decision.
 Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
 ``train.supervised`` / ``train.dagger`` (``train.learner``).
 """
@@ -285,8 +287,9 @@ def write_report(results: dict[str, dict[str, Any]], out: str | Path, meta: dict
 
 
 # --------------------------------------------------------------------------- command line
-def load_any_policy(path: str | Path, encoder: Any) -> Policy:
-    """A policy from a checkpoint: ``.zip`` = MaskablePPO (``train.ppo``), else a ``train.learner`` checkpoint."""
+def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | None = None) -> Policy:
+    """A policy from a checkpoint: ``.zip`` = MaskablePPO (``train.ppo``), else a ``train.learner`` checkpoint
+    (``acting``: HRM / TRM acting overrides, see :func:`train.learner.load_policy`)."""
     path = Path(path)
     if path.suffix == ".zip":
         from train.ppo import PPOPolicy
@@ -294,7 +297,7 @@ def load_any_policy(path: str | Path, encoder: Any) -> Policy:
         return PPOPolicy(path)
     from train.learner import load_policy
 
-    return load_policy(path, encoder)
+    return load_policy(path, encoder, acting=acting)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -318,14 +321,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     encoder = encoder_for(probe)
     probe.close()
     policies: dict[str, Policy | None] = {name: None for name in references}
-    policies.update({name: load_any_policy(path, encoder) for name, path in zip(names, checkpoints)})
+    acting = {k: v for k, v in OmegaConf.to_container(cfg.act, resolve=True).items() if v is not None}
+    policies.update({name: load_any_policy(path, encoder, acting) for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
     horizon = check_horizon(cfg.env.get("eval_horizon"))
     held_out = HeldOut.load(list(cfg.held_out_from)) if cfg.held_out_from else None
     results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed,
                                 horizon, held_out)
     meta = {"env": cfg.env.id, "env_kwargs": env_kwargs, "sizes": sizes, "episodes": cfg.episodes, "seed": cfg.seed,
-            "eval_horizon": horizon,
+            "eval_horizon": horizon, "act": acting,
             "held_out": None if held_out is None else {"sources": held_out.sources, "training_states": len(held_out.keys),
                                                        "replaced_puzzles": held_out.replaced},
             "checkpoints": dict(zip(names, checkpoints)), "seconds": time.perf_counter() - started}

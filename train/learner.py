@@ -421,10 +421,26 @@ def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
     return int(state["epoch"]), int(state["batch_in_epoch"])
 
 
-def load_policy(path: str | Path, encoder: Encoder, device: torch.device | str = "cpu") -> ModelPolicy:
-    """A :class:`ModelPolicy` of a checkpoint's model (e.g. for ``train.evaluate``), acting with ``encoder``."""
+#: HRMConfig fields that change only how a trained HRM / TRM acts, so evaluation may override them.
+ACTING_FIELDS = ("inference_halting", "halt_max_steps")
+
+
+def load_policy(
+    path: str | Path, encoder: Encoder, device: torch.device | str = "cpu", acting: Mapping[str, Any] | None = None
+) -> ModelPolicy:
+    """A :class:`ModelPolicy` of a checkpoint's model (e.g. for ``train.evaluate``), acting with ``encoder``.
+
+    ``acting`` overrides :data:`ACTING_FIELDS` of an HRM / TRM checkpoint (null values keep the checkpoint's),
+    e.g. ``{"inference_halting": "max_steps", "halt_max_steps": 4}`` to think longer than in training."""
     state = _read(path)
     config = HRMConfig(**state["hrm_config"])
+    changes = {k: v for k, v in (acting or {}).items() if v is not None}
+    unknown = sorted(set(changes) - set(ACTING_FIELDS))
+    if unknown:
+        raise ValueError(f"acting overrides must be among {ACTING_FIELDS}, got {unknown}")
+    if changes and state["model_config"]["name"] not in ("hrm", "trm"):
+        raise ValueError(f"acting overrides {sorted(changes)} apply to hrm / trm checkpoints, not to {path}")
+    config = config.with_(**changes)
     model = build_model(state["model_config"], config)
     ema = state.get("ema")
     if ema is not None:  # AveragedModel's state: "module." + the model's keys, plus n_averaged

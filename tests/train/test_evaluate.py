@@ -58,6 +58,14 @@ def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
     for name in ("success_vs_size", "gap", "first_error", "segments_vs_size"):
         png = report / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    # acting overrides: every decision runs 4 segments (one more than trained), recorded in meta
+    longer = run(config(tmp_path, f"checkpoint={tmp_path / 'hrm' / 'last.pt'}", "references=[]",
+                        "act.inference_halting=max_steps", "act.halt_max_steps=4"))
+    assert longer["results"]["hrm"]["all"]["mean_segments"] == 4.0
+    assert longer["meta"]["act"] == {"inference_halting": "max_steps", "halt_max_steps": 4}
+    for bad, name in (("act.halt_max_steps=0", "halt_max_steps"), ("act.inference_halting=never", "inference_halting")):
+        with pytest.raises(ValueError, match=name):
+            run(config(tmp_path, f"checkpoint={tmp_path / 'hrm' / 'last.pt'}", "references=[]", bad))
 
 
 @pytest.mark.parametrize(

@@ -173,6 +173,10 @@ def test_checkpoint_round_trip_is_atomic_and_refuses_other_configs(encoder, tmp_
     policy = load_policy(path, encoder)
     obs = {k: v[None] for k, v in gym.make("hrm/Hanoi-v0", **ENV).reset(seed=0)[0].items()}
     assert isinstance(policy.model, HRM) and policy.act_batch(obs)[0].shape == (1,)
+    longer = load_policy(path, encoder, acting={"inference_halting": "max_steps", "halt_max_steps": 5})
+    assert (longer.model.config.halt_max_steps, longer.model.config.inference_halting) == (5, "max_steps")
+    with pytest.raises(ValueError, match="acting overrides must be among"):
+        load_policy(path, encoder, acting={"hidden_size": 8})
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="unreadable or truncated"):
         load_checkpoint(path, other, config)
