@@ -31,6 +31,8 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   (its L oracle labels), ``round(steps / steps per epoch)`` epochs.
 - ``hrm_dagger`` / ``transformer_dagger`` / ``trm_dagger`` / ``lstm_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L``
   (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
+- ``hrm_local_dagger`` / ``trm_local_dagger``: the same DAgger with local attention (``HRM_LOCAL_CONFIG``,
+  ``TRM_LOCAL_CONFIG``: a token sees its neighbours only, the recurrence carries information along the puzzle).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -92,7 +94,11 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {
     "hanoi": Experiment("hanoi", "hanoi-paper", [3, 4, 5, 6, 7], [8, 9, 10], 3000, 64, 50, {
         "hrm_dagger_in_success>=0.95": ("hrm_dagger", "in_success", 0.95),
-        "hrm_dagger_out_success>=0.80": ("hrm_dagger", "out_success", 0.80)}),
+        "hrm_dagger_out_success>=0.80": ("hrm_dagger", "out_success", 0.80),
+        "hrm_local_dagger_in_success>=0.95": ("hrm_local_dagger", "in_success", 0.95),
+        "hrm_local_dagger_out_success>=0.80": ("hrm_local_dagger", "out_success", 0.80),
+        "trm_local_dagger_in_success>=0.95": ("trm_local_dagger", "in_success", 0.95),
+        "trm_local_dagger_out_success>=0.80": ("trm_local_dagger", "out_success", 0.80)}),
     "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
         "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90)}),
     "city": Experiment("city", "city-ood", [10, 15, 20], [40], 600, 8, 20, {
@@ -108,6 +114,13 @@ EXPERIMENTS: dict[str, Experiment] = {
 HRM_CONFIG = ["model.H_cycles=1", "model.L_cycles=1", "model.halt_max_steps=2", "model.halt_exploration_prob=0.1"]
 TRM_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=2", "model.halt_max_steps=2",
               "model.halt_exploration_prob=0.1"]
+# Local-attention variants (docs/hanoi_experiments.md, "Local attention"): tokens attend to their neighbours only
+# (``attention_window=1``), so a disk's information crosses one disk per block application and the recurrence is
+# the depth; chosen on Hanoi, whose tokens are a 1-D chain (on maze / city / sudoku grids the window is 1-D too).
+HRM_LOCAL_CONFIG = ["model.H_cycles=2", "model.L_cycles=3", "model.halt_max_steps=4", "model.halt_exploration_prob=0.1",
+                    "model.attention_window=1"]
+TRM_LOCAL_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=4", "model.halt_max_steps=3",
+                    "model.halt_exploration_prob=0.1", "model.inference_halting=max_steps", "model.attention_window=1"]
 TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
          "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
@@ -121,6 +134,7 @@ def pinned_models(hidden: int) -> dict[str, list[str]]:
     blocks = [*width, "model.H_layers=1", "model.L_layers=1"]
     return {"hrm": ["model=hrm", *blocks, *HRM_CONFIG], "transformer": ["model=transformer", *blocks],
             "trm": ["model=trm", *width, *TRM_CONFIG],
+            "hrm_local": ["model=hrm", *blocks, *HRM_LOCAL_CONFIG], "trm_local": ["model=trm", *width, *TRM_LOCAL_CONFIG],
             "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"]}
 
 
@@ -224,6 +238,8 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
         "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
         "trm_dagger": ["train.dagger", *models["trm"], *dagger],
+        "hrm_local_dagger": ["train.dagger", *models["hrm_local"], *dagger],
+        "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
     }
