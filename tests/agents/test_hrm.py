@@ -7,6 +7,7 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 
 from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, token_loss
+from agents.layers import local_attention_mask
 
 SMALL = HRMConfig(vocab_size=10, seq_len=8, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
                   halt_max_steps=4, token_vocab=10, per_token_actions=3, global_actions=1)
@@ -219,8 +220,6 @@ def test_attention_window_reach_grows_by_window_per_block_application(variant: s
 
 
 def test_local_attention_mask() -> None:
-    from agents.layers import local_attention_mask
-
     mask = local_attention_mask(5, 1, 2, torch.device("cpu"))
     assert mask[0].all() and not mask[1:, 0].any()  # the prefix sees all, tokens do not see it
     assert mask[1].tolist() == [False, True, True, True, False] and mask[4].tolist() == [False, False, True, True, True]
