@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import ReasoningModule, Rotary, linear, local_attention_mask, trunc_normal_
+from agents.layers import ATTENTION_DIRECTIONS, ReasoningModule, Rotary, linear, local_attention_mask, trunc_normal_
 
 IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "learned")
@@ -50,6 +50,8 @@ class HRMConfig:
     ``attention_window`` 0 is full attention; ``w >= 1`` lets a token attend only to tokens at most ``w`` apart
     (the prefix slots see everything; :func:`agents.layers.local_attention_mask`), so information travels ``w``
     tokens per block application and the cycles and ACT segments become the depth a longer puzzle needs.
+    ``attention_direction`` (with a window) ``"earlier"`` / ``"later"`` lets a token see only its own and earlier /
+    later neighbours, so information flows one way along the sequence (a scan), ``"both"`` both ways.
     """
 
     vocab_size: int
@@ -75,6 +77,7 @@ class HRMConfig:
     full_backprop: bool = False
     inference_halting: str = "q_head"
     attention_window: int = 0
+    attention_direction: str = "both"
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -104,6 +107,10 @@ class HRMConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.inference_halting not in INFERENCE_HALTING:
             raise ValueError(f"inference_halting must be one of {INFERENCE_HALTING}, got {self.inference_halting!r}")
+        if self.attention_direction not in ATTENTION_DIRECTIONS:
+            raise ValueError(f"attention_direction must be one of {ATTENTION_DIRECTIONS}, got {self.attention_direction!r}")
+        if self.attention_direction != "both" and not self.attention_window:
+            raise ValueError("attention_direction other than 'both' needs attention_window >= 1")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
         if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
@@ -258,7 +265,8 @@ class HRM(nn.Module):
             with_grad = 2  # the last L and the last H update
         mask = None
         if config.attention_window:
-            mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device)
+            mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device,
+                                        config.attention_direction)
         for index, l in enumerate(updates):
             with torch.set_grad_enabled(torch.is_grad_enabled() and index >= len(updates) - with_grad):
                 if l < config.L_cycles:

@@ -87,19 +87,32 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x.float() * cos + rotated.float() * sin).to(x.dtype)
 
 
+ATTENTION_DIRECTIONS = ("both", "earlier", "later")
+
+
 @lru_cache(maxsize=64)
-def local_attention_mask(length: int, prefix: int, window: int, device: torch.device) -> torch.Tensor:
+def local_attention_mask(length: int, prefix: int, window: int, device: torch.device,
+                         direction: str = "both") -> torch.Tensor:
     """Boolean (length, length) mask, True = may attend: token ``i`` sees tokens ``j`` with ``|i - j| <= window``.
 
     The first ``prefix`` positions (puzzle / summary slots) see every position; tokens do not see them, so a
     token's state depends on its neighbourhood only and information crosses the sequence one window per block
     application: a recurrent model then needs depth proportional to the puzzle, and its rule does not depend on
-    the length it was trained on.
+    the length it was trained on. ``direction`` ``"earlier"`` / ``"later"`` keeps only ``j <= i`` / ``j >= i``:
+    information then flows one way along the sequence, as in a scan (Hanoi's target pegs run from the largest
+    disk, the last token, down to the smallest).
     """
     if length < 1 or not 0 <= prefix <= length or window < 1:
         raise ValueError(f"need length >= 1, 0 <= prefix <= length, window >= 1; got {length}, {prefix}, {window}")
+    if direction not in ATTENTION_DIRECTIONS:
+        raise ValueError(f"direction must be one of {ATTENTION_DIRECTIONS}, got {direction!r}")
     index = torch.arange(length, device=device)
-    near = (index[:, None] - index[None, :]).abs() <= window
+    offset = index[None, :] - index[:, None]  # j - i
+    near = offset.abs() <= window
+    if direction == "earlier":
+        near &= offset <= 0
+    elif direction == "later":
+        near &= offset >= 0
     tokens = index >= prefix
     return torch.where(tokens[:, None], near & tokens[None, :], True)
 

@@ -121,6 +121,9 @@ HRM_LOCAL_CONFIG = ["model.H_cycles=2", "model.L_cycles=3", "model.halt_max_step
                     "model.attention_window=1"]
 TRM_LOCAL_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=4", "model.halt_max_steps=3",
                     "model.halt_exploration_prob=0.1", "model.inference_halting=max_steps", "model.attention_window=1"]
+# The same TRM with one-way attention (``attention_direction=later``): a disk token reads only itself and the next
+# larger disk, so information flows from the largest disk down, the direction of the target-peg chain.
+TRM_SCAN_CONFIG = [*TRM_LOCAL_CONFIG, "model.attention_direction=later"]
 TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
          "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
@@ -135,6 +138,7 @@ def pinned_models(hidden: int) -> dict[str, list[str]]:
     return {"hrm": ["model=hrm", *blocks, *HRM_CONFIG], "transformer": ["model=transformer", *blocks],
             "trm": ["model=trm", *width, *TRM_CONFIG],
             "hrm_local": ["model=hrm", *blocks, *HRM_LOCAL_CONFIG], "trm_local": ["model=trm", *width, *TRM_LOCAL_CONFIG],
+            "trm_scan": ["model=trm", *width, *TRM_SCAN_CONFIG],
             "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"]}
 
 
@@ -240,6 +244,7 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "trm_dagger": ["train.dagger", *models["trm"], *dagger],
         "hrm_local_dagger": ["train.dagger", *models["hrm_local"], *dagger],
         "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
+        "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
     }

@@ -45,7 +45,7 @@ def train(model: HRM, make_batch, steps: int, lr: float = 3e-3) -> dict[str, tor
     "field, value",
     [("hidden_size", 0), ("num_heads", 3), ("pos_encodings", "alibi"), ("variant", "x"), ("loss", "mse"),
      ("halt_exploration_prob", 1.5), ("token_vocab", -1), ("global_actions", 2), ("H_cycles", 1.5),
-     ("inference_halting", "never"), ("attention_window", -1)],
+     ("inference_halting", "never"), ("attention_window", -1), ("attention_direction", "up")],
 )
 def test_config_validation_names_field(field: str, value) -> None:
     changes = {field: value}
@@ -225,6 +225,36 @@ def test_local_attention_mask() -> None:
     assert mask[1].tolist() == [False, True, True, True, False] and mask[4].tolist() == [False, False, True, True, True]
     with pytest.raises(ValueError, match="window"):
         local_attention_mask(5, 1, 0, torch.device("cpu"))
+    later = local_attention_mask(5, 1, 1, torch.device("cpu"), "later")
+    assert later[0].all() and later[2].tolist() == [False, False, True, True, False] and later[4, 1:].tolist() == [
+        False, False, False, True]
+    earlier = local_attention_mask(5, 1, 1, torch.device("cpu"), "earlier")
+    assert earlier[2].tolist() == [False, True, True, False, False] and torch.equal(earlier[1:, 1:], later[1:, 1:].T)
+    with pytest.raises(ValueError, match="direction"):
+        local_attention_mask(5, 1, 1, torch.device("cpu"), "up")
+
+
+def test_one_way_attention_reaches_only_earlier_tokens() -> None:
+    """With ``attention_direction="later"`` a token reads only later tokens: changing the last token moves every
+    token within reach, changing the first moves no other token's logits."""
+    torch.manual_seed(0)
+    length = 8
+    config = SMALL.with_(seq_len=length, H_cycles=1, L_cycles=1, attention_window=1, attention_direction="later",
+                         halt_max_steps=4, inference_halting="max_steps")
+    model = HRM(config).eval()
+    tokens = torch.randint(1, 9, (1, length))
+
+    def moved(position: int) -> list[bool]:
+        changed = tokens.clone()
+        changed[0, position] = changed[0, position] % 9 + 1
+        with torch.no_grad():
+            a, b = model.predict({"tokens": tokens}), model.predict({"tokens": changed})
+        return ((a["policy_logits"] - b["policy_logits"])[0, :-1].view(length, 3).abs().sum(1) > 0).tolist()
+
+    assert moved(length - 1) == [True] * length
+    assert moved(0) == [True] + [False] * (length - 1)
+    with pytest.raises(ValueError, match="attention_window"):
+        SMALL.with_(attention_direction="later")
 
 
 def test_stablemax_matches_reference_formula() -> None:
