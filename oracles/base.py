@@ -38,6 +38,8 @@ class Oracle(ABC):
 
     #: Upper bound on ``solve`` length, guarding against a non-terminating label loop.
     max_solve_steps: int = 1_000_000
+    #: Classes of :meth:`token_labels` (0: this oracle gives no per-token labels).
+    token_label_classes: int = 0
 
     @abstractmethod
     def cost_to_go(self, obs: Obs) -> float:
@@ -74,6 +76,12 @@ class Oracle(ABC):
     def act_batch(self, obs: Obs) -> np.ndarray:
         """``act`` over a batch of observations."""
         return self.label_batch(obs).action
+
+    def token_labels(self, obs: Obs) -> np.ndarray:
+        """Per-token intermediate targets of a batch, (batch, seq_len) int64 in ``[0, token_label_classes)``,
+        ``-100`` where a token has none: the oracle's plan spelled out per token (auxiliary supervision, e.g.
+        ``train.dagger`` with ``dagger.token_labels=true``). Oracles with ``token_label_classes > 0`` give it."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-token labels (token_label_classes = 0)")
 
     def solve(self, obs: Obs) -> list[int]:
         """A whole optimal action sequence from ``obs``, ending with the successful terminating step."""

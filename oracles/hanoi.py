@@ -10,6 +10,11 @@ where ``g(x, m, p)`` counts the moves that gather disks ``0..m-1`` of configurat
 ``p`` (greedy from the largest down). The second option parks ``m`` on ``k``, moves the ``m``-tower
 from ``j`` to ``i``, then moves ``m`` to ``j``. An action is optimal iff it is legal and lowers the
 distance by one, so ``optimal_actions`` checks the (at most 3) legal moves; ties give several.
+
+Token labels (``token_labels``): each disk's target peg in the plan of that formula (``once`` on a tie): disks above
+``m`` their goal peg, ``m`` its next peg (``j`` once, ``k`` twice), and below ``m`` the running target of the
+gathering chain (``k`` once, ``j`` twice; a disk off its target turns the target to the third peg). The smallest
+disk whose label differs from its peg, moved to its label, is an optimal move (STOP when every disk is on its label).
 """
 
 from __future__ import annotations
@@ -72,8 +77,34 @@ def distance_batch(start: np.ndarray, goal: np.ndarray) -> np.ndarray:
     return np.where(differs.any(axis=1), np.minimum(once, twice), 0)
 
 
+def target_pegs_batch(start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """Each disk's target peg in a shortest plan (module docstring) for rows of (B, N) peg arrays; padded disks
+    (the same value in start and goal) keep it. O(N) per row."""
+    start, goal = start.astype(np.int64), goal.astype(np.int64)
+    differs = start != goal
+    rows = np.arange(len(start))
+    m = start.shape[1] - 1 - np.argmax(differs[:, ::-1], axis=1)
+    i, j = start[rows, m], goal[rows, m]
+    k = 3 - i - j
+    once = _gather_batch(start, m, k) + _gather_batch(goal, m, k)
+    twice = _gather_batch(start, m, j) + (np.int64(1) << m) + _gather_batch(goal, m, i)
+    moves_twice = differs.any(axis=1) & (twice < once)
+    targets = goal.copy()
+    targets[rows, m] = np.where(moves_twice, k, j)
+    target = np.where(moves_twice, j, k)  # the tower of disks below m gathers here first
+    for d in range(start.shape[1] - 1, -1, -1):
+        below = d < m
+        targets[below, d] = target[below]
+        turn = below & (start[:, d] != target)
+        target = np.where(turn, 3 - start[:, d] - target, target)
+    return np.where(differs.any(axis=1)[:, None], targets, goal)
+
+
 class HanoiOracle(Oracle):
-    """Optimal Hanoi labels; ``act`` returns the smallest optimal action id (STOP at the goal)."""
+    """Optimal Hanoi labels; ``act`` returns the smallest optimal action id (STOP at the goal); ``token_labels``
+    gives every disk token its target peg (3 classes, -100 for absent disks)."""
+
+    token_label_classes = 3
 
     def cost_to_go(self, obs: Obs) -> float:
         state, goal = parse_observation(obs)
@@ -124,6 +155,13 @@ class HanoiOracle(Oracle):
         at_goal = here == 0
         optimal[at_goal, -1] = True
         return LabelBatch(optimal, np.argmax(optimal, axis=1).astype(np.int64), here.astype(np.float64))
+
+    def token_labels(self, obs: Obs) -> np.ndarray:
+        state, goal = np.asarray(obs["state"], np.int64), np.asarray(obs["goal"], np.int64)
+        if state.ndim != 2 or state.shape != goal.shape:
+            raise ValueError(f"obs must hold a batch: state and goal of one shape (batch, max_disks), got "
+                             f"{state.shape} and {goal.shape}")
+        return np.where(state == ABSENT, -100, target_pegs_batch(state, goal))
 
     def successor(self, obs: Obs, action: int) -> tuple[Obs, bool]:
         state, goal = parse_observation(obs)

@@ -15,7 +15,8 @@ One run, top to bottom (see ``run``):
    ``dagger.horizon=x`` truncates an episode after ``x`` times the oracle's solution from its start.
 3. After every round: ``dagger.train_steps`` optimizer steps (``train.learner.Learner``, warm start: same model,
    optimizer and schedule) on batches drawn uniformly from the whole aggregate, with the set loss (+ ACT Q
-   losses for HRM); then closed-loop evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in
+   losses for HRM; with ``dagger.token_labels=true`` also a token head's cross-entropy on the oracle's per-token
+   labels of the same states, ``Oracle.token_labels``: its plan spelled out per token); then closed-loop evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in
    distribution (the collection sizes) and out of distribution (``env.eval_sizes``, every ``dagger.eval_ood_every``
    rounds and after the last one), and a checkpoint.
 4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
@@ -60,6 +61,7 @@ import hrm_envs  # noqa: F401  (registers the env ids)
 from hrm_envs.core import int_arg
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
+from oracles.base import Oracle
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
 from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
@@ -80,7 +82,7 @@ RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", 
 def check_dagger_config(cfg: DictConfig) -> None:
     """``ValueError`` naming the ``dagger`` key and what is allowed."""
     allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "horizon", "vector", "sizes",
-               "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every"}
+               "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every", "token_labels"}
     unknown = sorted(set(cfg.dagger) - allowed)
     if unknown:
         raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
@@ -96,6 +98,8 @@ def check_dagger_config(cfg: DictConfig) -> None:
         raise ValueError(f"dagger.init must be one of {INITS}, got {d.init!r}")
     if d.size_sampling not in SIZE_SAMPLING:
         raise ValueError(f"dagger.size_sampling must be one of {SIZE_SAMPLING}, got {d.size_sampling!r}")
+    if not isinstance(d.token_labels, bool):
+        raise ValueError(f"dagger.token_labels must be true or false, got {d.token_labels!r}")
     if d.vector not in VECTOR_MODES:
         raise ValueError(f"dagger.vector must be one of {VECTOR_MODES}, got {d.vector!r}")
     beta = d.beta
@@ -224,29 +228,34 @@ def dataset_round(root: Path) -> Transitions:
 
 
 class Aggregate:
-    """Every labelled state so far as model inputs: tokens, legal mask, optimal set."""
+    """Every labelled state so far as model inputs: tokens, legal mask, optimal set; with ``token_oracle``
+    also its per-token ``labels`` (:meth:`oracles.base.Oracle.token_labels`, recomputed from the stored states)."""
 
-    def __init__(self, encoder: Any):
-        self.encoder = encoder
-        self.tokens: list[torch.Tensor] = []
-        self.mask: list[torch.Tensor] = []
-        self.optimal: list[torch.Tensor] = []
+    def __init__(self, encoder: Any, token_oracle: Oracle | None = None):
+        self.encoder, self.token_oracle = encoder, token_oracle
+        self.parts: dict[str, list[torch.Tensor]] = {key: [] for key in self.keys}
         self.size = 0
-        self._cat: tuple[torch.Tensor, ...] | None = None
+        self._cat: dict[str, torch.Tensor] | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return ("tokens", "action_mask", "optimal") + (("labels",) if self.token_oracle is not None else ())
 
     def add(self, transitions: Transitions) -> None:
-        self.tokens.append(torch.from_numpy(self.encoder.tokens(transitions.obs)))
-        self.mask.append(torch.from_numpy(transitions.obs["action_mask"].astype(bool)))
-        self.optimal.append(torch.from_numpy(transitions.optimal))
+        obs = transitions.obs
+        self.parts["tokens"].append(torch.from_numpy(self.encoder.tokens(obs)))
+        self.parts["action_mask"].append(torch.from_numpy(obs["action_mask"].astype(bool)))
+        self.parts["optimal"].append(torch.from_numpy(transitions.optimal))
+        if self.token_oracle is not None:
+            self.parts["labels"].append(torch.from_numpy(self.token_oracle.token_labels(obs).astype(np.int64)))
         self.size += len(transitions)
         self._cat = None
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         if self._cat is None:
-            self._cat = tuple(torch.cat(parts) for parts in (self.tokens, self.mask, self.optimal))
+            self._cat = {key: torch.cat(parts) for key, parts in self.parts.items()}
         rows = torch.randint(0, self.size, (batch_size,), generator=generator)
-        tokens, mask, optimal = self._cat
-        return {"tokens": tokens[rows], "action_mask": mask[rows], "optimal": optimal[rows]}
+        return {key: value[rows] for key, value in self._cat.items()}
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -271,7 +280,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     optim_cfg = {k: (list(v) if k == "betas" else v) for k, v in config["train"].items() if k in OPTIM_KEYS}
-    learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=(d.rounds + 1) * d.train_steps)
+    token_oracle = oracle if d.token_labels else None
+    if token_oracle is not None and oracle.token_label_classes < 1:
+        raise ValueError(f"dagger.token_labels=true needs an oracle with per-token labels; {type(oracle).__name__} "
+                         "gives none (oracles with them: token_label_classes > 0, e.g. Hanoi's)")
+    learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=(d.rounds + 1) * d.train_steps,
+                      token_labels=oracle.token_label_classes if token_oracle is not None else 0)
     checkpoint = out / "last.pt"
     trained_rounds = 0  # rounds 0..trained_rounds-1 are in the model
     if cfg.resume:
@@ -287,7 +301,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     print(f"DAgger {cfg.model.name}: {learner.num_parameters():,} parameters on {device}; collection sizes {sizes}, "
           f"{d.envs} envs x {d.steps} steps per round", flush=True)
 
-    aggregate = Aggregate(encoder)
+    aggregate = Aggregate(encoder, token_oracle)
     metrics: dict[str, Any] = {}
     round_index = 0
     while True:

@@ -17,13 +17,15 @@ Acting: ``ModelPolicy(model, encoder, device)`` implements ``train.rollout.Polic
 (actions, segments)`` = masked argmax of the policy logits after ACT halting (HRM: Q-head or
 ``halt_max_steps``; baselines: one segment).
 
-Training: ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, task="policy", distributed=False)``
+Training: ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, task="policy", distributed=False,
+token_labels=0)`` (``token_labels > 0``: a token head for an oracle's per-token labels beside the policy head)
 owns the model (``learner.module``; ``learner.model`` is it wrapped in ``DistributedDataParallel`` when
 ``distributed``), ``learner.config`` (HRMConfig), AdamW, a warmup + constant/cosine schedule over
 ``total_steps``, the HRM carry and ``learner.step``; ``learner.policy()`` is its :class:`ModelPolicy`.
 ``Learner.train_step(batch) -> dict[str, float]`` runs one optimizer step on a batch of ``tokens`` /
-``optimal`` / ``action_mask`` (policy task) or ``tokens`` / ``labels`` (token task): for HRM one ACT
-segment with the carry kept across steps (deep supervision; halted rows take the batch's rows) and
+``optimal`` / ``action_mask`` (policy task, plus ``labels`` with ``token_labels``) or ``tokens`` / ``labels``
+(token task): for HRM one ACT segment with the carry kept across steps (deep supervision; halted rows take the
+batch's rows) and
 :func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
 The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys: ``lr``, ``weight_decay``,
 ``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``, ``ema``
@@ -75,8 +77,12 @@ MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers"
 
 
 # ------------------------------------------------------------------------------------------------ models
-def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "policy") -> HRMConfig:
-    """The HRMConfig of ``model_cfg`` on the encoder's vocabulary, length and action layout."""
+def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "policy",
+                 token_labels: int = 0) -> HRMConfig:
+    """The HRMConfig of ``model_cfg`` on the encoder's vocabulary, length and action layout.
+
+    ``token_labels > 0`` (policy task) adds a token head of that many classes for an oracle's per-token labels
+    (:meth:`oracles.base.Oracle.token_labels`), trained beside the policy head."""
     kind = model_cfg.get("name")
     if kind not in MODEL_KINDS:
         raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
@@ -93,8 +99,13 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
     if kind == "trm":
         fields["variant"] = "trm"
     layout = {"vocab_size": int(encoder.vocab_size), "seq_len": int(encoder.seq_len)}
+    if isinstance(token_labels, bool) or not isinstance(token_labels, int) or token_labels < 0:
+        raise ValueError(f"token_labels must be a non-negative int, got {token_labels!r}")
+    if token_labels and task != "policy":
+        raise ValueError("token_labels (auxiliary per-token labels) apply to task='policy' only")
     if task == "policy":
-        layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions))
+        layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions),
+                      token_vocab=token_labels)
     else:
         vocab = getattr(encoder, "seq2seq_vocab_size", None)
         if vocab is None:
@@ -229,11 +240,11 @@ class Learner:
 
     def __init__(self, model_cfg: Mapping[str, Any], optim_cfg: Mapping[str, Any], encoder: Encoder,
                  device: torch.device | str = "cpu", total_steps: int = 1, task: str = "policy",
-                 distributed: bool = False):
+                 distributed: bool = False, token_labels: int = 0):
         self.device = torch.device(device)
         self.model_cfg = dict(model_cfg)
         self.encoder = encoder
-        self.config = model_config(model_cfg, encoder, task)
+        self.config = model_config(model_cfg, encoder, task, token_labels)
         optim = _check_optim(dict(optim_cfg))
         self.module = build_model(model_cfg, self.config).to(self.device)
         self.model: nn.Module = self.module

@@ -148,3 +148,27 @@ def test_malformed_observations_raise_value_error():
     ):
         with pytest.raises(ValueError, match="obs"):
             ORACLE.optimal_actions(bad)
+
+
+@pytest.mark.parametrize("n, max_disks", [(3, 3), (4, 6)])
+def test_token_labels_spell_out_an_optimal_move_for_every_start_goal_pair(n, max_disks):
+    """Every disk's label is its target peg: the smallest disk off its label, moved there, is optimal (STOP
+    when none is off), for all start / goal pairs, the largest disk moving once or twice; absent disks -100."""
+    configs = list(itertools.product(range(3), repeat=n))
+    pairs = [observation(list(s), list(g), max_disks) for s in configs for g in configs]
+    batch = {key: np.stack([obs[key] for obs in pairs]) for key in pairs[0]}
+    optimal = ORACLE.label_batch(batch).optimal
+    labels = ORACLE.token_labels(batch)
+    assert labels.shape == batch["state"].shape and labels.dtype == np.int64
+    assert (labels[:, n:] == -100).all() and set(np.unique(labels[:, :n])) == {0, 1, 2}
+    off = labels[:, :n] != batch["state"][:, :n]
+    disk = np.argmax(off, axis=1)
+    action = np.where(off.any(axis=1), 3 * disk + labels[np.arange(len(labels)), disk], 3 * max_disks)
+    assert optimal[np.arange(len(action)), action].all()
+    twice = [i for i, obs in enumerate(pairs) if labels[i, n - 1] not in (obs["state"][n - 1], obs["goal"][n - 1])]
+    assert twice, "some pair parks the largest misplaced disk on the third peg"
+
+
+def test_token_labels_need_a_batch():
+    with pytest.raises(ValueError, match="batch"):
+        ORACLE.token_labels(observation([0, 1], [2, 2], 2))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import train.dagger as dagger
 from oracles import oracle_for
-from train.learner import Learner
+from train.learner import Learner, load_policy
 
 TINY = [
     "model.hidden_size=32", "model.num_heads=2", "model.H_layers=1", "model.L_layers=1", "model.halt_max_steps=2",
@@ -141,6 +143,8 @@ def test_label_budget_is_exact(tmp_path):
         (["dagger.horizon=0.5"], "dagger.horizon"),
         (["+dagger.foo=1"], "unknown dagger keys"),
         (["resume=true"], "no checkpoint"),
+        (["dagger.token_labels=1"], "dagger.token_labels"),
+        (["env=maze", "dagger.sizes=[7]", "env.eval_sizes=[9]", "dagger.token_labels=true"], "per-token labels"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, message):
@@ -196,3 +200,27 @@ def test_rounds_play_new_puzzles(tmp_path):
     for a in range(3):
         for b in range(a + 1, 3):
             assert len(seen[a] & seen[b]) < 0.1 * len(seen[b]), (a, b)
+
+
+def test_token_labels_train_a_token_head_on_the_oracles_plan(tmp_path):
+    """dagger.token_labels=true: the aggregate carries the oracle's per-token labels of its stored states and
+    the model gets a token head of the oracle's classes beside its policy head (acting is unchanged)."""
+    final = dagger.run(config(tmp_path, "dagger.rounds=1", "dagger.train_steps=20", "dagger.eval_puzzles=2",
+                              "dagger.token_labels=true"))
+    assert final["labels"] == 2 * 4 * 24
+    run = tmp_path / "run"
+    transitions, _, _ = dagger.load_round(run / "aggregate" / "round_0001.npz")
+    oracle = oracle_for("hrm/Hanoi-v0")
+    probe = Learner(dict(name="hrm", hidden_size=16, num_heads=2), {}, dagger.encoder_for(gym.make("hrm/Hanoi-v0")))
+    aggregate = dagger.Aggregate(probe.encoder, oracle)
+    aggregate.add(transitions)
+    batch = aggregate.sample(50, torch.Generator().manual_seed(0))
+    assert set(batch) == {"tokens", "action_mask", "optimal", "labels"}
+    expected = oracle.token_labels(transitions.obs)
+    rows = [int(np.flatnonzero((probe.encoder.tokens(transitions.obs) == t.numpy()).all(1))[0]) for t in batch["tokens"]]
+    assert (batch["labels"].numpy() == expected[rows]).all()
+    policy = load_policy(run / "last.pt", probe.encoder)
+    assert policy.model.config.token_vocab == oracle.token_label_classes == 3
+    out = policy.model.predict({"tokens": batch["tokens"]})
+    assert out["logits"].shape == (50, batch["tokens"].shape[1], 3)
+    assert "policy_logits" in out

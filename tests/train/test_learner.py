@@ -131,6 +131,12 @@ def test_model_config_errors_name_the_key(encoder):
         check_fits(config, num_actions=31)
     with pytest.raises(ValueError, match="token ids up to 10"):
         check_fits(config, vocab=11)
+    with pytest.raises(ValueError, match="token_labels must be a non-negative int"):
+        model_config({"name": "hrm"}, encoder, token_labels=-1)
+    with pytest.raises(ValueError, match="apply to task='policy' only"):
+        model_config({"name": "hrm"}, encoder, task="tokens", token_labels=3)
+    both = model_config({"name": "hrm", **SMALL}, encoder, token_labels=3)
+    assert both.token_vocab == 3 and both.num_actions() == config.num_actions()
 
 
 def test_optimizer_settings_are_validated_and_scheduled(encoder):
