@@ -33,6 +33,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
 - ``hrm_local_dagger`` / ``trm_local_dagger``: the same DAgger with local attention (``HRM_LOCAL_CONFIG``,
   ``TRM_LOCAL_CONFIG``: a token sees its neighbours only, the recurrence carries information along the puzzle).
+- ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``TRM_SCAN_CONFIG``: a token sees itself and the
+  next token, a scan from the last token down); ``trm_scan_labels_dagger``: the same plus ``dagger.token_labels=true``
+  (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``; Hanoi only).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -245,6 +248,7 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "hrm_local_dagger": ["train.dagger", *models["hrm_local"], *dagger],
         "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
         "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
+        "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
     }
