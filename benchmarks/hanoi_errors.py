@@ -16,7 +16,8 @@ the chain wants it, the one legal move of another disk. Every state of the oracl
 
 and every non-optimal greedy masked action by what it did wrong: ``wrong_disk`` (moved disk 0 instead of the
 other disk or the other way round), ``wrong_peg`` (disk 0 to the wrong peg), ``stop`` (STOP before the goal) or
-``move_at_goal``. Closed loop (the same puzzles): how failed episodes end (``stopped`` early, ``truncated`` at
+``move_at_goal``. For a checkpoint trained with ``dagger.token_labels=true``, ``plan_labels``
+scores its token head against the oracle's per-disk target pegs (``Oracle.token_labels``). Closed loop (the same puzzles): how failed episodes end (``stopped`` early, ``truncated`` at
 the env's max_steps) and whether they revisit a state (a deterministic policy that revisits a state loops).
 Prints one JSON object per checkpoint and size.
 """
@@ -30,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 import hrm_envs  # noqa: F401  (registers the ids)
 from hrm_envs.encoding import encoder_for
@@ -73,6 +75,23 @@ def rates(right: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
             for g in sorted(set(groups.tolist()), key=str)}
 
 
+def plan_labels(policy: Any, labels: np.ndarray, batch: dict[str, np.ndarray], optimal: np.ndarray,
+                size: int) -> dict[str, Any]:
+    """The token head of a ``dagger.token_labels`` checkpoint against the oracle's per-disk target pegs: accuracy
+    (overall, per disk smallest first, every disk right) and the TF of acting by the plan it spells out (the
+    smallest disk off its predicted peg goes there; STOP when none is)."""
+    tokens = torch.as_tensor(policy.encoder.tokens(batch), dtype=torch.long, device=policy.device)
+    with torch.no_grad():
+        predicted = policy.model.predict({"tokens": tokens})["logits"].argmax(-1).cpu().numpy()[:, :size]
+    right = predicted == labels[:, :size]
+    off = predicted != batch["state"][:, :size]
+    rows = np.arange(len(predicted))
+    disk = off.argmax(1)
+    readout = np.where(off.any(1), 3 * disk + predicted[rows, disk], optimal.shape[1] - 1)
+    return {"accuracy": float(right.mean()), "all_right": float(right.all(1).mean()),
+            "by_disk": [round(float(x), 4) for x in right.mean(0)], "readout_tf": float(optimal[rows, readout].mean())}
+
+
 def analyse(checkpoint: str, sizes: list[int], max_disks: int, puzzles: int, seed: int) -> dict[str, Any]:
     """Per size: TF per decision kind, plan and chain length, the wrong moves, and how failed episodes end."""
     probe = gym.make("hrm/Hanoi-v0", max_disks=max_disks)
@@ -107,6 +126,8 @@ def analyse(checkpoint: str, sizes: list[int], max_disks: int, puzzles: int, see
             "failed_stopped": sum(e.actions[-1] == stop for e in failed),
             "failed_revisiting": revisits,
         }
+        if getattr(policy.model.config, "token_vocab", 0) == oracle.token_label_classes:
+            report[str(size)]["plan_labels"] = plan_labels(policy, oracle.token_labels(batch), batch, optimal, size)
     return report
 
 

@@ -71,16 +71,23 @@ def test_wrong_kind_names_what_a_move_did():
     assert wrong_kind(1, at_goal, stop) == "move_at_goal"
 
 
-def test_report_of_an_untrained_checkpoint_adds_up(tmp_path):
+@pytest.mark.parametrize("token_labels", [0, 3])
+def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, token_labels):
     encoder = encoder_for(gym.make("hrm/Hanoi-v0", max_disks=5))
     torch.manual_seed(0)
     learner = Learner({"name": "trm", "hidden_size": 16, "num_heads": 2, "L_layers": 1, "halt_max_steps": 2,
-                       "attention_window": 1}, {"lr": 1e-3}, encoder)
+                       "attention_window": 1}, {"lr": 1e-3}, encoder, token_labels=token_labels)
     path = tmp_path / "last.pt"
     save_checkpoint(path, learner, {"test": True}, 0)
     report = main(["--checkpoint", str(path), "--sizes", "3", "4", "--max-disks", "5", "--puzzles", "3"])[str(path)]
     for size in ("3", "4"):
         row = report[size]
+        assert ("plan_labels" in row) == bool(token_labels)
+        if token_labels:
+            labels = row["plan_labels"]
+            assert len(labels["by_disk"]) == int(size)
+            assert 0 <= labels["all_right"] <= labels["accuracy"] <= 1 and 0 <= labels["readout_tf"] <= 1
+            assert abs(np.mean(labels["by_disk"]) - labels["accuracy"]) < 1e-3
         for key in ("by_kind", "by_plan", "by_chain"):
             assert sum(b["states"] for b in row[key].values()) == row["states"] > 0
             right = sum(round(b["tf"] * b["states"]) for b in row[key].values())
