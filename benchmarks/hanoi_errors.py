@@ -19,7 +19,8 @@ other disk or the other way round), ``wrong_peg`` (disk 0 to the wrong peg), ``s
 ``move_at_goal``. For a checkpoint trained with ``dagger.token_labels=true``, ``plan_labels``
 scores its token head against the oracle's per-disk target pegs (``Oracle.token_labels``). Closed loop (the same puzzles): how failed episodes end (``stopped`` early, ``truncated`` at
 the env's max_steps) and whether they revisit a state (a deterministic policy that revisits a state loops).
-Prints one JSON object per checkpoint and size.
+Prints one JSON object per checkpoint and size. The puzzles of a size follow its position in ``--sizes`` (as in
+``train.evaluate``), so compare checkpoints with the same ``--sizes`` and ``--seed``.
 """
 
 from __future__ import annotations
