@@ -16,9 +16,10 @@ the chain wants it, the one legal move of another disk. Every state of the oracl
 
 and every non-optimal greedy masked action by what it did wrong: ``wrong_disk`` (moved disk 0 instead of the
 other disk or the other way round), ``wrong_peg`` (disk 0 to the wrong peg), ``stop`` (STOP before the goal) or
-``move_at_goal``. For a checkpoint trained with ``dagger.token_labels=true``, ``plan_labels``
-scores its token head against the oracle's per-disk target pegs (``Oracle.token_labels``). Closed loop (the same puzzles): how failed episodes end (``stopped`` early, ``truncated`` at
-the env's max_steps) and whether they revisit a state (a deterministic policy that revisits a state loops).
+``move_at_goal``. For a checkpoint trained with ``dagger.token_labels=true``, ``plan_labels`` scores its token
+head against the oracle's per-disk target pegs (``Oracle.token_labels``). Closed loop (the same puzzles): how
+failed episodes end (``stopped`` early, ``truncated`` at the env's max_steps) and whether they revisit a state
+(a deterministic policy that revisits a state loops).
 Prints one JSON object per checkpoint and size. The puzzles of a size follow its position in ``--sizes`` (as in
 ``train.evaluate``), so compare checkpoints with the same ``--sizes`` and ``--seed``.
 """

@@ -63,41 +63,40 @@ def _gather_batch(config: np.ndarray, m: np.ndarray, peg: np.ndarray) -> np.ndar
     return total
 
 
-def distance_batch(start: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """``distance`` over rows of (B, N) peg arrays; padded disks must match in start and goal."""
-    start, goal = start.astype(np.int64), goal.astype(np.int64)
+def _plans_batch(start: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row of (B, N) int64 peg arrays: whether any disk differs, ``m``, ``i``, ``j``, ``k`` and the lengths of
+    the ``once`` and ``twice`` plans (module docstring; meaningless where nothing differs)."""
     differs = start != goal
-    n = start.shape[1]
-    m = n - 1 - np.argmax(differs[:, ::-1], axis=1)
+    m = start.shape[1] - 1 - np.argmax(differs[:, ::-1], axis=1)
     rows = np.arange(len(start))
     i, j = start[rows, m], goal[rows, m]
     k = 3 - i - j
     once = _gather_batch(start, m, k) + 1 + _gather_batch(goal, m, k)
     twice = _gather_batch(start, m, j) + 1 + (np.int64(1) << m) + _gather_batch(goal, m, i)
-    return np.where(differs.any(axis=1), np.minimum(once, twice), 0)
+    return differs.any(axis=1), m, i, j, k, once, twice
+
+
+def distance_batch(start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """``distance`` over rows of (B, N) peg arrays; padded disks must match in start and goal."""
+    misplaced, _, _, _, _, once, twice = _plans_batch(start.astype(np.int64), goal.astype(np.int64))
+    return np.where(misplaced, np.minimum(once, twice), 0)
 
 
 def target_pegs_batch(start: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """Each disk's target peg in a shortest plan (module docstring) for rows of (B, N) peg arrays; padded disks
     (the same value in start and goal) keep it. O(N) per row."""
     start, goal = start.astype(np.int64), goal.astype(np.int64)
-    differs = start != goal
-    rows = np.arange(len(start))
-    m = start.shape[1] - 1 - np.argmax(differs[:, ::-1], axis=1)
-    i, j = start[rows, m], goal[rows, m]
-    k = 3 - i - j
-    once = _gather_batch(start, m, k) + _gather_batch(goal, m, k)
-    twice = _gather_batch(start, m, j) + (np.int64(1) << m) + _gather_batch(goal, m, i)
-    moves_twice = differs.any(axis=1) & (twice < once)
+    misplaced, m, _, j, k, once, twice = _plans_batch(start, goal)
+    moves_twice = misplaced & (twice < once)
     targets = goal.copy()
-    targets[rows, m] = np.where(moves_twice, k, j)
+    targets[np.arange(len(start)), m] = np.where(moves_twice, k, j)
     target = np.where(moves_twice, j, k)  # the tower of disks below m gathers here first
     for d in range(start.shape[1] - 1, -1, -1):
         below = d < m
         targets[below, d] = target[below]
         turn = below & (start[:, d] != target)
         target = np.where(turn, 3 - start[:, d] - target, target)
-    return np.where(differs.any(axis=1)[:, None], targets, goal)
+    return np.where(misplaced[:, None], targets, goal)
 
 
 class HanoiOracle(Oracle):

@@ -16,9 +16,10 @@ One run, top to bottom (see ``run``):
 3. After every round: ``dagger.train_steps`` optimizer steps (``train.learner.Learner``, warm start: same model,
    optimizer and schedule) on batches drawn uniformly from the whole aggregate, with the set loss (+ ACT Q
    losses for HRM; with ``dagger.token_labels=true`` also a token head's cross-entropy on the oracle's per-token
-   labels of the same states, ``Oracle.token_labels``: its plan spelled out per token); then closed-loop evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in
-   distribution (the collection sizes) and out of distribution (``env.eval_sizes``, every ``dagger.eval_ood_every``
-   rounds and after the last one), and a checkpoint.
+   labels of the same states, ``Oracle.token_labels``: its plan spelled out per token); then closed-loop
+   evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in distribution (the collection sizes) and out
+   of distribution (``env.eval_sizes``, every ``dagger.eval_ood_every`` rounds and after the last one), and a
+   checkpoint.
 4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
 
 Resume: ``last.pt`` records the rounds the model has trained on; rounds already in ``aggregate/`` are loaded,

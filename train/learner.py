@@ -25,8 +25,7 @@ owns the model (``learner.module``; ``learner.model`` is it wrapped in ``Distrib
 ``Learner.train_step(batch) -> dict[str, float]`` runs one optimizer step on a batch of ``tokens`` /
 ``optimal`` / ``action_mask`` (policy task, plus ``labels`` with ``token_labels``) or ``tokens`` / ``labels``
 (token task): for HRM one ACT segment with the carry kept across steps (deep supervision; halted rows take the
-batch's rows) and
-:func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
+batch's rows) and :func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
 The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys: ``lr``, ``weight_decay``,
 ``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``, ``ema``
 (null, or the decay of an exponential moving average of the weights, as TRM: ``learner.eval_module``, which
