@@ -18,6 +18,12 @@ solution digit in the most constrained empty cell (fewest legal digits, lowest i
 the solved grid (the last observation) ``cost_to_go`` is 0, there is no optimal action and ``act``
 returns 0 (vector envs autoreset after the step), ``solve`` returns ``[]``.
 
+Token labels (``token_labels``): the solution's digit (``d - 1``, 0-based) of every cell the player fills,
+blank or holding the player's own digit (right or wrong); -100 for givens, which are already right. The
+solution spelled out per cell is the oracle's whole plan: writing any of these digits in a blank cell where
+it is legal is an optimal action. ``token_label_classes = 16`` covers every supported size (box 2..4; an
+``n x n`` grid uses classes ``0..n-1``).
+
 Solutions are cached (LRU, ``cache_size`` puzzles) under the bytes of the givens, so labelling a
 whole episode, or a batch from many envs, solves each puzzle once. ``label_batch`` is vectorised
 with numpy over the batch (one dictionary lookup per row). A puzzle whose givens clash or have no
@@ -37,7 +43,10 @@ from oracles.base import Label, LabelBatch, Obs, Oracle
 
 
 class SudokuOracle(Oracle):
-    """Optimal Sudoku labels from any observation; see the module docstring."""
+    """Optimal Sudoku labels from any observation; ``token_labels`` gives every non-given cell its solution
+    digit (16 classes: the largest supported grid's digits); see the module docstring."""
+
+    token_label_classes = 16
 
     def __init__(self, cache_size: int = 10_000):
         self.cache_size = int_arg(cache_size, "cache_size", 1)
@@ -110,6 +119,10 @@ class SudokuOracle(Oracle):
 
     def label_batch(self, obs: Obs) -> LabelBatch:
         return self._labels(*self._solved(obs, 1))
+
+    def token_labels(self, obs: Obs) -> np.ndarray:
+        _, _, given, solution = self._solved(obs, 1)
+        return np.where(given, -100, solution - 1)
 
     def cost_to_go(self, obs: Obs) -> float:
         _, grid, _, solution = self._solved(obs, 0)

@@ -199,6 +199,39 @@ def test_label_batch_matches_single_labels_across_puzzles():
         assert np.array_equal(oracle.solution(batch)[0], env.reset(seed=0)[0]["grid"] * 0 + env.puzzle.solution)
 
 
+@pytest.mark.parametrize("box", [2, 3])
+def test_token_labels_spell_out_the_solution_in_every_cell_the_player_fills(box):
+    """Givens -100, every other cell (blank, right or wrong digit) its solution digit - 1, aligned with the
+    encoder's row-major tokens; writing a labelled digit into a blank cell where it is legal is optimal."""
+    oracle = SudokuOracle()
+    rng = np.random.default_rng(box)
+    env = SudokuEnv(box=box, max_steps=10**9)
+    observations, solutions = [], []
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        observations.append(_write_wrong(env, obs, rng, 2))
+        solutions.append(env.puzzle.solution.ravel())
+    batch = {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+    labels = oracle.token_labels(batch)
+    given = batch["givens"].reshape(len(observations), -1).astype(bool)
+    assert labels.shape == given.shape and labels.dtype == np.int64
+    assert np.all(labels[given] == -100)
+    assert np.array_equal(labels[~given], (np.stack(solutions) - 1)[~given])
+    assert labels.max() < env.n <= oracle.token_label_classes
+    optimal = oracle.label_batch(batch).optimal
+    mask = batch["action_mask"].astype(bool)
+    blank = batch["grid"].reshape(len(observations), -1) == 0
+    rows, cells = np.nonzero(blank)
+    writes = cells * (env.n + 1) + labels[rows, cells]
+    legal = mask[rows, writes]
+    assert legal.any() and np.array_equal(optimal[rows, writes], legal)
+    grid = batch["grid"].reshape(len(observations), -1).astype(np.int64)
+    wrong = ~blank & ~given & (grid != np.stack(solutions))
+    assert wrong.any() and np.all(labels[wrong] != grid[wrong] - 1)  # a wrong digit's cell is labelled the right one
+    with pytest.raises(ValueError, match="batch"):
+        oracle.token_labels(observations[0])
+
+
 def test_solved_grid_is_terminal():
     env = SudokuEnv()
     oracle = SudokuOracle()
