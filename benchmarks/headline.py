@@ -35,7 +35,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   ``TRM_LOCAL_CONFIG``: a token sees its neighbours only, the recurrence carries information along the puzzle).
 - ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``TRM_SCAN_CONFIG``: a token sees itself and the
   next token, a scan from the last token down); ``trm_scan_labels_dagger``: the same plus ``dagger.token_labels=true``
-  (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``; Hanoi only).
+  (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``: Hanoi's per-disk target pegs).
+- ``hrm_labels_dagger``: ``hrm_dagger`` plus ``dagger.token_labels=true`` (oracles with per-token labels: Hanoi,
+  Sudoku, whose labels are the solution's digit in every cell the player fills).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -242,6 +244,7 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         dagger.append(f"dagger.horizon={args.dagger_horizon:g}")
     commands = {
         "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
+        "hrm_labels_dagger": ["train.dagger", *models["hrm"], *dagger, "dagger.token_labels=true"],
         "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
         "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
         "trm_dagger": ["train.dagger", *models["trm"], *dagger],

@@ -8,7 +8,10 @@ number of naked singles (blank cells with one candidate left: ``0`` means an opt
 single or more), and every non-optimal greedy masked action by what it did: ``erase`` (a correct digit)
 or ``guess_k`` (wrote a wrong digit in a cell with ``k`` candidates; a naked single cannot be written
 wrong, the action mask forbids it). Prints one JSON object: per checkpoint and level, the states, the
-teacher-forcing accuracy overall and per bucket, and the wrong moves by kind.
+teacher-forcing accuracy overall and per bucket, and the wrong moves by kind. For a checkpoint trained with
+``dagger.token_labels=true``, ``solution_labels`` scores its token head against the solution's digits
+(``Oracle.token_labels``) per kind of cell (blank by candidates left, or the player's own digit), and the TF
+of acting by it: write the digit it is surest of into the blank cell where that write is legal.
 """
 
 from __future__ import annotations
@@ -40,6 +43,33 @@ def candidate_counts(grids: np.ndarray, box: int) -> np.ndarray:
     return sum((free >> bit) & 1 for bit in range(n))
 
 
+def solution_labels(policy: Any, labels: np.ndarray, batch: dict[str, np.ndarray], optimal: np.ndarray,
+                    counts: np.ndarray) -> dict[str, Any]:
+    """The token head of a ``dagger.token_labels`` checkpoint against the solution's digits: accuracy on the
+    cells the player fills (blank by candidates left: ``blank_1`` forced, ``blank_2``, ``blank_3+``, ``blank_0`` a dead end; ``written``
+    the player's own digits), all such cells right, and the TF of writing its surest legal digit."""
+    n = int(round(labels.shape[1] ** 0.5))
+    tokens = torch.as_tensor(policy.encoder.tokens(batch), dtype=torch.long, device=policy.device)
+    with torch.no_grad():
+        probs = torch.softmax(policy.model.predict({"tokens": tokens})["logits"][..., :n].float(), -1).cpu().numpy()
+    predicted, sure = probs.argmax(-1), probs.max(-1)
+    scored = labels >= 0
+    right = predicted == labels
+    blank = batch["grid"].reshape(labels.shape) == 0
+    kind = np.where(blank, np.char.add("blank_", np.minimum(counts, 3).astype(str)), "written")
+    kind = np.where(kind == "blank_3", "blank_3+", kind)
+    by_cell = {k: {"cells": int((scored & (kind == k)).sum()), "accuracy": round(float(right[scored & (kind == k)].mean()), 4)}
+               for k in ("blank_0", "blank_1", "blank_2", "blank_3+", "written") if (scored & (kind == k)).any()}
+    rows, cells = np.arange(len(labels))[:, None], np.arange(labels.shape[1])[None]
+    writes = cells * (n + 1) + predicted
+    legal = blank & batch["action_mask"].astype(bool)[rows, writes]
+    choice = np.where(legal, sure, -1.0).argmax(1)
+    chosen = writes[rows[:, 0], choice]
+    readout = np.where(legal.any(1), optimal[rows[:, 0], chosen], False)
+    return {"accuracy": round(float(right[scored].mean()), 4), "all_right": round(float((right | ~scored).all(1).mean()), 4),
+            "by_cell": by_cell, "readout_tf": round(float(readout.mean()), 4)}
+
+
 def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: int) -> dict[str, Any]:
     """Per level: TF accuracy per naked-single bucket and the kinds of wrong moves, on oracle trajectories."""
     probe = gym.make("hrm/Sudoku-v0", box=box)
@@ -64,6 +94,9 @@ def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: in
                                                      "tf": round(float(right[bucket == b].mean()), 4)}
                                                  for b in BUCKETS if (bucket == b).any()},
                          "wrong_moves": dict(sorted(wrong.items()))}
+        if getattr(policy.model.config, "token_vocab", 0) == oracle.token_label_classes:
+            optimal = oracle.label_batch(batch).optimal
+            report[level]["solution_labels"] = solution_labels(policy, oracle.token_labels(batch), batch, optimal, counts)
     return report
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One Sudoku 4x4 DAgger experiment of docs/sudoku_experiments/README.md, then train.evaluate on 30 easy and
-# 30 medium puzzles (the headline's puzzles: seed 12345).
-#   [SEED=0] bash docs/sudoku_experiments/run.sh NAME PRESET TOTAL_STEPS TARGETS [model overrides...]
+# One Sudoku 4x4 DAgger experiment of docs/sudoku_experiments/README.md, then train.evaluate on EPISODES (30)
+# easy and EPISODES medium puzzles (the headline's puzzle stream: seed 12345).
+#   [SEED=0] [EPISODES=30] bash docs/sudoku_experiments/run.sh NAME PRESET TOTAL_STEPS TARGETS [overrides...]
 # PRESET: sudoku-4x4 (train easy) or sudoku-4x4-all (train easy + medium); TARGETS: set | canonical | forced.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,7 @@ $PY docs/sudoku_experiments/dagger_targets.py "$targets" env=sudoku env.preset="
   dagger.train_steps=$((total / rounds)) dagger.eval_puzzles=4 dagger.eval_ood_every=0 \
   dagger.size_sampling="$sampling" threads=1 progress=false seed="${SEED:-0}" out="$out" > "$out.train.log" 2>&1
 mid=$(date +%s)
-$PY -m train.evaluate env=sudoku 'sizes=[easy,medium]' episodes=30 seed=12345 checkpoint="$out/last.pt" \
+$PY -m train.evaluate env=sudoku 'sizes=[easy,medium]' episodes="${EPISODES:-30}" seed=12345 checkpoint="$out/last.pt" \
   "names=[$name]" 'references=[]' "held_out_from=[$out]" out="$out/evaluate" > "$out.eval.log" 2>&1
 echo "$name: train $((mid - start)) s, evaluate $(( $(date +%s) - mid )) s"
 cat "$out/evaluate/results.md"
