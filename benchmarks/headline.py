@@ -18,6 +18,7 @@ issue's targets. The expert-label budget is always the preset's training split (
 | maze | maze-ood | 7, 11, 15 / 21, 25, 31 | 800 | 16 | 20 | HRM DAgger >= 0.90 out |
 | city | city-ood | 10, 15, 20 / 40 | 600 | 8 | 20 | HRM DAgger >= 0.95 arrival and >= 0.80 cost-optimal out |
 | sudoku4 | sudoku-4x4 | easy / medium | 1500 | 64 | 30 | HRM DAgger >= 0.95 solved out |
+| sudoku4_large | sudoku-4x4-large (5x the labels) | easy / medium | 7500 | 64 | 100 | HRM DAgger (also with token labels) >= 0.95 solved out |
 | sudoku9 | sudoku-ood | easy / medium | 1500 | 64 | 20 | (solve rate reported) |
 
 Maze and city observations are 31 x 31 = 961 and 40 x 40 = 1600 tokens (the largest test grid fixes the
@@ -111,6 +112,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         "hrm_dagger_out_cost_optimal>=0.80": ("hrm_dagger", "out_optimal_episodes", 0.80)}),
     "sudoku4": Experiment("sudoku", "sudoku-4x4", ["easy"], ["medium"], 1500, 64, 30, {
         "hrm_dagger_out_solved>=0.95": ("hrm_dagger", "out_success", 0.95)}),
+    "sudoku4_large": Experiment("sudoku", "sudoku-4x4-large", ["easy"], ["medium"], 7500, 64, 100, {
+        "hrm_dagger_out_solved>=0.95": ("hrm_dagger", "out_success", 0.95),
+        "hrm_labels_dagger_out_solved>=0.95": ("hrm_labels_dagger", "out_success", 0.95)},
+                                 ["env.preset=sudoku-4x4-large"]),
     "sudoku9": Experiment("sudoku", "sudoku-ood", ["easy"], ["medium"], 1500, 64, 20, {},
                           ["env.preset=sudoku-ood", "env.kwargs.box=3", "env.eval_sizes=[medium]"]),
 }

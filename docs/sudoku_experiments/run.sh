@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One Sudoku 4x4 DAgger experiment of docs/sudoku_experiments/README.md, then train.evaluate on EPISODES (30)
 # easy and EPISODES medium puzzles (the headline's puzzle stream: seed 12345).
-#   [SEED=0] [EPISODES=30] bash docs/sudoku_experiments/run.sh NAME PRESET TOTAL_STEPS TARGETS [overrides...]
+#   [SEED=0] [EPISODES=30] [LABELS=n] bash docs/sudoku_experiments/run.sh NAME PRESET TOTAL_STEPS TARGETS [overrides...]
+# LABELS: the expert-label budget (default: the preset's train split, as the headline).
 # PRESET: sudoku-4x4 (train easy) or sudoku-4x4-all (train easy + medium); TARGETS: set | canonical | forced.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +11,7 @@ PY=.venv/bin/python
 out=runs/sudoku_exp/$name
 data=data/$preset
 [ -f "$data/summary.json" ] || $PY -m train.datasets preset="$preset" out="$data" progress=false
-labels=$($PY -c "import json; print(json.load(open('$data/summary.json'))['splits']['train']['samples'])")
+labels=${LABELS:-$($PY -c "import json; print(json.load(open('$data/summary.json'))['splits']['train']['samples'])")}
 rounds=$(( (labels + 1791) / 1792 ))  # 14 envs x 128 steps per round, as benchmarks.headline
 sampling=$([ "$preset" = sudoku-4x4 ] && echo per_reset || echo per_env)  # easy + medium: equal states per level, as recorded
 mkdir -p runs/sudoku_exp

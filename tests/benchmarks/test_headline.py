@@ -54,9 +54,13 @@ def test_table_matches_presets_and_env_configs(name: str) -> None:
     assert (ROOT / "configs" / "env" / f"{experiment.env}.yaml").is_file()
     train = preset["splits"]["train"]["sizes"]
     assert set(experiment.train_sizes) <= set(train)
+    env_preset = yaml.safe_load((ROOT / "configs" / "env" / f"{experiment.env}.yaml").read_text())["preset"]
+    overrides = [o.split("=", 1)[1] for o in experiment.env_overrides if o.startswith("env.preset=")]
+    assert (overrides or [env_preset]) == [experiment.preset]  # the rows train on the preset whose labels they count
     assert not set(experiment.test_sizes) & set(train)
     for row, metric, threshold in experiment.targets.values():
-        assert row in ("hrm_dagger", "hrm_local_dagger", "trm_local_dagger") and metric.startswith(("in_", "out_"))
+        assert row in ("hrm_dagger", "hrm_labels_dagger", "hrm_local_dagger", "trm_local_dagger")
+        assert metric.startswith(("in_", "out_"))
         assert 0 < threshold <= 1
 
 
