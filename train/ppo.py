@@ -131,7 +131,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.ppo.policy == "hrm":
         from agents.policy import HRMPolicy
 
-        hrm_fields = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True).items()
+        hrm_fields = {k: v for k, v in model_cfg if k != "name" and v is not None}  # null: the field's default
         policy, kwargs = HRMPolicy, {"policy_kwargs": {"env_id": cfg.env.id, "hrm_config": hrm_fields}}
     model = DeadlinePPO(policy, vec, n_steps=cfg.ppo.n_steps, batch_size=cfg.ppo.batch_size,
                         n_epochs=cfg.ppo.n_epochs, learning_rate=float(cfg.ppo.lr), ent_coef=float(cfg.ppo.ent_coef),

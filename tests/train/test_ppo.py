@@ -47,3 +47,12 @@ def test_bad_ppo_keys_are_refused(tmp_path):
         cfg = compose("ppo", overrides=[f"out={tmp_path / 'x'}", "+ppo.epochs=3"])
     with pytest.raises(ValueError, match="unknown ppo keys"):
         train(cfg)
+
+
+def test_hrm_policy_trains_from_the_model_configs_defaults(tmp_path):
+    """model=hrm as configs/model/hrm.yaml gives it (null fields = HRMConfig defaults) builds and trains the policy."""
+    cfg = ppo_config(tmp_path, "ppo.policy=hrm", "model.hidden_size=16", "model.num_heads=2", "ppo.minutes=0.05",
+                     "ppo.n_steps=16", "ppo.batch_size=8", "ppo.n_epochs=1", "ppo.envs=2", "ppo.vector=dummy")
+    assert cfg.model.attention_window is None
+    progress = train(cfg)
+    assert progress["timesteps"] >= 2 * 16 and (tmp_path / "ppo" / "model.zip").is_file()
