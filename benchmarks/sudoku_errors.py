@@ -43,11 +43,14 @@ def candidate_counts(grids: np.ndarray, box: int) -> np.ndarray:
     return sum((free >> bit) & 1 for bit in range(n))
 
 
+CELL_KINDS = ("blank_0", "blank_1", "blank_2", "blank_3+")  # blank cells by candidates left (0: a dead end)
+
+
 def solution_labels(policy: Any, labels: np.ndarray, batch: dict[str, np.ndarray], optimal: np.ndarray,
                     counts: np.ndarray) -> dict[str, Any]:
     """The token head of a ``dagger.token_labels`` checkpoint against the solution's digits: accuracy on the
-    cells the player fills (blank by candidates left: ``blank_1`` forced, ``blank_2``, ``blank_3+``, ``blank_0`` a dead end; ``written``
-    the player's own digits), all such cells right, and the TF of writing its surest legal digit."""
+    cells the player fills (blank ones by ``CELL_KINDS``, ``written`` the player's own digits), the share of
+    states with all of them right, and the TF of writing its surest legal digit."""
     n = int(round(labels.shape[1] ** 0.5))
     tokens = torch.as_tensor(policy.encoder.tokens(batch), dtype=torch.long, device=policy.device)
     with torch.no_grad():
@@ -56,17 +59,16 @@ def solution_labels(policy: Any, labels: np.ndarray, batch: dict[str, np.ndarray
     scored = labels >= 0
     right = predicted == labels
     blank = batch["grid"].reshape(labels.shape) == 0
-    kind = np.where(blank, np.char.add("blank_", np.minimum(counts, 3).astype(str)), "written")
-    kind = np.where(kind == "blank_3", "blank_3+", kind)
+    kind = np.where(blank, np.array(CELL_KINDS)[np.minimum(counts, 3)], "written")
     by_cell = {k: {"cells": int((scored & (kind == k)).sum()), "accuracy": round(float(right[scored & (kind == k)].mean()), 4)}
-               for k in ("blank_0", "blank_1", "blank_2", "blank_3+", "written") if (scored & (kind == k)).any()}
-    rows, cells = np.arange(len(labels))[:, None], np.arange(labels.shape[1])[None]
-    writes = cells * (n + 1) + predicted
+               for k in (*CELL_KINDS, "written") if (scored & (kind == k)).any()}
+    rows = np.arange(len(labels))[:, None]
+    writes = np.arange(labels.shape[1])[None] * (n + 1) + predicted
     legal = blank & batch["action_mask"].astype(bool)[rows, writes]
-    choice = np.where(legal, sure, -1.0).argmax(1)
-    chosen = writes[rows[:, 0], choice]
-    readout = np.where(legal.any(1), optimal[rows[:, 0], chosen], False)
-    return {"accuracy": round(float(right[scored].mean()), 4), "all_right": round(float((right | ~scored).all(1).mean()), 4),
+    chosen = writes[rows[:, 0], np.where(legal, sure, -1.0).argmax(1)]
+    readout = legal.any(1) & optimal[rows[:, 0], chosen]
+    return {"accuracy": round(float(right[scored].mean()), 4),
+            "all_right": round(float((right | ~scored).all(1).mean()), 4),
             "by_cell": by_cell, "readout_tf": round(float(readout.mean()), 4)}
 
 
@@ -83,7 +85,8 @@ def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: in
         states = [state for trajectory in trajectories for state in trajectory]
         batch = stack(states)
         actions, _ = policy.act_batch(batch)
-        right = oracle.label_batch(batch).optimal[np.arange(len(actions)), actions]
+        optimal = oracle.label_batch(batch).optimal
+        right = optimal[np.arange(len(actions)), actions]
         counts = candidate_counts(batch["grid"].reshape(len(states), -1).astype(np.int64), box)
         naked = (counts == 1).sum(axis=1)
         bucket = np.array([BUCKETS[min(int(k), 3)] for k in naked])
@@ -95,7 +98,6 @@ def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: in
                                                  for b in BUCKETS if (bucket == b).any()},
                          "wrong_moves": dict(sorted(wrong.items()))}
         if getattr(policy.model.config, "token_vocab", 0) == oracle.token_label_classes:
-            optimal = oracle.label_batch(batch).optimal
             report[level]["solution_labels"] = solution_labels(policy, oracle.token_labels(batch), batch, optimal, counts)
     return report
 

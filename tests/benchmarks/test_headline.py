@@ -67,8 +67,8 @@ def test_table_matches_presets_and_env_configs(name: str) -> None:
 def test_hanoi_rows_keep_the_pinned_budget() -> None:
     args = argparse.Namespace(steps=3000, batch_size=64, size_sampling="per_reset", ppo_minutes=0.0, dagger_horizon=None)
     commands = row_commands(args, 13397, pinned_models(64))
-    assert set(commands) == {"hrm_dagger", "hrm_labels_dagger", "hrm_supervised", "transformer_dagger", "trm_dagger", "lstm_supervised",
-                             "lstm_dagger", "hrm_local_dagger", "trm_local_dagger", "trm_scan_dagger",
+    assert set(commands) == {"hrm_dagger", "hrm_labels_dagger", "hrm_supervised", "transformer_dagger", "trm_dagger",
+                             "lstm_supervised", "lstm_dagger", "hrm_local_dagger", "trm_local_dagger", "trm_scan_dagger",
                              "trm_scan_labels_dagger"}
     assert "model.attention_window=1" in commands["trm_local_dagger"] and "model=hrm" in commands["hrm_local_dagger"]
     scan = commands["trm_scan_dagger"]
