@@ -37,8 +37,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
 - ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``TRM_SCAN_CONFIG``: a token sees itself and the
   next token, a scan from the last token down); ``trm_scan_labels_dagger``: the same plus ``dagger.token_labels=true``
   (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``: Hanoi's per-disk target pegs).
-- ``hrm_labels_dagger``: ``hrm_dagger`` plus ``dagger.token_labels=true`` (oracles with per-token labels: Hanoi,
-  Sudoku, whose labels are the solution's digit in every cell the player fills).
+- ``hrm_labels_dagger``: ``hrm_dagger`` plus ``dagger.token_labels=true`` (every oracle gives per-token labels:
+  Hanoi's per-disk target pegs, Sudoku's solution digit in every cell the player fills, Maze's and City's optimal
+  move from every cell).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning

@@ -20,7 +20,7 @@ import numpy as np
 from hrm_envs.city.env import parse_observation
 from hrm_envs.city.generator import CityPuzzle
 from oracles.base import Obs
-from oracles.field import LOWEST_MOVE, FieldOracle
+from oracles.field import LOWEST_MOVE, FieldOracle, move_labels
 
 
 class _Solved:
@@ -37,12 +37,15 @@ class _Solved:
             legal = net.moves[:, a].astype(bool) & np.isfinite(dist)
             bits |= np.where(legal & (cost[nxt] + dist[nxt] == dist), 1 << a, 0)
         bits[self.dest] = 0
+        self.move_labels = move_labels(bits.reshape(net.width, net.width)[1:-1, 1:-1])
         self.dist: list[float] = dist.tolist()
         self.bits: list[int] = bits.tolist()
 
 
 class CityRoutingOracle(FieldOracle):
-    """Optimal city-routing labels from any observation; see the module docstring."""
+    """Optimal city-routing labels from any observation; token labels over ``street``; see the module docstring."""
+
+    grid_key = "street"
 
     def _key(self, obs: Obs) -> bytes:
         try:

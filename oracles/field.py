@@ -5,6 +5,11 @@ the cost-to-go (``inf`` when cut off from the goal) and a 4-bit mask of optimal 
 iff move ``a`` starts a minimal-cost route; none at the goal). Later labels of the same instance are a
 hash of its static arrays plus list lookups. ``act`` is the lowest optimal action id, and 0 where no
 action is optimal (at the goal: vector envs autoreset after it).
+
+Token labels (``token_labels``): the field spelled out per token, every cell's lowest optimal move (the move
+``act`` would make there; 4 classes), -100 where there is none (walls, buildings, padding, the goal, cells cut
+off from it). Tokens are row-major over the observation's padded square grid (the Maze and City encoders'
+layout), and the labels do not depend on the position: they are the whole route plan from every cell.
 """
 
 from __future__ import annotations
@@ -30,10 +35,21 @@ class Field(Protocol):
 
     dist: list[float]
     bits: list[int]
+    #: Lowest optimal move per cell of the instance's own (rows, cols) grid, -100 where there is none.
+    move_labels: np.ndarray
+
+
+def move_labels(bits: np.ndarray) -> np.ndarray:
+    """Per-cell token labels of an optimal-move bit grid: the lowest optimal move, -100 where no move is optimal."""
+    return np.where(bits > 0, _LOWEST_ARRAY[bits], -100)
 
 
 class FieldOracle(Oracle):
-    """Labels from a cached per-instance :class:`Field`; subclasses say how to key, solve and locate."""
+    """Labels from a cached per-instance :class:`Field`; subclasses say how to key, solve and locate, and
+    ``grid_key`` names the observation's padded square grid that the token layout follows."""
+
+    token_label_classes = NUM_MOVES
+    grid_key: str
 
     def __init__(self, cache_size: int = 256):
         self.cache_size = int_arg(cache_size, "cache_size", 1)
@@ -90,3 +106,16 @@ class FieldOracle(Oracle):
             bits[i], cost[i] = field.bits[p], field.dist[p]
         optimal = ((bits[:, None] >> np.arange(NUM_MOVES)) & 1).astype(bool)
         return LabelBatch(optimal, _LOWEST_ARRAY[bits], cost)
+
+    def token_labels(self, obs: Obs) -> np.ndarray:
+        grids = np.asarray(obs.get(self.grid_key) if isinstance(obs, dict) else None)
+        if grids.ndim != 3 or grids.shape[1] != grids.shape[2]:
+            raise ValueError(f"obs must hold a batch: obs[{self.grid_key!r}] of shape (batch, max_size, max_size), "
+                             f"got {grids.shape}")
+        size, side = grids.shape[0], grids.shape[1]
+        labels = np.full((size, side, side), -100, dtype=np.int64)
+        for i in range(size):
+            field, _ = self._solved({key: value[i] for key, value in obs.items()})
+            rows, cols = field.move_labels.shape
+            labels[i, :rows, :cols] = field.move_labels
+        return labels.reshape(size, side * side)

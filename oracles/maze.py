@@ -21,8 +21,7 @@ import numpy as np
 from hrm_envs.maze.env import mask_bits, move_masks, parse_observation
 from hrm_envs.maze.generator import MOVES, bfs_distances
 from oracles.base import Obs
-from oracles.field import LOWEST_MOVE, FieldOracle
-
+from oracles.field import LOWEST_MOVE, FieldOracle, move_labels
 
 
 class _Solved:
@@ -38,6 +37,7 @@ class _Solved:
         for a, (dr, dc) in enumerate(MOVES):
             nxt = ring[1 + dr : self.height + 1 + dr, 1 + dc : self.width + 1 + dc]
             bits |= np.where((dist > 0) & (nxt == dist - 1), 1 << a, 0)
+        self.move_labels = move_labels(bits)
         self.dist: list[float] = np.where(dist >= 0, dist, np.inf).ravel().tolist()
         self.bits: list[int] = bits.ravel().tolist()
         self.floor: list[bool] = floor.ravel().tolist()
@@ -47,7 +47,9 @@ class _Solved:
 
 
 class MazeOracle(FieldOracle):
-    """Optimal maze labels from any observation; see the module docstring."""
+    """Optimal maze labels from any observation; token labels over ``walls``; see the module docstring."""
+
+    grid_key = "walls"
 
     def _key(self, obs: Obs) -> bytes:
         try:

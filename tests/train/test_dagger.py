@@ -144,12 +144,27 @@ def test_label_budget_is_exact(tmp_path):
         (["+dagger.foo=1"], "unknown dagger keys"),
         (["resume=true"], "no checkpoint"),
         (["dagger.token_labels=1"], "dagger.token_labels"),
-        (["env=maze", "dagger.sizes=[7]", "env.eval_sizes=[9]", "dagger.token_labels=true"], "per-token labels"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         dagger.run(config(tmp_path, *overrides))
+
+
+def test_token_labels_need_an_oracle_that_gives_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(type(oracle_for("hrm/Hanoi-v0")), "token_label_classes", 0)
+    with pytest.raises(ValueError, match="dagger.token_labels=true needs an oracle with per-token labels"):
+        dagger.run(config(tmp_path, "dagger.token_labels=true"))
+
+
+def test_token_labels_on_a_grid_env_label_every_cell_of_the_maze(tmp_path):
+    """The maze's token labels (every floor cell's optimal move) train beside the policy in one DAgger round."""
+    final = dagger.run(config(tmp_path, "env=maze", "env.kwargs.max_size=9", "dagger.sizes=[7]", "env.eval_sizes=[9]",
+                              "dagger.rounds=0", "dagger.train_steps=3", "dagger.eval_puzzles=1",
+                              "dagger.token_labels=true"))
+    assert final["labels"] == 4 * 24
+    policy = load_policy(tmp_path / "run" / "last.pt", dagger.encoder_for(gym.make("hrm/Maze-v0", size=9, max_size=9)))
+    assert policy.model.config.token_vocab == 4
 
 
 def test_beta_schedules():
