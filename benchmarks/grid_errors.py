@@ -1,0 +1,131 @@
+"""Where a maze / city policy fails: teacher forcing by how far the goal is, and its token head by the cell's distance.
+
+    python -m benchmarks.grid_errors --env maze --checkpoint runs/headline_maze_labels/hrm_labels_dagger/last.pt
+    python -m benchmarks.grid_errors --env city --checkpoint A.pt B.pt --sizes 10 20 40 --puzzles 10
+
+Plays the oracle's own trajectory of ``--puzzles`` fresh puzzles per size (the ``train.evaluate`` seed stream) and
+buckets every state by the moves left to the goal on that trajectory (``DISTANCE_BINS``): the TF accuracy (greedy
+masked action optimal) per bucket shows how far from the goal the policy still knows the way. For a checkpoint
+trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`` scores that head against the
+oracle's optimal move of every cell (``Oracle.token_labels``) on each puzzle's first state, per bucket of the
+cell's own cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the
+head's label at the agent's cell. Prints one JSON object: per checkpoint and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import hrm_envs  # noqa: F401  (registers the ids)
+from benchmarks.headline import EXPERIMENTS
+from hrm_envs.encoding import encoder_for
+from oracles import oracle_for
+from train.evaluate import episode_seeds, load_any_policy
+from train.rollout import oracle_states, stack
+
+#: Env name -> (id, default max_size: the headline's padded grid).
+ENVS = {"maze": ("hrm/Maze-v0", 31), "city": ("hrm/CityRouting-v0", 40)}
+#: Upper bounds (inclusive) of the distance buckets; the last bucket is everything beyond.
+DISTANCE_BINS = (2, 4, 8, 16, 32, 64)
+
+
+def bucket_names() -> list[str]:
+    lows = (1, *(b + 1 for b in DISTANCE_BINS))
+    return [f"{lo}-{hi}" for lo, hi in zip(lows, DISTANCE_BINS)] + [f"{lows[-1]}+"]
+
+
+def buckets(distance: np.ndarray) -> np.ndarray:
+    """Bucket index of each (positive) distance."""
+    return np.searchsorted(np.array(DISTANCE_BINS), distance, side="left")
+
+
+def by_bucket(right: np.ndarray, distance: np.ndarray) -> dict[str, dict[str, float]]:
+    """Count and accuracy of ``right`` per distance bucket (non-empty buckets only)."""
+    index, names = buckets(distance), bucket_names()
+    return {names[b]: {"n": int((index == b).sum()), "accuracy": round(float(right[index == b].mean()), 4)}
+            for b in range(len(names)) if (index == b).any()}
+
+
+def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: dict[str, np.ndarray],
+                optimal: np.ndarray) -> dict[str, Any]:
+    """The token head of a ``dagger.token_labels`` checkpoint against every cell's optimal move (on the puzzles'
+    first states, by the cell's cost-to-go) and the TF of acting by its label at the agent's cell (every state)."""
+    def predicted(obs: dict[str, np.ndarray]) -> np.ndarray:
+        tokens = torch.as_tensor(policy.encoder.tokens(obs), dtype=torch.long, device=policy.device)
+        with torch.no_grad():
+            return policy.model.predict({"tokens": tokens})["logits"].argmax(-1).cpu().numpy()
+
+    labels = oracle.token_labels(first)
+    right = predicted(first) == labels
+    side = int(first[oracle.grid_key].shape[-1])
+    cost = np.zeros(labels.shape)
+    for i, token in zip(*np.nonzero(labels >= 0)):
+        state = {key: value[i] for key, value in first.items()}
+        state["position"] = np.array(divmod(int(token), side), dtype=np.int16)
+        cost[i, token] = oracle.cost_to_go(state)
+    scored = labels >= 0
+    at_agent = batch["position"][:, 0].astype(np.int64) * side + batch["position"][:, 1]
+    readout = predicted(batch)[np.arange(len(at_agent)), at_agent]
+    return {"accuracy": round(float(right[scored].mean()), 4), "by_cost_to_go": by_bucket(right[scored], cost[scored]),
+            "readout_tf": round(float(optimal[np.arange(len(readout)), readout].mean()), 4)}
+
+
+def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles: int, seed: int) -> dict[str, Any]:
+    """Per size: TF overall and per moves-to-goal bucket on oracle trajectories (and the token head's labels)."""
+    env_id = ENVS[env][0]
+    probe = gym.make(env_id, size=max_size, max_size=max_size)
+    policy = load_any_policy(checkpoint, encoder_for(probe))
+    oracle = oracle_for(probe)
+    labelled = getattr(getattr(policy, "model", None), "config", None)
+    labelled = getattr(labelled, "token_vocab", 0) == oracle.token_label_classes
+    report: dict[str, Any] = {}
+    for index, size in enumerate(sizes):
+        envs = [gym.make(env_id, size=size, max_size=max_size) for _ in range(puzzles)]
+        trajectories = oracle_states(envs, episode_seeds(seed, index, puzzles), oracle)
+        batch = stack([state for trajectory in trajectories for state in trajectory])
+        to_go = np.concatenate([np.arange(len(t), 0, -1) for t in trajectories])
+        actions, _ = policy.act_batch(batch)
+        optimal = oracle.label_batch(batch).optimal
+        right = optimal[np.arange(len(actions)), actions]
+        report[str(size)] = {"states": len(right), "tf": round(float(right.mean()), 4),
+                             "tf_by_moves_to_goal": by_bucket(right, to_go)}
+        if labelled:
+            first = stack([trajectory[0] for trajectory in trajectories])
+            report[str(size)]["move_labels"] = move_labels(policy, oracle, first, batch, optimal)
+    return report
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", required=True, choices=sorted(ENVS))
+    parser.add_argument("--checkpoint", nargs="+", required=True, help="train.dagger / train.supervised checkpoints")
+    parser.add_argument("--max-size", type=int, default=None, help="padded grid side (default: the headline's)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="puzzle sizes (default: the headline's in- and out-of-distribution sizes)")
+    parser.add_argument("--puzzles", type=int, default=20, help="puzzles per size")
+    parser.add_argument("--seed", type=int, default=54321)
+    args = parser.parse_args(argv)
+    max_size = args.max_size or ENVS[args.env][1]
+    sizes = args.sizes or EXPERIMENTS[args.env].train_sizes + EXPERIMENTS[args.env].test_sizes
+    if args.puzzles < 1:
+        raise ValueError(f"--puzzles must be >= 1, got {args.puzzles}")
+    if any(size > max_size for size in sizes):
+        raise ValueError(f"--sizes must be <= --max-size {max_size}, got {sizes}")
+    for path in args.checkpoint:
+        if not Path(path).is_file():
+            raise ValueError(f"--checkpoint {path} does not exist")
+    torch.set_num_threads(1)
+    result = {path: analyse(path, args.env, max_size, sizes, args.puzzles, args.seed) for path in args.checkpoint}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""benchmarks.grid_errors: distance buckets, an oracle that is right everywhere, and a report that adds up."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import benchmarks.grid_errors as grid_errors
+import hrm_envs  # noqa: F401
+from hrm_envs.encoding import encoder_for
+from oracles import oracle_for
+from train.learner import Learner, save_checkpoint
+from train.rollout import OraclePolicy
+
+
+def test_buckets_are_inclusive_upper_bounds():
+    names = grid_errors.bucket_names()
+    assert names[0] == "1-2" and names[-1] == "65+" and len(names) == len(grid_errors.DISTANCE_BINS) + 1
+    assert [names[b] for b in grid_errors.buckets(np.array([1, 2, 3, 4, 5, 64, 65, 400]))] == [
+        "1-2", "1-2", "3-4", "3-4", "5-8", "33-64", "65+", "65+"]
+
+
+def _checkpoint(tmp_path, env_id: str, max_size: int, token_labels: int) -> str:
+    encoder = encoder_for(gym.make(env_id, size=max_size, max_size=max_size))
+    torch.manual_seed(0)
+    learner = Learner({"name": "hrm", "hidden_size": 16, "num_heads": 2, "H_layers": 1, "L_layers": 1,
+                       "halt_max_steps": 2}, {"lr": 1e-3}, encoder, token_labels=token_labels)
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, learner, {"test": True}, 0)
+    return str(path)
+
+
+def test_the_oracle_is_right_in_every_bucket(tmp_path, monkeypatch):
+    path = _checkpoint(tmp_path, "hrm/Maze-v0", 15, 0)
+    monkeypatch.setattr(grid_errors, "load_any_policy", lambda *_: OraclePolicy(oracle_for("hrm/Maze-v0")))
+    report = grid_errors.main(["--env", "maze", "--checkpoint", path, "--max-size", "15", "--sizes", "7", "15",
+                               "--puzzles", "3"])[path]
+    for row in report.values():
+        assert row["tf"] == 1.0 and all(b["accuracy"] == 1.0 for b in row["tf_by_moves_to_goal"].values())
+    assert len(report["15"]["tf_by_moves_to_goal"]) > len(report["7"]["tf_by_moves_to_goal"]) > 1
+
+
+@pytest.mark.parametrize("env, env_id, max_size, size", [("maze", "hrm/Maze-v0", 11, 11),
+                                                         ("city", "hrm/CityRouting-v0", 12, 10)])
+@pytest.mark.parametrize("token_labels", [0, 4])
+def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_size, size, token_labels):
+    path = _checkpoint(tmp_path, env_id, max_size, token_labels)
+    row = grid_errors.main(["--env", env, "--checkpoint", path, "--max-size", str(max_size), "--sizes", str(size),
+                            "--puzzles", "3"])[path][str(size)]
+    bucketed = row["tf_by_moves_to_goal"].values()
+    assert sum(b["n"] for b in bucketed) == row["states"] > 0
+    assert sum(b["n"] * b["accuracy"] for b in bucketed) == pytest.approx(row["tf"] * row["states"], abs=0.01)
+    assert ("move_labels" in row) == bool(token_labels)
+    if token_labels:
+        labels = row["move_labels"]
+        cells = labels["by_cost_to_go"].values()
+        assert sum(c["n"] * c["accuracy"] for c in cells) == pytest.approx(labels["accuracy"] * sum(c["n"] for c in cells),
+                                                                           abs=0.01)
+        assert 0 <= labels["readout_tf"] <= 1
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(ValueError, match="--puzzles"):
+        grid_errors.main(["--env", "maze", "--checkpoint", "x.pt", "--puzzles", "0"])
+    with pytest.raises(ValueError, match="--sizes"):
+        grid_errors.main(["--env", "maze", "--checkpoint", "x.pt", "--max-size", "11", "--sizes", "15"])
+    with pytest.raises(ValueError, match="--checkpoint"):
+        grid_errors.main(["--env", "city", "--checkpoint", str(tmp_path / "missing.pt")])
