@@ -50,10 +50,12 @@ class Baseline(nn.Module):
 def baseline_loss(
     outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], config: HRMConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean task loss and accuracy / exact_accuracy (the HRM task loss without the Q terms)."""
-    loss, is_correct, accuracy = task_loss(outputs, data, config.loss)
+    """Mean task loss and accuracy / exact_accuracy (/ action_accuracy): the HRM task loss without the Q terms."""
+    loss, is_correct, accuracy, action_correct = task_loss(outputs, data, config.loss)
     metrics = {"lm_loss": loss.mean().detach(), "accuracy": accuracy.mean().detach(),
                "exact_accuracy": is_correct.float().mean()}
+    if "labels" in data and action_correct is not None:
+        metrics["action_accuracy"] = action_correct.float().mean()
     return loss.mean(), metrics
 
 

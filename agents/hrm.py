@@ -426,27 +426,30 @@ def set_loss(
 
 def task_loss(
     outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], kind: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sequence task loss, sequence correctness and accuracy (token or policy task, or both).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-sequence task loss, sequence correctness, accuracy and action correctness (token or policy task, or both).
 
     Token task (``labels`` in ``data``): CE per sequence, correct = every valid token right, accuracy =
     fraction of right tokens. Policy task (``optimal``): set loss, correct = argmax legal action is optimal.
+    With both, correctness needs both, accuracy is the token one and the last value (``None`` without a policy
+    task) says whether the action alone was optimal.
     """
     losses, seq_correct = [], []
-    accuracy = None
+    accuracy = action_correct = None
     if "labels" in data:
         loss, correct, valid = token_loss(outputs["logits"], data["labels"], kind)
         losses.append(loss)
         seq_correct.append((correct | ~valid).all(-1))
         accuracy = correct.sum(-1) / valid.sum(-1).clamp_min(1)
     if "optimal" in data:
-        loss, correct = set_loss(outputs["policy_logits"], data["optimal"], kind, data.get("action_mask"))
+        loss, action_correct = set_loss(outputs["policy_logits"], data["optimal"], kind, data.get("action_mask"))
         losses.append(loss)
-        seq_correct.append(correct)
+        seq_correct.append(action_correct)
     if not losses:
         raise ValueError("data must hold 'labels' (token task) or 'optimal' (policy task)")
     is_correct = torch.stack(seq_correct).all(0)
-    return torch.stack(losses).sum(0).float(), is_correct, is_correct.float() if accuracy is None else accuracy
+    accuracy = is_correct.float() if accuracy is None else accuracy
+    return torch.stack(losses).sum(0).float(), is_correct, accuracy, action_correct
 
 
 def act_loss(
@@ -456,9 +459,10 @@ def act_loss(
 
     ``q_halt`` is trained against the sequence being correct (see :func:`task_loss`), ``q_continue`` against
     ``target_q_continue`` when present. Metrics are means over the sequences that halted in this segment
-    (``count`` of them): accuracy, exact_accuracy, q_halt_accuracy, steps.
+    (``count`` of them): accuracy, exact_accuracy, q_halt_accuracy, steps; with a token and a policy task also
+    action_accuracy (the policy head alone).
     """
-    loss, is_correct, accuracy = task_loss(outputs, data, config.loss)
+    loss, is_correct, accuracy, action_correct = task_loss(outputs, data, config.loss)
     q_halt_loss = F.binary_cross_entropy_with_logits(outputs["q_halt"], is_correct.float(), reduction="none")
     total = loss + 0.5 * q_halt_loss
     metrics = {"lm_loss": loss.mean().detach(), "q_halt_loss": q_halt_loss.mean().detach()}
@@ -479,4 +483,6 @@ def act_loss(
             q_halt_accuracy=(((outputs["q_halt"] >= 0) == is_correct) & halted).sum() / denom,
             steps=(outputs["steps"] * halted).sum() / denom,
         )
+        if "labels" in data and action_correct is not None:
+            metrics["action_accuracy"] = (action_correct & halted).sum() / denom
     return total.mean(), metrics

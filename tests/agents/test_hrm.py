@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
-from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, token_loss
+from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, task_loss, token_loss
 from agents.layers import local_attention_mask
 
 SMALL = HRMConfig(vocab_size=10, seq_len=8, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
@@ -264,6 +264,18 @@ def test_stablemax_matches_reference_formula() -> None:
     labels = torch.tensor([[0, IGNORE_LABEL]])
     loss, _, valid = token_loss(torch.stack([logits[0], logits[0]])[None], labels, "stablemax")
     assert torch.allclose(loss, -(s[0] / s.sum()).log()) and valid.tolist() == [[True, False]]
+
+
+def test_task_loss_with_both_heads_reports_the_action_alone() -> None:
+    """Token labels and an action: correct needs both, accuracy is per token, action_correct the policy's own."""
+    token_logits = torch.tensor([[[3.0, 0.0], [0.0, 3.0]], [[3.0, 0.0], [3.0, 0.0]]])  # row 1 gets token 1 wrong
+    policy_logits = torch.tensor([[0.0, 2.0], [2.0, 0.0]])  # argmax 1, 0
+    data = {"labels": torch.tensor([[0, 1], [0, 1]]), "optimal": torch.tensor([[False, True], [False, True]])}
+    outputs = {"logits": token_logits, "policy_logits": policy_logits}
+    _, correct, accuracy, action_correct = task_loss(outputs, data, "softmax")
+    assert correct.tolist() == [True, False] and accuracy.tolist() == [1.0, 0.5]
+    assert action_correct.tolist() == [True, False]
+    assert task_loss(outputs, {"labels": data["labels"]}, "softmax")[3] is None
 
 
 @pytest.mark.parametrize("kind", ["stablemax", "softmax"])

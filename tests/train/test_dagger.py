@@ -161,10 +161,13 @@ def test_token_labels_on_a_grid_env_label_every_cell_of_the_maze(tmp_path):
     """The maze's token labels (every floor cell's optimal move) train beside the policy in one DAgger round."""
     final = dagger.run(config(tmp_path, "env=maze", "env.kwargs.max_size=9", "dagger.sizes=[7]", "env.eval_sizes=[9]",
                               "dagger.rounds=0", "dagger.train_steps=3", "dagger.eval_puzzles=1",
-                              "dagger.token_labels=true"))
+                              "dagger.token_labels=true", "train.log_every=1"))
     assert final["labels"] == 4 * 24
     policy = load_policy(tmp_path / "run" / "last.pt", dagger.encoder_for(gym.make("hrm/Maze-v0", size=9, max_size=9)))
     assert policy.model.config.token_vocab == 4
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [row for row in rows if row.get("phase") == "train"]
+    assert train_rows and all(0.0 <= row["action_accuracy"] <= 1.0 for row in train_rows)  # the policy head alone
 
 
 def test_beta_schedules():
