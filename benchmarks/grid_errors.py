@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +34,8 @@ from train.rollout import oracle_states, stack
 ENVS = {"maze": ("hrm/Maze-v0", 31), "city": ("hrm/CityRouting-v0", 40)}
 #: Upper bounds (inclusive) of the distance buckets; the last bucket is everything beyond.
 DISTANCE_BINS = (2, 4, 8, 16, 32, 64)
+#: States per forward pass.
+CHUNK = 256
 
 
 def bucket_names() -> list[str]:
@@ -51,6 +53,15 @@ def by_bucket(right: np.ndarray, distance: np.ndarray) -> dict[str, dict[str, fl
     index, names = buckets(distance), bucket_names()
     return {names[b]: {"n": int((index == b).sum()), "accuracy": round(float(right[index == b].mean()), 4)}
             for b in range(len(names)) if (index == b).any()}
+
+
+def chunked(fn: Callable[[dict[str, np.ndarray]], np.ndarray], batch: dict[str, np.ndarray],
+            size: int = CHUNK) -> np.ndarray:
+    """``fn`` over ``batch`` in slices of ``size`` states, concatenated (a 31x31 maze's thousands of states at
+    once would hold gigabytes of activations)."""
+    total = len(next(iter(batch.values())))
+    return np.concatenate([fn({key: value[start:start + size] for key, value in batch.items()})
+                           for start in range(0, total, size)])
 
 
 def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: dict[str, np.ndarray],
@@ -72,7 +83,7 @@ def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: d
         cost[i, token] = oracle.cost_to_go(state)
     scored = labels >= 0
     at_agent = batch["position"][:, 0].astype(np.int64) * side + batch["position"][:, 1]
-    readout = predicted(batch)[np.arange(len(at_agent)), at_agent]
+    readout = chunked(predicted, batch)[np.arange(len(at_agent)), at_agent]
     return {"accuracy": round(float(right[scored].mean()), 4), "by_cost_to_go": by_bucket(right[scored], cost[scored]),
             "readout_tf": round(float(optimal[np.arange(len(readout)), readout].mean()), 4)}
 
@@ -91,8 +102,8 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
         trajectories = oracle_states(envs, episode_seeds(seed, index, puzzles), oracle)
         batch = stack([state for trajectory in trajectories for state in trajectory])
         to_go = np.concatenate([np.arange(len(t), 0, -1) for t in trajectories])
-        actions, _ = policy.act_batch(batch)
-        optimal = oracle.label_batch(batch).optimal
+        actions = chunked(lambda part: policy.act_batch(part)[0], batch)
+        optimal = chunked(lambda part: oracle.label_batch(part).optimal, batch)
         right = optimal[np.arange(len(actions)), actions]
         report[str(size)] = {"states": len(right), "tf": round(float(right.mean()), 4),
                              "tf_by_moves_to_goal": by_bucket(right, to_go)}

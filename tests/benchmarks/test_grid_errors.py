@@ -22,6 +22,18 @@ def test_buckets_are_inclusive_upper_bounds():
         "1-2", "1-2", "3-4", "3-4", "5-8", "33-64", "65+", "65+"]
 
 
+def test_chunked_equals_one_call_on_the_whole_batch():
+    batch = {"a": np.arange(10), "b": np.arange(10) * 2}
+    calls = []
+
+    def total(part):
+        calls.append(len(part["a"]))
+        return part["a"] + part["b"]
+
+    assert grid_errors.chunked(total, batch, size=4).tolist() == (batch["a"] * 3).tolist()
+    assert calls == [4, 4, 2]
+
+
 def _checkpoint(tmp_path, env_id: str, max_size: int, token_labels: int) -> str:
     encoder = encoder_for(gym.make(env_id, size=max_size, max_size=max_size))
     torch.manual_seed(0)
