@@ -6,10 +6,10 @@
 Plays the oracle's own trajectory of ``--puzzles`` fresh puzzles per size (the ``train.evaluate`` seed stream) and
 buckets every state by the moves left to the goal on that trajectory (``DISTANCE_BINS``): the TF accuracy (greedy
 masked action optimal) per bucket shows how far from the goal the policy still knows the way. For a checkpoint
-trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`` scores that head against the
-oracle's optimal move of every cell (``Oracle.token_labels``) on each puzzle's first state, per bucket of the
-cell's own cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the
-head's label at the agent's cell. Prints one JSON object: per checkpoint and size.
+trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`` scores that head's move at every
+cell of each puzzle's first state against the oracle's optimal moves there, per bucket of the cell's own
+cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
+the agent's cell. Prints one JSON object: per checkpoint and size.
 """
 
 from __future__ import annotations
@@ -66,25 +66,30 @@ def chunked(fn: Callable[[dict[str, np.ndarray]], np.ndarray], batch: dict[str, 
 
 def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: dict[str, np.ndarray],
                 optimal: np.ndarray) -> dict[str, Any]:
-    """The token head of a ``dagger.token_labels`` checkpoint against every cell's optimal move (on the puzzles'
-    first states, by the cell's cost-to-go) and the TF of acting by its label at the agent's cell (every state)."""
+    """The token head of a ``dagger.token_labels`` checkpoint on every cell of the puzzles' first states:
+    ``accuracy`` = its move is optimal there (overall and by the cell's cost-to-go), ``label_accuracy`` = it is the
+    trained label (the lowest optimal move; lower where moves tie, as in a city); and ``readout_tf``, the TF of
+    acting by its move at the agent's cell (every state)."""
     def predicted(obs: dict[str, np.ndarray]) -> np.ndarray:
         tokens = torch.as_tensor(policy.encoder.tokens(obs), dtype=torch.long, device=policy.device)
         with torch.no_grad():
             return policy.model.predict({"tokens": tokens})["logits"].argmax(-1).cpu().numpy()
 
     labels = oracle.token_labels(first)
-    right = predicted(first) == labels
+    moves = predicted(first)
     side = int(first[oracle.grid_key].shape[-1])
-    cost = np.zeros(labels.shape)
+    cost, right = np.zeros(labels.shape), np.zeros(labels.shape, dtype=bool)
     for i, token in zip(*np.nonzero(labels >= 0)):
         state = {key: value[i] for key, value in first.items()}
         state["position"] = np.array(divmod(int(token), side), dtype=np.int16)
-        cost[i, token] = oracle.cost_to_go(state)
+        label = oracle.label(state)
+        cost[i, token], right[i, token] = label.cost_to_go, int(moves[i, token]) in label.optimal
     scored = labels >= 0
     at_agent = batch["position"][:, 0].astype(np.int64) * side + batch["position"][:, 1]
     readout = chunked(predicted, batch)[np.arange(len(at_agent)), at_agent]
-    return {"accuracy": round(float(right[scored].mean()), 4), "by_cost_to_go": by_bucket(right[scored], cost[scored]),
+    return {"accuracy": round(float(right[scored].mean()), 4),
+            "label_accuracy": round(float((moves == labels)[scored].mean()), 4),
+            "by_cost_to_go": by_bucket(right[scored], cost[scored]),
             "readout_tf": round(float(optimal[np.arange(len(readout)), readout].mean()), 4)}
 
 

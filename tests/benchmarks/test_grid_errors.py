@@ -70,6 +70,7 @@ def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_si
         cells = labels["by_cost_to_go"].values()
         assert sum(c["n"] * c["accuracy"] for c in cells) == pytest.approx(labels["accuracy"] * sum(c["n"] for c in cells),
                                                                            abs=0.01)
+        assert 0 <= labels["label_accuracy"] <= labels["accuracy"]  # the trained label is one optimal move
         assert 0 <= labels["readout_tf"] <= 1
 
 
