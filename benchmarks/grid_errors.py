@@ -9,7 +9,8 @@ masked action optimal) per bucket shows how far from the goal the policy still k
 trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`` scores that head's move at every
 cell of each puzzle's first state against the oracle's optimal moves there, per bucket of the cell's own
 cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
-the agent's cell. Prints one JSON object: per checkpoint and size.
+the agent's cell. ``--segments K`` makes an HRM / TRM checkpoint think K ACT segments per decision (does more
+recurrence at test time carry the field further?). Prints one JSON object: per checkpoint and size.
 """
 
 from __future__ import annotations
@@ -93,11 +94,14 @@ def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: d
             "readout_tf": round(float(optimal[np.arange(len(readout)), readout].mean()), 4)}
 
 
-def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles: int, seed: int) -> dict[str, Any]:
-    """Per size: TF overall and per moves-to-goal bucket on oracle trajectories (and the token head's labels)."""
+def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles: int, seed: int,
+            segments: int | None = None) -> dict[str, Any]:
+    """Per size: TF overall and per moves-to-goal bucket on oracle trajectories (and the token head's labels);
+    ``segments``: an HRM / TRM checkpoint thinks that many ACT segments per decision (its Q-head ignored)."""
     env_id = ENVS[env][0]
     probe = gym.make(env_id, size=max_size, max_size=max_size)
-    policy = load_any_policy(checkpoint, encoder_for(probe))
+    acting = None if segments is None else {"inference_halting": "max_steps", "halt_max_steps": segments}
+    policy = load_any_policy(checkpoint, encoder_for(probe), acting)
     oracle = oracle_for(probe)
     labelled = getattr(getattr(policy, "model", None), "config", None)
     labelled = getattr(labelled, "token_vocab", 0) == oracle.token_label_classes
@@ -107,11 +111,12 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
         trajectories = oracle_states(envs, episode_seeds(seed, index, puzzles), oracle)
         batch = stack([state for trajectory in trajectories for state in trajectory])
         to_go = np.concatenate([np.arange(len(t), 0, -1) for t in trajectories])
-        actions = chunked(lambda part: policy.act_batch(part)[0], batch)
+        acted = chunked(lambda part: np.stack(policy.act_batch(part), axis=1), batch)  # (action, segments) rows
+        actions, used = acted[:, 0], acted[:, 1]
         optimal = chunked(lambda part: oracle.label_batch(part).optimal, batch)
         right = optimal[np.arange(len(actions)), actions]
         report[str(size)] = {"states": len(right), "tf": round(float(right.mean()), 4),
-                             "tf_by_moves_to_goal": by_bucket(right, to_go)}
+                             "segments": round(float(used.mean()), 3), "tf_by_moves_to_goal": by_bucket(right, to_go)}
         if labelled:
             first = stack([trajectory[0] for trajectory in trajectories])
             report[str(size)]["move_labels"] = move_labels(policy, oracle, first, batch, optimal)
@@ -127,18 +132,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="puzzle sizes (default: the headline's in- and out-of-distribution sizes)")
     parser.add_argument("--puzzles", type=int, default=20, help="puzzles per size")
     parser.add_argument("--seed", type=int, default=54321)
+    parser.add_argument("--segments", type=int, default=None,
+                        help="ACT segments per decision of an HRM / TRM checkpoint (default: as trained, by its Q-head)")
     args = parser.parse_args(argv)
     max_size = args.max_size or ENVS[args.env][1]
     sizes = args.sizes or EXPERIMENTS[args.env].train_sizes + EXPERIMENTS[args.env].test_sizes
     if args.puzzles < 1:
         raise ValueError(f"--puzzles must be >= 1, got {args.puzzles}")
+    if args.segments is not None and args.segments < 1:
+        raise ValueError(f"--segments must be >= 1, got {args.segments}")
     if any(size > max_size for size in sizes):
         raise ValueError(f"--sizes must be <= --max-size {max_size}, got {sizes}")
     for path in args.checkpoint:
         if not Path(path).is_file():
             raise ValueError(f"--checkpoint {path} does not exist")
     torch.set_num_threads(1)
-    result = {path: analyse(path, args.env, max_size, sizes, args.puzzles, args.seed) for path in args.checkpoint}
+    result = {path: analyse(path, args.env, max_size, sizes, args.puzzles, args.seed, args.segments)
+              for path in args.checkpoint}
     print(json.dumps(result))
     return result
 

@@ -74,9 +74,18 @@ def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_si
         assert 0 <= labels["readout_tf"] <= 1
 
 
+def test_segments_make_the_checkpoint_think_that_many_segments(tmp_path):
+    path = _checkpoint(tmp_path, "hrm/Maze-v0", 11, 4)
+    args = ["--env", "maze", "--checkpoint", path, "--max-size", "11", "--sizes", "7", "--puzzles", "2"]
+    assert grid_errors.main([*args, "--segments", "3"])[path]["7"]["segments"] == 3.0
+    assert 1.0 <= grid_errors.main(args)[path]["7"]["segments"] <= 2.0  # as trained: up to halt_max_steps 2
+
+
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="--puzzles"):
         grid_errors.main(["--env", "maze", "--checkpoint", "x.pt", "--puzzles", "0"])
+    with pytest.raises(ValueError, match="--segments"):
+        grid_errors.main(["--env", "maze", "--checkpoint", "x.pt", "--segments", "0"])
     with pytest.raises(ValueError, match="--sizes"):
         grid_errors.main(["--env", "maze", "--checkpoint", "x.pt", "--max-size", "11", "--sizes", "15"])
     with pytest.raises(ValueError, match="--checkpoint"):
