@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import ATTENTION_DIRECTIONS, ReasoningModule, Rotary, linear, local_attention_mask, trunc_normal_
+from agents.layers import (ATTENTION_DIRECTIONS, GridWindow, Mask, ReasoningModule, Rotary, linear,
+                           local_attention_mask, trunc_normal_)
 
 IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "learned")
@@ -52,6 +53,9 @@ class HRMConfig:
     tokens per block application and the cycles and ACT segments become the depth a longer puzzle needs.
     ``attention_direction`` (with a window) ``"earlier"`` / ``"later"`` lets a token see only its own and earlier /
     later neighbours, so information flows one way along the sequence (a scan), ``"both"`` both ways.
+    ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as
+    a Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
+    up / down / left / right neighbours, not the cells next to it in the row-major sequence.
     """
 
     vocab_size: int
@@ -78,6 +82,7 @@ class HRMConfig:
     inference_halting: str = "q_head"
     attention_window: int = 0
     attention_direction: str = "both"
+    attention_grid: int = 0
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -87,7 +92,7 @@ class HRMConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions",
-                     "attention_window"):
+                     "attention_window", "attention_grid"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -111,6 +116,12 @@ class HRMConfig:
             raise ValueError(f"attention_direction must be one of {ATTENTION_DIRECTIONS}, got {self.attention_direction!r}")
         if self.attention_direction != "both" and not self.attention_window:
             raise ValueError("attention_direction other than 'both' needs attention_window >= 1")
+        if self.attention_grid:
+            if not self.attention_window or self.attention_direction != "both":
+                raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
+            if self.seq_len % self.attention_grid:
+                raise ValueError(f"attention_grid must divide seq_len ({self.seq_len}) into grid rows, "
+                                 f"got {self.attention_grid}")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
         if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
@@ -263,8 +274,10 @@ class HRM(nn.Module):
             with_grad = config.L_cycles + 1  # the whole last recursion
         else:
             with_grad = 2  # the last L and the last H update
-        mask = None
-        if config.attention_window:
+        mask: Mask = None
+        if config.attention_grid:
+            mask = GridWindow(config.puzzle_emb_len, config.attention_grid, config.attention_window)
+        elif config.attention_window:
             mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device,
                                         config.attention_direction)
         for index, l in enumerate(updates):

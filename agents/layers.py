@@ -2,13 +2,15 @@
 
 Post-norm transformer blocks ``x = rms_norm(x + attn(x)); x = rms_norm(x + mlp(x))`` with weight-free
 RMSNorm, non-causal ``scaled_dot_product_attention``, SwiGLU, rotary or learned positions, bias-free
-linears and truncated LeCun-normal initialisation (the facts of the HRM reference, written afresh), and an
-optional local attention mask (:func:`local_attention_mask`).
+linears and truncated LeCun-normal initialisation (the facts of the HRM reference, written afresh), and
+optional local attention: a window along the sequence (:func:`local_attention_mask`) or on a row-major grid of
+tokens (:class:`GridWindow`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -117,8 +119,62 @@ def local_attention_mask(length: int, prefix: int, window: int, device: torch.de
     return torch.where(tokens[:, None], near & tokens[None, :], True)
 
 
+@dataclass(frozen=True)
+class GridWindow:
+    """Local attention on a row-major grid of tokens ``width`` wide: token (r, c) attends to the tokens within
+    Manhattan distance ``window`` of it (no wrap-around at the edges), so on a maze or city grid information
+    crosses ``window`` cells per block application, along the moves (``window=1``: the 4 neighbours and itself).
+
+    As with :func:`local_attention_mask`, the first ``prefix`` positions attend to every position and tokens do
+    not see them. The neighbours are gathered, O(T * window^2) per head instead of the O(T^2) of a masked dense
+    attention.
+    """
+
+    prefix: int
+    width: int
+    window: int
+
+    def __post_init__(self) -> None:
+        if self.prefix < 0 or self.width < 1 or self.window < 1:
+            raise ValueError(f"need prefix >= 0, width >= 1, window >= 1; got {self.prefix}, {self.width}, {self.window}")
+
+    def offsets(self) -> list[tuple[int, int]]:
+        """The (row, column) offsets a token attends to, itself included."""
+        w = self.window
+        return [(dr, dc) for dr in range(-w, w + 1) for dc in range(-w, w + 1) if abs(dr) + abs(dc) <= w]
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention output for queries, keys and values of shape (batch, heads, prefix + T, head_dim)."""
+        batch, heads, length, dim = q.shape
+        tokens = length - self.prefix
+        if tokens < 1 or tokens % self.width:
+            raise ValueError(f"a grid of width {self.width} needs a positive multiple of {self.width} tokens after "
+                             f"the {self.prefix} prefix slots, got {tokens}")
+        rows, width, w = tokens // self.width, self.width, self.window
+
+        def grid(t: torch.Tensor) -> torch.Tensor:
+            return t[:, :, self.prefix:].reshape(batch, heads, rows, width, dim)
+
+        keys, values = (F.pad(grid(t), (0, 0, w, w, w, w)) for t in (k, v))
+        inside = F.pad(torch.ones(rows, width, dtype=torch.bool, device=q.device), (w, w, w, w))
+        queries = grid(q) / math.sqrt(dim)
+        windows = [(slice(w + dr, w + dr + rows), slice(w + dc, w + dc + width)) for dr, dc in self.offsets()]
+        scores = torch.stack([(queries * keys[:, :, r, c]).sum(-1).masked_fill(~inside[r, c], float("-inf"))
+                              for r, c in windows], dim=-1)
+        weights = scores.softmax(-1)
+        out = sum(weights[..., i, None] * values[:, :, r, c] for i, (r, c) in enumerate(windows))
+        out = out.reshape(batch, heads, tokens, dim)
+        if self.prefix:
+            out = torch.cat([F.scaled_dot_product_attention(q[:, :, : self.prefix], k, v), out], dim=2)
+        return out
+
+
+Mask = torch.Tensor | GridWindow | None
+
+
 class Attention(nn.Module):
-    """Non-causal multi-head self-attention with a fused bias-free QKV projection (optionally masked)."""
+    """Non-causal multi-head self-attention with a fused bias-free QKV projection (optionally masked: a boolean
+    (T, T) mask, True = may attend, or a :class:`GridWindow`)."""
 
     def __init__(self, hidden_size: int, num_heads: int):
         super().__init__()
@@ -127,14 +183,17 @@ class Attention(nn.Module):
         self.out = linear(hidden_size, hidden_size)
 
     def forward(
-        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None = None
+        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, mask: Mask = None
     ) -> torch.Tensor:
         batch, length, hidden = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.num_heads, hidden // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
+        if isinstance(mask, GridWindow):
+            y = mask.attend(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
         return self.out(y.transpose(1, 2).reshape(batch, length, hidden))
 
 
@@ -147,7 +206,7 @@ class Block(nn.Module):
         self.mlp = SwiGLU(hidden_size, expansion)
 
     def forward(
-        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None = None
+        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None, mask: Mask = None
     ) -> torch.Tensor:
         x = rms_norm(x + self.attn(x, rotary, mask))
         return rms_norm(x + self.mlp(x))
@@ -165,7 +224,7 @@ class ReasoningModule(nn.Module):
         state: torch.Tensor,
         injection: torch.Tensor,
         rotary: tuple[torch.Tensor, torch.Tensor] | None,
-        mask: torch.Tensor | None = None,
+        mask: Mask = None,
     ) -> torch.Tensor:
         x = state + injection
         for layer in self.layers:

@@ -40,6 +40,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
 - ``hrm_labels_dagger``: ``hrm_dagger`` plus ``dagger.token_labels=true`` (every oracle gives per-token labels:
   Hanoi's per-disk target pegs, Sudoku's solution digit in every cell the player fills, Maze's and City's optimal
   move from every cell).
+- ``trm_grid_labels_dagger`` (maze, city): ``trm_local_dagger`` with the window on the 2-D grid
+  (``model.attention_grid`` = the grid's side: a cell attends to its 4 neighbours) and
+  ``dagger.token_labels=true`` (every cell's optimal move), so the token head can learn a breadth-first field.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -85,6 +88,7 @@ class Experiment:
     ``train_sizes`` are the in-distribution evaluation sizes (training sizes with held-out puzzles left).
 
     ``targets`` maps a name to (row, metric, threshold): met when ``row[metric] >= threshold``.
+    ``grid_width`` (maze, city: the observation grid's side) enables the grid-attention rows.
     """
 
     env: str
@@ -96,6 +100,7 @@ class Experiment:
     episodes: int
     targets: dict[str, tuple[str, str, float]]
     env_overrides: list[str] = field(default_factory=list)
+    grid_width: int = 0
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -107,10 +112,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         "trm_local_dagger_in_success>=0.95": ("trm_local_dagger", "in_success", 0.95),
         "trm_local_dagger_out_success>=0.80": ("trm_local_dagger", "out_success", 0.80)}),
     "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
-        "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90)}),
+        "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90),
+        "trm_grid_labels_dagger_out_success>=0.90": ("trm_grid_labels_dagger", "out_success", 0.90)},
+                       grid_width=31),
     "city": Experiment("city", "city-ood", [10, 15, 20], [40], 600, 8, 20, {
         "hrm_dagger_out_arrival>=0.95": ("hrm_dagger", "out_success", 0.95),
-        "hrm_dagger_out_cost_optimal>=0.80": ("hrm_dagger", "out_optimal_episodes", 0.80)}),
+        "hrm_dagger_out_cost_optimal>=0.80": ("hrm_dagger", "out_optimal_episodes", 0.80),
+        "trm_grid_labels_dagger_out_arrival>=0.95": ("trm_grid_labels_dagger", "out_success", 0.95),
+        "trm_grid_labels_dagger_out_cost_optimal>=0.80": ("trm_grid_labels_dagger", "out_optimal_episodes", 0.80)},
+                       grid_width=40),
     "sudoku4": Experiment("sudoku", "sudoku-4x4", ["easy"], ["medium"], 1500, 64, 30, {
         "hrm_dagger_out_solved>=0.95": ("hrm_dagger", "out_success", 0.95)}),
     "sudoku4_large": Experiment("sudoku", "sudoku-4x4-large", ["easy"], ["medium"], 7500, 64, 100, {
@@ -140,9 +150,10 @@ TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_step
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
 
 
-def pinned_models(hidden: int) -> dict[str, list[str]]:
+def pinned_models(hidden: int, grid_width: int = 0) -> dict[str, list[str]]:
     """Model overrides: HRM and transformer with the same 1 + 1 blocks of width ``hidden``; the TRM variant with
-    its 2 shared blocks (the best Hanoi configuration of docs/hanoi_experiments.md); a 2-layer LSTM."""
+    its 2 shared blocks (the best Hanoi configuration of docs/hanoi_experiments.md); a 2-layer LSTM; with a
+    ``grid_width``, the local TRM on the 2-D grid."""
     width = [f"model.hidden_size={hidden}", "model.num_heads=4", "model.expansion=4.0", "model.pos_encodings=rope",
              "model.loss=softmax"]
     blocks = [*width, "model.H_layers=1", "model.L_layers=1"]
@@ -150,7 +161,12 @@ def pinned_models(hidden: int) -> dict[str, list[str]]:
             "trm": ["model=trm", *width, *TRM_CONFIG],
             "hrm_local": ["model=hrm", *blocks, *HRM_LOCAL_CONFIG], "trm_local": ["model=trm", *width, *TRM_LOCAL_CONFIG],
             "trm_scan": ["model=trm", *width, *TRM_SCAN_CONFIG],
-            "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"]}
+            "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"],
+            # on maze / city grids the local TRM's window lies on the 2-D grid (``attention_grid``: a cell reads its 4
+            # neighbours): a move's information crosses one cell per block application, as a breadth-first search
+            # from the goal does; 3 segments x 5 updates x 2 blocks = 30 cells of reach per decision
+            **({"trm_grid": ["model=trm", *width, *TRM_LOCAL_CONFIG, f"model.attention_grid={grid_width}"]}
+               if grid_width else {})}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -258,6 +274,8 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
         "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
         "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
+        **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"]}
+           if "trm_grid" in models else {}),
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
     }
@@ -329,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (data / "summary.json").is_file():
         run("data", [py, "-m", "train.datasets", *build, "progress=false"], out / "data.log")
     labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
-    models = pinned_models(args.hidden)
+    models = pinned_models(args.hidden, experiment.grid_width)
     commands = row_commands(args, labels, models)
     train_overrides = [f"train.lr={args.lr:g}", *TRAIN]
     common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train_overrides]

@@ -45,7 +45,8 @@ def train(model: HRM, make_batch, steps: int, lr: float = 3e-3) -> dict[str, tor
     "field, value",
     [("hidden_size", 0), ("num_heads", 3), ("pos_encodings", "alibi"), ("variant", "x"), ("loss", "mse"),
      ("halt_exploration_prob", 1.5), ("token_vocab", -1), ("global_actions", 2), ("H_cycles", 1.5),
-     ("inference_halting", "never"), ("attention_window", -1), ("attention_direction", "up")],
+     ("inference_halting", "never"), ("attention_window", -1), ("attention_direction", "up"),
+     ("attention_grid", -1)],
 )
 def test_config_validation_names_field(field: str, value) -> None:
     changes = {field: value}
@@ -217,6 +218,34 @@ def test_attention_window_reach_grows_by_window_per_block_application(variant: s
         reach = segments * per_segment * window
         assert moved.tolist() == [i >= length - 1 - reach for i in range(length)]
         assert not torch.allclose(a["policy_logits"][0, -1], b["policy_logits"][0, -1])  # STOP reads slot 0
+
+
+def test_grid_attention_reach_is_a_manhattan_ball() -> None:
+    """With ``attention_grid`` the tokens form a row-major grid: a change of the corner cell reaches exactly the
+    cells within Manhattan distance (block applications x window), never the next row's first cell early."""
+    torch.manual_seed(0)
+    side = 5
+    config = SMALL.with_(seq_len=side * side, H_cycles=1, L_cycles=1, attention_window=1, attention_grid=side,
+                         inference_halting="max_steps")
+    tokens = torch.randint(1, 9, (1, side * side))
+    changed = tokens.clone()
+    changed[0, 0] += 1
+    rows, cols = torch.arange(side * side) // side, torch.arange(side * side) % side
+    for segments in (1, 2):
+        model = HRM(config.with_(halt_max_steps=segments)).eval()
+        with torch.no_grad():
+            a, b = model.predict({"tokens": tokens}), model.predict({"tokens": changed})
+        moved = (a["policy_logits"] - b["policy_logits"])[0, :-1].view(side * side, 3).abs().sum(1) > 0
+        assert torch.equal(moved, rows + cols <= 2 * segments)
+
+
+def test_attention_grid_validation() -> None:
+    with pytest.raises(ValueError, match="attention_window"):
+        SMALL.with_(attention_grid=4)
+    with pytest.raises(ValueError, match="divide seq_len"):
+        SMALL.with_(attention_window=1, attention_grid=3)
+    with pytest.raises(ValueError, match="attention_direction"):
+        SMALL.with_(attention_window=1, attention_grid=4, attention_direction="later")
 
 
 def test_local_attention_mask() -> None:

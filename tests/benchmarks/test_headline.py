@@ -59,7 +59,8 @@ def test_table_matches_presets_and_env_configs(name: str) -> None:
     assert (overrides or [env_preset]) == [experiment.preset]  # the rows train on the preset whose labels they count
     assert not set(experiment.test_sizes) & set(train)
     for row, metric, threshold in experiment.targets.values():
-        assert row in ("hrm_dagger", "hrm_labels_dagger", "hrm_local_dagger", "trm_local_dagger")
+        assert row in ("hrm_dagger", "hrm_labels_dagger", "hrm_local_dagger", "trm_local_dagger",
+                       "trm_grid_labels_dagger")
         assert metric.startswith(("in_", "out_"))
         assert 0 < threshold <= 1
 
@@ -80,12 +81,21 @@ def test_hanoi_rows_keep_the_pinned_budget() -> None:
     assert "model.halt_max_steps=2" in commands["hrm_dagger"]
 
 
+def test_grid_rows_only_on_grids() -> None:
+    """The grid-attention row exists where the experiment has a grid width: the local TRM on that grid, labelled."""
+    args = argparse.Namespace(steps=800, batch_size=16, size_sampling="per_reset", ppo_minutes=0.0, dagger_horizon=None)
+    assert "trm_grid_labels_dagger" not in row_commands(args, 6621, pinned_models(64, EXPERIMENTS["hanoi"].grid_width))
+    commands = row_commands(args, 6621, pinned_models(64, EXPERIMENTS["maze"].grid_width))
+    assert set(commands["trm_grid_labels_dagger"]) - set(commands["trm_local_dagger"]) == {
+        "model.attention_grid=31", "dagger.token_labels=true"}
+
+
 def test_every_row_command_composes_with_the_configs() -> None:
     """Each row's overrides are valid Hydra overrides of its module's config (e.g. model=trm has no H_layers)."""
     from hydra import compose, initialize_config_dir
 
     args = argparse.Namespace(steps=1500, batch_size=64, size_sampling="per_reset", ppo_minutes=1.0, dagger_horizon=1.5)
-    commands = row_commands(args, 5000, pinned_models(32))
+    commands = row_commands(args, 5000, pinned_models(32, grid_width=31))
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for name, (module, *overrides) in commands.items():
             cfg = compose(module.split(".")[1], overrides=["env=maze", *overrides])
