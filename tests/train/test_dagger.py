@@ -157,14 +157,17 @@ def test_token_labels_need_an_oracle_that_gives_them(tmp_path, monkeypatch):
         dagger.run(config(tmp_path, "dagger.token_labels=true"))
 
 
-def test_token_labels_on_a_grid_env_label_every_cell_of_the_maze(tmp_path):
-    """The maze's token labels (every floor cell's optimal move) train beside the policy in one DAgger round."""
+@pytest.mark.parametrize("grid", [0, 9])
+def test_token_labels_on_a_grid_env_label_every_cell_of_the_maze(tmp_path, grid):
+    """The maze's token labels (every floor cell's optimal move) train beside the policy in one DAgger round, also
+    with grid-window attention (the checkpoint keeps it)."""
+    attention = ["model.attention_window=1", f"model.attention_grid={grid}"] if grid else []
     final = dagger.run(config(tmp_path, "env=maze", "env.kwargs.max_size=9", "dagger.sizes=[7]", "env.eval_sizes=[9]",
                               "dagger.rounds=0", "dagger.train_steps=3", "dagger.eval_puzzles=1",
-                              "dagger.token_labels=true", "train.log_every=1"))
+                              "dagger.token_labels=true", "train.log_every=1", *attention))
     assert final["labels"] == 4 * 24
     policy = load_policy(tmp_path / "run" / "last.pt", dagger.encoder_for(gym.make("hrm/Maze-v0", size=9, max_size=9)))
-    assert policy.model.config.token_vocab == 4
+    assert policy.model.config.token_vocab == 4 and policy.model.config.attention_grid == grid
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train_rows = [row for row in rows if row.get("phase") == "train"]
     assert train_rows and all(0.0 <= row["action_accuracy"] <= 1.0 for row in train_rows)  # the policy head alone
