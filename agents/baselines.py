@@ -38,7 +38,7 @@ class Baseline(nn.Module):
         raise NotImplementedError
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.heads(self.features(batch))
+        return self.heads(self.features(batch), batch["tokens"])
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

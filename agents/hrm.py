@@ -39,6 +39,7 @@ POS_ENCODINGS = ("rope", "learned")
 VARIANTS = ("hrm", "trm")
 LOSSES = ("stablemax", "softmax")
 INFERENCE_HALTING = ("q_head", "max_steps")
+GLOBAL_READOUTS = ("prefix", "acting_token")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class HRMConfig:
     ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as
     a Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
     up / down / left / right neighbours, not the cells next to it in the row-major sequence.
+    ``global_readout`` ``"prefix"`` reads the global actions from slot 0; ``"acting_token"`` from the first token
+    whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global
+    moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no
+    token carries the mark.
     """
 
     vocab_size: int
@@ -83,6 +88,8 @@ class HRMConfig:
     attention_window: int = 0
     attention_direction: str = "both"
     attention_grid: int = 0
+    global_readout: str = "prefix"
+    acting_tokens: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -122,6 +129,13 @@ class HRMConfig:
             if self.seq_len % self.attention_grid:
                 raise ValueError(f"attention_grid must divide seq_len ({self.seq_len}) into grid rows, "
                                  f"got {self.attention_grid}")
+        if self.global_readout not in GLOBAL_READOUTS:
+            raise ValueError(f"global_readout must be one of {GLOBAL_READOUTS}, got {self.global_readout!r}")
+        if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size for t in self.acting_tokens):
+            raise ValueError(f"acting_tokens must be token ids in [0, {self.vocab_size}), got {self.acting_tokens!r}")
+        if self.global_readout == "acting_token" and not (self.acting_tokens and self.global_actions):
+            raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
+                             "(maze, city)")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
         if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
@@ -200,7 +214,8 @@ class OutputHeads(nn.Module):
     """Token head and size-independent policy head over features ``z`` of shape (B, prefix + T, hidden).
 
     Outputs ``logits`` (B, T, token_vocab) and/or ``policy_logits`` (B, T * per_token_actions + global_actions):
-    one shared linear map per token gives that token's K actions; the globals read slot 0.
+    one shared linear map per token gives that token's K actions; the globals read slot 0, or with
+    ``global_readout="acting_token"`` the first token marked by ``acting_tokens`` (slot 0 where none is).
     """
 
     def __init__(self, config: HRMConfig):
@@ -210,8 +225,18 @@ class OutputHeads(nn.Module):
         self.token_head = linear(hidden, config.token_vocab) if config.token_vocab else None
         self.per_token = linear(hidden, config.per_token_actions) if config.per_token_actions else None
         self.global_head = linear(hidden, config.global_actions) if config.global_actions else None
+        self.acting_tokens = config.acting_tokens if config.global_readout == "acting_token" else ()
 
-    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def global_features(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, hidden): slot 0, or the state of each sequence's first acting token."""
+        if not self.acting_tokens:
+            return z[:, 0]
+        marked = torch.isin(inputs, torch.tensor(self.acting_tokens, device=inputs.device))
+        position = self.prefix_len + marked.int().argmax(1)
+        at_agent = z[torch.arange(z.shape[0], device=z.device), position]
+        return torch.where(marked.any(1, keepdim=True), at_agent, z[:, 0])
+
+    def forward(self, z: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         tokens = z[:, self.prefix_len:]
         out: dict[str, torch.Tensor] = {}
         if self.token_head is not None:
@@ -220,7 +245,7 @@ class OutputHeads(nn.Module):
         if self.per_token is not None:
             parts.append(self.per_token(tokens).flatten(1))
         if self.global_head is not None:
-            parts.append(self.global_head(z[:, 0]))
+            parts.append(self.global_head(self.global_features(z, inputs)))
         if parts:
             out["policy_logits"] = torch.cat(parts, dim=1)
         return out
@@ -288,8 +313,8 @@ class HRM(nn.Module):
                     z_H = self.H_level(z_H, z_L, rotary, mask)
         return z_H, z_L
 
-    def _read(self, z_H: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.heads(z_H)
+    def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.heads(z_H, inputs)
         out["summary"] = z_H[:, 0]
         q = self.q_head(z_H[:, 0]).float()
         out["q_halt"], out["q_continue"] = q[:, 0], q[:, 1]
@@ -327,7 +352,7 @@ class HRM(nn.Module):
         steps = torch.where(halted, 0, carry.steps)
         x, rotary = self.embed(data)
         z_H, z_L = self._segment(z_H, z_L, x, rotary)
-        out = self._read(z_H)
+        out = self._read(z_H, data["tokens"])
         with torch.no_grad():
             steps = steps + 1
             last = steps >= config.halt_max_steps
@@ -339,7 +364,7 @@ class HRM(nn.Module):
                     minimum = torch.randint_like(steps, 2, config.halt_max_steps + 1) * explore
                     new_halted = new_halted & (steps >= minimum)
                     if config.variant == "hrm":
-                        next_q = self._read(self._segment(z_H.detach(), z_L.detach(), x, rotary)[0])
+                        next_q = self._read(self._segment(z_H.detach(), z_L.detach(), x, rotary)[0], data["tokens"])
                         best = torch.maximum(next_q["q_halt"], next_q["q_continue"])
                         best = torch.where(last, next_q["q_halt"], best)
                         out["target_q_continue"] = torch.sigmoid(best)
@@ -370,7 +395,7 @@ class HRM(nn.Module):
             result: dict[str, torch.Tensor] = {}
             for step in range(1, config.halt_max_steps + 1):
                 new_H, new_L = self._segment(z_H, z_L, x, rotary)
-                out = self._read(new_H)
+                out = self._read(new_H, batch["tokens"])
                 wants = torch.full_like(done, step == config.halt_max_steps)
                 if config.inference_halting == "q_head":
                     wants = wants | self._wants_halt(out["q_halt"], out["q_continue"])
@@ -387,7 +412,7 @@ class HRM(nn.Module):
                     break
         if grad:
             x, rotary = self.embed(batch)
-            result = self._read(self._segment(entry_H, entry_L, x, rotary)[0])
+            result = self._read(self._segment(entry_H, entry_L, x, rotary)[0], batch["tokens"])
         result["segments"] = segments
         return result
 

@@ -25,7 +25,7 @@ from stable_baselines3.common.type_aliases import Schedule
 
 from agents.hrm import HRM, HRMConfig
 from agents.layers import linear
-from hrm_envs.encoding import encoder_for
+from hrm_envs.encoding import acting_tokens, encoder_for
 
 
 class HRMPolicy(MaskableActorCriticPolicy):
@@ -49,13 +49,13 @@ class HRMPolicy(MaskableActorCriticPolicy):
         self.env_id = env_id
         self.hrm_config = dict(hrm_config or {})
         self.encoder = encoder_for(env_id, observation_space)
-        fixed = {"vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab"}
+        fixed = {"vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab", "acting_tokens"}
         if fixed & set(self.hrm_config):
             raise ValueError(f"hrm_config must not set {sorted(fixed & set(self.hrm_config))}: the encoder fixes them")
         self.config = HRMConfig(
             vocab_size=self.encoder.vocab_size, seq_len=self.encoder.seq_len,
             per_token_actions=self.encoder.per_token_actions, global_actions=self.encoder.global_actions,
-            **self.hrm_config,
+            acting_tokens=acting_tokens(self.encoder), **self.hrm_config,
         )
         if self.config.num_actions() != action_space.n:
             raise ValueError(

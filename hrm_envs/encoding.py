@@ -35,6 +35,8 @@ class Encoder(Protocol):
     # token ``t``; actions ``seq_len * per_token_actions + g`` (g < global_actions) to the whole input.
     per_token_actions: int
     global_actions: int
+    # Optional (not a protocol member): ``acting_tokens``, the token ids that mark the agent's cell, whose moves
+    # the global actions are (maze, city); ``model.global_readout=acting_token`` reads the global head there.
 
     def tokens(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Int64 token ids of shape ``batch_shape + (seq_len,)``."""
@@ -47,6 +49,11 @@ class Encoder(Protocol):
     def text(self, obs: dict[str, np.ndarray]) -> str:
         """A plain-text description (one unbatched observation)."""
         ...
+
+
+def acting_tokens(encoder: Encoder) -> tuple[int, ...]:
+    """The token ids that mark the agent's cell (``encoder.acting_tokens``; none for envs without one)."""
+    return tuple(int(t) for t in getattr(encoder, "acting_tokens", ()))
 
 
 def encoder_for(env_or_id: gym.Env | str | type, observation_space: gym.spaces.Dict | None = None) -> Encoder:

@@ -65,12 +65,12 @@ from torch import nn
 
 from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
 from agents.hrm import HRM, HRMCarry, HRMConfig, act_loss
-from hrm_envs.encoding import Encoder
+from hrm_envs.encoding import Encoder, acting_tokens
 
 MODEL_KINDS = ("hrm", "trm", "mlp", "lstm", "transformer", "gnn")
 TASKS = ("policy", "tokens")
 SCHEDULES = ("constant", "cosine")
-ENCODER_FIXED = ("vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab")
+ENCODER_FIXED = ("vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab", "acting_tokens")
 DEPTH_KINDS = ("mlp", "lstm", "gnn")
 MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers")
 
@@ -104,7 +104,7 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
         raise ValueError("token_labels (auxiliary per-token labels) apply to task='policy' only")
     if task == "policy":
         layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions),
-                      token_vocab=token_labels)
+                      token_vocab=token_labels, acting_tokens=acting_tokens(encoder))
     else:
         vocab = getattr(encoder, "seq2seq_vocab_size", None)
         if vocab is None:

@@ -44,6 +44,7 @@ class CityEncoder:
     seq2seq_vocab_size = 127
     per_token_actions = 0
     global_actions = 4
+    acting_tokens = tuple(range(POSITION_BASE, DESTINATION_BASE))  # the vehicle's cell: the 4 global moves are its moves
 
     def __init__(self, observation_space: spaces.Dict):
         self.max_size = int(observation_space["street"].shape[0])

@@ -37,6 +37,7 @@ class MazeEncoder:
     seq2seq_vocab_size = 6
     per_token_actions = 0
     global_actions = 4
+    acting_tokens = (START,)  # the agent's cell: the 4 global moves are its moves
 
     def __init__(self, observation_space: spaces.Dict):
         self.max_size = int(observation_space["walls"].shape[0])

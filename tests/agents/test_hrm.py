@@ -188,7 +188,7 @@ def test_inference_halting_max_steps_runs_every_segment() -> None:
         z_H, z_L = carry.z_H, carry.z_L
         for _ in range(SMALL.halt_max_steps):
             z_H, z_L = model._segment(z_H, z_L, x, rotary)
-        expected = model._read(z_H)["policy_logits"]
+        expected = model._read(z_H, batch["tokens"])["policy_logits"]
     assert torch.allclose(out["policy_logits"], expected, atol=1e-5)
     grad = model.predict(batch, grad=True)
     assert torch.allclose(grad["policy_logits"], expected, atol=1e-5) and grad["policy_logits"].requires_grad
@@ -239,6 +239,31 @@ def test_grid_attention_reach_is_a_manhattan_ball() -> None:
         assert torch.equal(moved, rows + cols <= 2 * segments)
 
 
+def test_acting_token_readout_reads_the_marked_cell() -> None:
+    """``global_readout="acting_token"``: the global action logits are the global head on the first marked token's
+    state (with grid attention they then depend on that cell's neighbourhood only); slot 0 where nothing is marked."""
+    torch.manual_seed(0)
+    side, mark = 5, 9
+    config = SMALL.with_(seq_len=side * side, H_cycles=1, L_cycles=1, attention_window=1, attention_grid=side,
+                         halt_max_steps=1, global_readout="acting_token", acting_tokens=(mark,))
+    model = HRM(config).eval()
+    tokens = torch.randint(1, 9, (2, side * side))
+    tokens[0, 6] = mark  # cell (1, 1); row 1 has no mark
+    with torch.no_grad():
+        out = model.predict({"tokens": tokens})
+        carry = model.initial_carry({"tokens": tokens})
+        z_H, _ = model._segment(carry.z_H, carry.z_L, *model.embed({"tokens": tokens}))
+    head = model.heads.global_head
+    assert torch.allclose(out["policy_logits"][0, -1:], head(z_H[0, 1 + 6]), atol=1e-5)
+    assert torch.allclose(out["policy_logits"][1, -1:], head(z_H[1, 0]), atol=1e-5)
+    far, near = tokens.clone(), tokens.clone()
+    far[0, 24] = far[0, 24] % 8 + 1  # cell (4, 4): 6 moves from the mark, beyond 2 block applications
+    near[0, 7] = near[0, 7] % 8 + 1  # cell (1, 2), next to it
+    with torch.no_grad():
+        assert torch.equal(model.predict({"tokens": far})["policy_logits"][0, -1], out["policy_logits"][0, -1])
+        assert not torch.equal(model.predict({"tokens": near})["policy_logits"][0, -1], out["policy_logits"][0, -1])
+
+
 def test_attention_grid_validation() -> None:
     with pytest.raises(ValueError, match="attention_window"):
         SMALL.with_(attention_grid=4)
@@ -246,6 +271,12 @@ def test_attention_grid_validation() -> None:
         SMALL.with_(attention_window=1, attention_grid=3)
     with pytest.raises(ValueError, match="attention_direction"):
         SMALL.with_(attention_window=1, attention_grid=4, attention_direction="later")
+    with pytest.raises(ValueError, match="global_readout"):
+        SMALL.with_(global_readout="agent")
+    with pytest.raises(ValueError, match="acting_tokens"):
+        SMALL.with_(global_readout="acting_token")
+    with pytest.raises(ValueError, match="acting_tokens"):
+        SMALL.with_(acting_tokens=(10,))
 
 
 def test_local_attention_mask() -> None:

@@ -114,6 +114,20 @@ def test_hrm_step_keeps_the_carry_across_steps(encoder):
         assert learner.carry.steps.max() <= 3
 
 
+def test_model_config_takes_acting_tokens_from_the_encoder():
+    """Maze and city mark the agent's cell, Hanoi nothing: ``global_readout=acting_token`` works where marked."""
+    maze = encoder_for(gym.make("hrm/Maze-v0", size=7, max_size=7))
+    config = model_config({"name": "hrm", "global_readout": "acting_token"}, maze)
+    assert config.acting_tokens == (3,) and config.global_readout == "acting_token"  # the maze's 'S'
+    city = encoder_for(gym.make("hrm/CityRouting-v0", size=10, max_size=10))
+    assert model_config({"name": "hrm"}, city).acting_tokens == tuple(range(102, 122))
+    hanoi = encoder_for(gym.make("hrm/Hanoi-v0", num_disks=3))
+    with pytest.raises(ValueError, match="acting_tokens"):
+        model_config({"name": "hrm", "global_readout": "acting_token"}, hanoi)
+    with pytest.raises(ValueError, match=r"must not set \['acting_tokens'\]"):
+        model_config({"name": "hrm", "acting_tokens": [3]}, maze)
+
+
 def test_model_config_errors_name_the_key(encoder):
     with pytest.raises(ValueError, match="model.name must be one of"):
         model_config({"name": "rnn"}, encoder)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Exploratory (README, Maze, "Grid attention"): can the grid-attention TRM (the headline's trm_grid_labels_dagger
+# model) learn the maze's move field when the grid is small enough for a longer budget? Mazes of sides 7..11
+# padded to 15 x 15 (225 tokens instead of 961), 4 rounds x 600 optimizer steps, evaluated on sides 13 and 15.
+#   bash docs/maze_grid_small.sh NAME [train.dagger overrides]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=$1; shift
+out=runs/x/$name; mkdir -p runs/x
+.venv/bin/python -m train.dagger env=maze env.kwargs.max_size=15 'dagger.sizes=[7,11]' 'env.eval_sizes=[13,15]' \
+  train.batch_size=16 train.lr=0.001 train.weight_decay=0.01 'train.betas=[0.9,0.95]' train.warmup_steps=100 \
+  train.schedule=cosine train.lr_min_ratio=0.05 train.grad_clip=1.0 \
+  model=trm model.hidden_size=64 model.num_heads=4 model.expansion=4.0 model.pos_encodings=rope model.loss=softmax \
+  model.L_layers=2 model.H_cycles=1 model.L_cycles=4 model.halt_max_steps=3 model.halt_exploration_prob=0.1 \
+  model.inference_halting=max_steps model.attention_window=1 model.attention_grid=15 \
+  dagger.rounds=3 dagger.envs=14 dagger.steps=128 dagger.train_steps=600 dagger.eval_puzzles=8 dagger.eval_ood_every=1 \
+  dagger.size_sampling=per_reset dagger.token_labels=true "$@" threads=1 progress=false seed=0 \
+  out=$out > $out.train.log 2>&1
+.venv/bin/python -m benchmarks.grid_errors --env maze --max-size 15 --sizes 7 11 13 15 --puzzles 10 \
+  --checkpoint $out/last.pt > $out.grid_errors.json
+cat $out.grid_errors.json
