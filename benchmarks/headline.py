@@ -41,8 +41,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   Hanoi's per-disk target pegs, Sudoku's solution digit in every cell the player fills, Maze's and City's optimal
   move from every cell).
 - ``trm_grid_labels_dagger`` (maze, city): ``trm_local_dagger`` with the window on the 2-D grid
-  (``model.attention_grid`` = the grid's side: a cell attends to its 4 neighbours) and
-  ``dagger.token_labels=true`` (every cell's optimal move), so the token head can learn a breadth-first field.
+  (``model.attention_grid`` = the grid's side: a cell attends to its 4 neighbours), the moves read at the agent's
+  cell (``model.global_readout=acting_token``) and ``dagger.token_labels=true`` (every cell's optimal move), so
+  the model can learn a breadth-first field from the goal and act on it where it stands.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -164,8 +165,10 @@ def pinned_models(hidden: int, grid_width: int = 0) -> dict[str, list[str]]:
             "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"],
             # on maze / city grids the local TRM's window lies on the 2-D grid (``attention_grid``: a cell reads its 4
             # neighbours): a move's information crosses one cell per block application, as a breadth-first search
-            # from the goal does; 3 segments x 5 updates x 2 blocks = 30 cells of reach per decision
-            **({"trm_grid": ["model=trm", *width, *TRM_LOCAL_CONFIG, f"model.attention_grid={grid_width}"]}
+            # from the goal does (3 segments x 5 updates x 2 blocks = 30 cells of reach per decision), and the moves
+            # are read at the agent's own cell (``global_readout=acting_token``), not from the summary slot
+            **({"trm_grid": ["model=trm", *width, *TRM_LOCAL_CONFIG, f"model.attention_grid={grid_width}",
+                             "model.global_readout=acting_token"]}
                if grid_width else {})}
 
 

@@ -87,7 +87,7 @@ def test_grid_rows_only_on_grids() -> None:
     assert "trm_grid_labels_dagger" not in row_commands(args, 6621, pinned_models(64, EXPERIMENTS["hanoi"].grid_width))
     commands = row_commands(args, 6621, pinned_models(64, EXPERIMENTS["maze"].grid_width))
     assert set(commands["trm_grid_labels_dagger"]) - set(commands["trm_local_dagger"]) == {
-        "model.attention_grid=31", "dagger.token_labels=true"}
+        "model.attention_grid=31", "model.global_readout=acting_token", "dagger.token_labels=true"}
 
 
 def test_every_row_command_composes_with_the_configs() -> None:
