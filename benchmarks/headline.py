@@ -229,11 +229,19 @@ def run(name: str, command: list[str], log: Path) -> float:
 
 
 def run_all(name: str, commands: list[list[str]], out: Path) -> tuple[str, float]:
-    """Run a row's commands in order unless ``<name>.done`` says they finished before; minutes spent."""
+    """Run a row's commands in order unless ``<name>.done`` says they finished before; minutes spent.
+
+    Each finished command leaves ``<name>.<i>.done`` (its minutes), so a row interrupted after training
+    resumes at its evaluation instead of training again."""
     marker = out / f"{name}.done"
     if marker.exists():
         return name, float(marker.read_text().split()[0])
-    spent = sum(run(name, command, out / f"{name}.{i}.log") for i, command in enumerate(commands))
+    spent = 0.0
+    for i, command in enumerate(commands):
+        step = out / f"{name}.{i}.done"
+        if not step.exists():
+            step.write_text(f"{run(name, command, out / f'{name}.{i}.log'):.2f} minutes\n")
+        spent += float(step.read_text().split()[0])
     marker.write_text(f"{spent:.2f} minutes\n")
     return name, spent
 

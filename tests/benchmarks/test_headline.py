@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import pytest
 import yaml
 
 from benchmarks.headline import (
     EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, parse_args, pinned_models, row_commands,
-    summarize_row)
+    run_all, summarize_row)
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -120,6 +121,20 @@ def test_table_prints_a_finished_summary(tmp_path, capsys) -> None:
     assert line.split(" | ")[1:4] == ["1.000", "0.250", "0.500"]
     assert "| 4.000 | 1.250 | 1:1.00 2:1.00 3:0.25 |" in line  # median first error, minutes, per size
     assert "t: NOT met" in table
+
+
+def test_an_interrupted_row_resumes_after_its_last_finished_command(tmp_path) -> None:
+    count = tmp_path / "count"
+    train = [sys.executable, "-c", f"open({str(count)!r}, 'a').write('t')"]
+    evaluate = [sys.executable, "-c", "raise SystemExit(3)"]
+    with pytest.raises(SystemExit, match="exit code 3"):
+        run_all("row", [train, evaluate], tmp_path)
+    assert (tmp_path / "row.0.done").exists() and not (tmp_path / "row.done").exists()
+    evaluate = [sys.executable, "-c", f"open({str(count)!r}, 'a').write('e')"]
+    name, minutes = run_all("row", [train, evaluate], tmp_path)
+    assert count.read_text() == "te"  # training ran once, the evaluation on the second call
+    assert name == "row" and minutes >= 0 and (tmp_path / "row.done").exists()
+    assert run_all("row", [evaluate], tmp_path)[1] == minutes and count.read_text() == "te"
 
 
 def test_table_without_a_finished_run_names_the_folder(tmp_path) -> None:
