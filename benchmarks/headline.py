@@ -60,6 +60,10 @@ row: in- and out-of-distribution closed-loop success, share of cost-optimal epis
 per-size success, median first-error step and training + evaluation minutes; the env's targets as booleans;
 ``minutes_wall`` (this invocation), ``minutes_rows`` (sum of every reported row's own minutes, from its
 ``.done`` marker) and ``fresh_run`` (every reported row was run by this invocation).
+
+A killed invocation resumes when run again with the same arguments: finished rows (``<row>.done``) are reused, a
+row whose training finished (``<row>.0.done``) goes on with its evaluation, and a training run with a checkpoint
+continues from it (``resume=true``).
 """
 
 from __future__ import annotations
@@ -264,6 +268,12 @@ def held_out_from(module: str, data: Path, run_dir: Path) -> str:
     return f"held_out_from=[{','.join(map(str, sources))}]"
 
 
+def resume_flag(module: str, run_dir: Path) -> list[str]:
+    """``resume=true`` for a ``train.dagger`` / ``train.supervised`` row killed after its first checkpoint, so a
+    re-run continues it (no collected round or finished epoch is lost); nothing for a fresh row or PPO."""
+    return ["resume=true"] if module != "train.ppo" and (run_dir / "last.pt").is_file() else []
+
+
 def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[str]]) -> dict[str, list[str]]:
     """Each learned row's module and overrides at the shared label and optimizer-step budget."""
     epochs = max(1, round(args.steps / max(1, labels // args.batch_size)))
@@ -374,7 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         checkpoint = run_dir / ("model.zip" if module == "train.ppo" else "last.pt")
         base = env if module == "train.ppo" else common
         command = [py, "-m", module, *base, *overrides, "threads=1", "progress=false", f"seed={args.seed}",
-                   f"out={run_dir}"]
+                   f"out={run_dir}", *resume_flag(module, run_dir)]
         # each row is evaluated as soon as it is trained; a row whose .done marker exists is reused
         jobs.append((name, [command, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
                                       held_out_from(module, data, run_dir), f"out={run_dir / 'evaluate'}"]]))

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from benchmarks.headline import (
-    EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, parse_args, pinned_models, row_commands,
-    run_all, summarize_row)
+    EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, parse_args, pinned_models, resume_flag,
+    row_commands, run_all, summarize_row)
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -135,6 +135,14 @@ def test_an_interrupted_row_resumes_after_its_last_finished_command(tmp_path) ->
     assert count.read_text() == "te"  # training ran once, the evaluation on the second call
     assert name == "row" and minutes >= 0 and (tmp_path / "row.done").exists()
     assert run_all("row", [evaluate], tmp_path)[1] == minutes and count.read_text() == "te"
+
+
+def test_a_killed_training_run_is_resumed_from_its_checkpoint(tmp_path) -> None:
+    assert resume_flag("train.dagger", tmp_path) == []
+    (tmp_path / "last.pt").write_bytes(b"")
+    assert resume_flag("train.dagger", tmp_path) == ["resume=true"]
+    assert resume_flag("train.supervised", tmp_path) == ["resume=true"]
+    assert resume_flag("train.ppo", tmp_path) == []  # PPO keeps model.zip, no resume
 
 
 def test_table_without_a_finished_run_names_the_folder(tmp_path) -> None:
