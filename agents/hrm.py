@@ -61,6 +61,11 @@ class HRMConfig:
     whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global
     moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no
     token carries the mark.
+    ``episode_carry`` keeps the latent state from one decision of an episode to the next (a recurrent policy: in
+    a static puzzle what a decision computed, e.g. a maze's distance field, stays valid after the move, so each
+    decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
+    ``start`` and returns the states it ends in, and in training a halted row whose ``continues`` (batch key)
+    is true keeps its carry while it takes its episode's next state.
     """
 
     vocab_size: int
@@ -90,6 +95,7 @@ class HRMConfig:
     attention_grid: int = 0
     global_readout: str = "prefix"
     acting_tokens: tuple[int, ...] = ()
+    episode_carry: bool = False
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -103,6 +109,9 @@ class HRMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        for name in ("full_backprop", "episode_carry"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not self.expansion > 0:
             raise ValueError(f"expansion must be > 0, got {self.expansion!r}")
         if not 0.0 <= self.halt_exploration_prob <= 1.0:
@@ -340,6 +349,9 @@ class HRM(nn.Module):
     def forward(self, carry: HRMCarry, batch: dict[str, torch.Tensor]) -> tuple[HRMCarry, dict[str, torch.Tensor]]:
         """Run one segment; halted rows of ``carry`` restart on the matching rows of ``batch``.
 
+        A halted row whose ``batch["continues"]`` is true (``episode_carry``: the batch row is the next state
+        of the same episode) takes the new input but keeps its latent state.
+
         Outputs: head logits, ``q_halt``, ``q_continue`` (logits), ``target_q_continue`` (HRM, training,
         ``halt_max_steps > 1``), ``halted`` and ``steps`` (after this segment). The loss must be computed
         against ``new_carry.data`` (the examples this segment worked on).
@@ -347,8 +359,9 @@ class HRM(nn.Module):
         config = self.config
         halted = carry.halted
         data = {k: torch.where(_rows(halted, v), batch[k], carry.data[k]) for k, v in carry.data.items()}
-        z_H = torch.where(_rows(halted, carry.z_H), self.H_init, carry.z_H)
-        z_L = torch.where(_rows(halted, carry.z_L), self.L_init, carry.z_L)
+        fresh = halted & ~batch["continues"].bool() if "continues" in batch else halted
+        z_H = torch.where(_rows(fresh, carry.z_H), self.H_init, carry.z_H)
+        z_L = torch.where(_rows(fresh, carry.z_L), self.L_init, carry.z_L)
         steps = torch.where(halted, 0, carry.steps)
         x, rotary = self.embed(data)
         z_H, z_L = self._segment(z_H, z_L, x, rotary)
@@ -373,7 +386,8 @@ class HRM(nn.Module):
             z_H, z_L = z_H.detach(), z_L.detach()
         return HRMCarry(z_H, z_L, steps, new_halted, data), out
 
-    def predict(self, batch: dict[str, torch.Tensor], grad: bool = False) -> dict[str, torch.Tensor]:
+    def predict(self, batch: dict[str, torch.Tensor], grad: bool = False,
+                start: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Run segments until every sequence halted (Q-head, no exploration) or ``halt_max_steps``.
 
         With ``inference_halting="max_steps"`` every sequence runs ``halt_max_steps`` segments (the reference
@@ -383,19 +397,33 @@ class HRM(nn.Module):
         slot 0, e.g. for a value head) and ``segments`` (B,). The search runs under no_grad; with ``grad``
         each sequence's halting segment is re-run from its stored entry state with gradient (the one-step
         gradient of acting, used by :class:`agents.policy.HRMPolicy`).
+
+        ``start``: the ``(z_H, z_L)`` to begin from instead of ``H_init`` / ``L_init`` (``episode_carry``: the
+        previous decision's). With ``episode_carry`` the result holds ``z_H`` / ``z_L``, the states each sequence
+        halted in, to pass as the next decision's ``start``.
         """
         config = self.config
         with torch.no_grad():
-            carry = self.initial_carry(batch)
-            z_H, z_L = carry.z_H, carry.z_L
+            if start is None:
+                carry = self.initial_carry(batch)
+                z_H, z_L = carry.z_H, carry.z_L
+            else:
+                z_H, z_L = start
+                expected = (batch["tokens"].shape[0], self.config.puzzle_emb_len + batch["tokens"].shape[1],
+                            self.config.hidden_size)
+                if tuple(z_H.shape) != expected or tuple(z_L.shape) != expected:
+                    raise ValueError(f"start states must have shape {expected}, got {tuple(z_H.shape)} and "
+                                     f"{tuple(z_L.shape)}")
             entry_H, entry_L = z_H, z_L
             x, rotary = self.embed(batch)
-            done = torch.zeros_like(carry.halted)
-            segments = torch.zeros_like(carry.steps)
+            done = torch.zeros(z_H.shape[0], dtype=torch.bool, device=z_H.device)
+            segments = torch.zeros(z_H.shape[0], dtype=torch.long, device=z_H.device)
             result: dict[str, torch.Tensor] = {}
             for step in range(1, config.halt_max_steps + 1):
                 new_H, new_L = self._segment(z_H, z_L, x, rotary)
                 out = self._read(new_H, batch["tokens"])
+                if config.episode_carry:
+                    out["z_H"], out["z_L"] = new_H, new_L
                 wants = torch.full_like(done, step == config.halt_max_steps)
                 if config.inference_halting == "q_head":
                     wants = wants | self._wants_halt(out["q_halt"], out["q_continue"])
@@ -412,7 +440,7 @@ class HRM(nn.Module):
                     break
         if grad:
             x, rotary = self.embed(batch)
-            result = self._read(self._segment(entry_H, entry_L, x, rotary)[0], batch["tokens"])
+            result = {**result, **self._read(self._segment(entry_H, entry_L, x, rotary)[0], batch["tokens"])}
         result["segments"] = segments
         return result
 

@@ -57,6 +57,9 @@ class HRMPolicy(MaskableActorCriticPolicy):
             per_token_actions=self.encoder.per_token_actions, global_actions=self.encoder.global_actions,
             acting_tokens=acting_tokens(self.encoder), **self.hrm_config,
         )
+        if self.config.episode_carry:
+            raise ValueError("hrm_config episode_carry=true is not supported by the PPO policy (SB3 policies "
+                             "keep no state between steps); train it with train.dagger")
         if self.config.num_actions() != action_space.n:
             raise ValueError(
                 f"action_space has {action_space.n} actions, the encoder layout {self.config.num_actions()}"

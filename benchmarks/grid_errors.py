@@ -10,7 +10,9 @@ trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`
 cell of each puzzle's first state against the oracle's optimal moves there, per bucket of the cell's own
 cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
 the agent's cell. ``--segments K`` makes an HRM / TRM checkpoint think K ACT segments per decision (does more
-recurrence at test time carry the field further?). Prints one JSON object: per checkpoint and size.
+recurrence at test time carry the field further?). A checkpoint with ``model.episode_carry`` walks each trajectory
+in order, its latent carried from state to state as when it acts (the token head is read from fresh states).
+Prints one JSON object: per checkpoint and size.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from benchmarks.headline import EXPERIMENTS
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.evaluate import episode_seeds, load_any_policy
-from train.rollout import oracle_states, stack
+from train.rollout import oracle_states, stack, trajectory_actions
 
 #: Env name -> (id, default max_size: the headline's padded grid).
 ENVS = {"maze": ("hrm/Maze-v0", 31), "city": ("hrm/CityRouting-v0", 40)}
@@ -111,8 +113,7 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
         trajectories = oracle_states(envs, episode_seeds(seed, index, puzzles), oracle)
         batch = stack([state for trajectory in trajectories for state in trajectory])
         to_go = np.concatenate([np.arange(len(t), 0, -1) for t in trajectories])
-        acted = chunked(lambda part: np.stack(policy.act_batch(part), axis=1), batch)  # (action, segments) rows
-        actions, used = acted[:, 0], acted[:, 1]
+        actions, used = trajectory_actions(policy, trajectories, CHUNK)  # in order, for a policy that remembers
         optimal = chunked(lambda part: oracle.label_batch(part).optimal, batch)
         right = optimal[np.arange(len(actions)), actions]
         report[str(size)] = {"states": len(right), "tf": round(float(right.mean()), 4),

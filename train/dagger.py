@@ -16,7 +16,9 @@ One run, top to bottom (see ``run``):
 3. After every round: ``dagger.train_steps`` optimizer steps (``train.learner.Learner``, warm start: same model,
    optimizer and schedule) on batches drawn uniformly from the whole aggregate, with the set loss (+ ACT Q
    losses for HRM; with ``dagger.token_labels=true`` also a token head's cross-entropy on the oracle's per-token
-   labels of the same states, ``Oracle.token_labels``: its plan spelled out per token); then closed-loop
+   labels of the same states, ``Oracle.token_labels``: its plan spelled out per token; with
+   ``model.episode_carry=true`` the batch rows walk whole collected episodes in order instead, the HRM carry
+   going on from one state to the next, as the policy then acts: ``Aggregate.stream``); then closed-loop
    evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in distribution (the collection sizes) and out
    of distribution (``env.eval_sizes``, every ``dagger.eval_ood_every`` rounds and after the last one), and a
    checkpoint.
@@ -228,15 +230,32 @@ def dataset_round(root: Path) -> Transitions:
     )
 
 
+def episode_starts(transitions: Transitions) -> np.ndarray:
+    """Whether each row begins an episode: the first row, a row after a ``done``, or a row that is not the
+    previous row's ``next_obs`` (a sub-env's first row in a round: rows of one sub-env are consecutive)."""
+    n = len(transitions)
+    starts = np.ones(n, bool)
+    if n > 1:
+        follows = ~transitions.done[:-1]
+        for key, value in transitions.obs.items():
+            follows &= (transitions.next_obs[key][:-1] == value[1:]).reshape(n - 1, -1).all(axis=1)
+        starts[1:] = ~follows
+    return starts
+
+
 class Aggregate:
     """Every labelled state so far as model inputs: tokens, legal mask, optimal set; with ``token_oracle``
-    also its per-token ``labels`` (:meth:`oracles.base.Oracle.token_labels`, recomputed from the stored states)."""
+    also its per-token ``labels`` (:meth:`oracles.base.Oracle.token_labels`, recomputed from the stored states).
+
+    :meth:`sample` draws rows uniformly; :meth:`stream` walks whole episodes in order (``episode_carry``)."""
 
     def __init__(self, encoder: Any, token_oracle: Oracle | None = None):
         self.encoder, self.token_oracle = encoder, token_oracle
         self.parts: dict[str, list[torch.Tensor]] = {key: [] for key in self.keys}
+        self.starts: list[torch.Tensor] = []
         self.size = 0
         self._cat: dict[str, torch.Tensor] | None = None
+        self._streams: torch.Tensor | None = None  # the row each stream of :meth:`stream` is at
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -249,14 +268,45 @@ class Aggregate:
         self.parts["optimal"].append(torch.from_numpy(transitions.optimal))
         if self.token_oracle is not None:
             self.parts["labels"].append(torch.from_numpy(self.token_oracle.token_labels(obs).astype(np.int64)))
+        self.starts.append(torch.from_numpy(episode_starts(transitions)))
         self.size += len(transitions)
         self._cat = None
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def _tensors(self) -> dict[str, torch.Tensor]:
         if self._cat is None:
             self._cat = {key: torch.cat(parts) for key, parts in self.parts.items()}
+            self._cat["starts"] = torch.cat(self.starts)
+        return self._cat
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         rows = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return {key: value[rows] for key, value in self._cat.items()}
+        return {key: value[rows] for key, value in self._tensors().items() if key != "starts"}
+
+    def stream(self, batch_size: int, generator: torch.Generator, advance: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """A batch of ``batch_size`` streams, each walking one episode state by state (for ``episode_carry``).
+
+        ``advance`` (the learner's ``carry.halted``; None at the start) marks the streams whose current state
+        the model has finished: they move to their episode's next state (``continues`` true: the carry goes
+        on) or, after the episode's last state, to the first state of an episode drawn uniformly (``continues``
+        false). The other rows repeat their state; the model keeps working on its copy of it.
+        """
+        cat = self._tensors()
+        starts = cat["starts"].nonzero().squeeze(1)
+        fresh = torch.ones(batch_size, dtype=torch.bool)
+        if self._streams is None or len(self._streams) != batch_size or advance is None:
+            rows = starts[torch.randint(0, len(starts), (batch_size,), generator=generator)]
+        else:
+            advance = advance.cpu().bool()
+            following = self._streams + 1
+            ended = following >= self.size
+            ended[~ended] = cat["starts"][following[~ended]]
+            drawn = starts[torch.randint(0, len(starts), (batch_size,), generator=generator)]
+            rows = torch.where(advance, torch.where(ended, drawn, following), self._streams)
+            fresh = advance & ended
+        self._streams = rows
+        batch = {key: value[rows] for key, value in cat.items() if key != "starts"}
+        batch["continues"] = ~fresh
+        return batch
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -354,7 +404,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             bar = tqdm(range(d.train_steps), desc=f"round {round_index} ({aggregate.size} labels)",
                        disable=not cfg.progress, leave=False)
             for _ in bar:
-                step_metrics = learner.train_step(aggregate.sample(cfg.train.batch_size, generator))
+                if learner.config.episode_carry:
+                    halted = None if learner.carry is None else learner.carry.halted
+                    batch = aggregate.stream(cfg.train.batch_size, generator, halted)
+                else:
+                    batch = aggregate.sample(cfg.train.batch_size, generator)
+                step_metrics = learner.train_step(batch)
                 for key, value in step_metrics.items():
                     running[key] = running.get(key, 0.0) + value
                 if learner.step % cfg.train.log_every == 0:

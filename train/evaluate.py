@@ -46,7 +46,8 @@ from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train.datasets.loading import StepwiseSplit  # noqa: E402
 from train.rollout import (  # noqa: E402
-    OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize, teacher_forcing)
+    OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, stack, summarize,
+    trajectory_actions)
 
 REFERENCE_METHODS = ("oracle", "random")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -187,6 +188,9 @@ def evaluate_policies(
         labels += [str(size)] * episodes
     oracle = oracle_for(env_id)
     states = oracle_states(envs, seeds, oracle)
+    flat = [state for trajectory in states for state in trajectory]
+    state_labels = np.repeat(labels, [len(trajectory) for trajectory in states])
+    optimal = np.concatenate([oracle.label_batch(stack(flat[i : i + 256])).optimal for i in range(0, len(flat), 256)])
     results = {}
     for name, policy in policies.items():
         if policy is None:
@@ -194,11 +198,10 @@ def evaluate_policies(
                 raise ValueError(f"policy {name!r} is None; only {REFERENCE_METHODS} have built-in policies")
             policy = OraclePolicy(oracle) if name == "oracle" else RandomMaskedPolicy(seed)
         episodes_run = run_episodes(policy, envs, seeds, labels, oracle, horizon=horizon)
-        tf = {}
-        for label in dict.fromkeys(labels):
-            chosen = [obs for trajectory, lab in zip(states, labels) if lab == label for obs in trajectory]
-            tf[label] = teacher_forcing(policy, chosen, oracle)
-        tf["all"] = teacher_forcing(policy, [s for trajectory in states for s in trajectory], oracle)
+        actions, _ = trajectory_actions(policy, states)
+        right = optimal[np.arange(len(actions)), actions]
+        tf = {label: float(right[state_labels == label].mean()) for label in dict.fromkeys(labels)}
+        tf["all"] = float(right.mean())
         results[name] = summarize(episodes_run, tf)
     for env in envs:
         env.close()

@@ -13,9 +13,10 @@ model built on the env's ``max_*`` layout acts on any size with rotary positions
   grid (maze, city, sudoku), else the complete graph (Hanoi's disks).
 - ``check_fits(config, num_actions=..., vocab=..., seq_len=...)``: ``ValueError`` naming what does not fit.
 
-Acting: ``ModelPolicy(model, encoder, device)`` implements ``train.rollout.Policy``: ``act_batch(obs) ->
-(actions, segments)`` = masked argmax of the policy logits after ACT halting (HRM: Q-head or
-``halt_max_steps``; baselines: one segment).
+Acting: ``ModelPolicy(model, encoder, device)`` implements ``train.rollout.Policy``: ``act_batch(obs, episodes)
+-> (actions, segments)`` = masked argmax of the policy logits after ACT halting (HRM: Q-head or
+``halt_max_steps``; baselines: one segment). An HRM with ``episode_carry`` ``remembers``: it resumes each row
+from the latent state its episode (an id in ``episodes``) ended the previous decision in.
 
 Training: ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, task="policy", distributed=False,
 token_labels=0)`` (``token_labels > 0``: a token head for an oracle's per-token labels beside the policy head)
@@ -72,7 +73,7 @@ TASKS = ("policy", "tokens")
 SCHEDULES = ("constant", "cosine")
 ENCODER_FIXED = ("vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab", "acting_tokens")
 DEPTH_KINDS = ("mlp", "lstm", "gnn")
-MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers")
+MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers", "continues")
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -171,30 +172,59 @@ def check_fits(config: HRMConfig, num_actions: int | None = None, vocab: int | N
 
 # ------------------------------------------------------------------------------------------------ acting
 class ModelPolicy:
-    """``train.rollout.Policy`` of a model: tokens -> ACT until halted -> masked argmax; segments used."""
+    """``train.rollout.Policy`` of a model: tokens -> ACT until halted -> masked argmax; segments used.
+
+    ``remembers`` (an HRM with ``episode_carry``): each row resumes from the latent state its episode ended the
+    previous decision in (rows are matched by the ids of ``episodes``; an id not seen in the previous call
+    starts an episode, ids absent from a call are forgotten); without ``episodes`` every row starts one.
+    """
 
     def __init__(self, model: nn.Module, encoder: Encoder, device: torch.device | str = "cpu"):
         self.model, self.encoder, self.device = unwrap(model), encoder, torch.device(device)
+        self.remembers = is_act(self.model) and self.model.config.episode_carry
+        self._memory: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
-    def logits(self, obs: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(self, obs: Mapping[str, np.ndarray], episodes: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked policy logits (illegal = -inf) and segments used, for a batch of observations."""
         tokens = torch.as_tensor(self.encoder.tokens(obs), dtype=torch.long, device=self.device)
+        keys = self._episode_keys(episodes, len(tokens))
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model.predict({"tokens": tokens})
+            start = self._start(tokens, keys)
+            out = self.model.predict({"tokens": tokens}, **({} if start is None else {"start": start}))
         finally:
             self.model.train(was_training)
+        if keys is not None:
+            self._memory = {key: (out["z_H"][row], out["z_L"][row]) for row, key in enumerate(keys)}
         legal = torch.as_tensor(np.asarray(obs["action_mask"]), device=self.device).bool()
         if legal.shape != out["policy_logits"].shape:
             raise ValueError(f"action_mask has shape {tuple(legal.shape)}, the model gives logits of shape "
                              f"{tuple(out['policy_logits'].shape)}")
         return out["policy_logits"].float().masked_fill(~legal, float("-inf")), out["segments"]
 
-    def act_batch(self, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        logits, segments = self.logits(obs)
+    def act_batch(self, obs: Mapping[str, np.ndarray], episodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        logits, segments = self.logits(obs, episodes)
         return logits.argmax(-1).cpu().numpy(), segments.cpu().numpy()
+
+    def _episode_keys(self, episodes: np.ndarray | None, rows: int) -> list[int] | None:
+        if not self.remembers or episodes is None:
+            return None
+        keys = [int(e) for e in np.asarray(episodes).reshape(-1)]
+        if len(keys) != rows or len(set(keys)) != rows:
+            raise ValueError(f"episodes must hold one distinct id per observation row ({rows}), got {keys[:8]}...")
+        return keys
+
+    def _start(self, tokens: torch.Tensor, keys: list[int] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rows' remembered latent states (fresh ones for new episodes), or None when nothing is remembered."""
+        if keys is None or not any(key in self._memory for key in keys):
+            return None
+        carry = self.model.initial_carry({"tokens": tokens})
+        for row, key in enumerate(keys):
+            if key in self._memory:
+                carry.z_H[row], carry.z_L[row] = self._memory[key]
+        return carry.z_H, carry.z_L
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -245,6 +275,8 @@ class Learner:
         self.encoder = encoder
         self.config = model_config(model_cfg, encoder, task, token_labels)
         optim = _check_optim(dict(optim_cfg))
+        if self.config.episode_carry and model_cfg.get("name") not in ("hrm", "trm"):
+            raise ValueError(f"model.episode_carry applies to hrm / trm, not to model.name={model_cfg.get('name')!r}")
         self.module = build_model(model_cfg, self.config).to(self.device)
         self.model: nn.Module = self.module
         if distributed:

@@ -50,7 +50,7 @@ class PPOPolicy:
             raise ValueError(f"checkpoint {path} does not exist")
         self.model = MaskablePPO.load(path, device="cpu")
 
-    def act_batch(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def act_batch(self, obs: dict[str, np.ndarray], episodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         actions, _ = self.model.predict(obs, action_masks=obs["action_mask"].astype(bool), deterministic=True)
         segments = getattr(self.model.policy, "last_segments", None)
         if segments is None or len(segments) != len(actions):

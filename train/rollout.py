@@ -1,12 +1,15 @@
 """One evaluation loop for every policy and environment: closed-loop episodes and teacher forcing.
 
-A policy is anything with ``act_batch(obs) -> (actions, segments)`` on a batch of observations
-(``segments`` = reasoning segments used per decision, 1 for policies without ACT). Episodes of a
-batch run in lockstep so a model sees one batched forward per step.
+A policy is anything with ``act_batch(obs, episodes=None) -> (actions, segments)`` on a batch of observations
+(``segments`` = reasoning segments used per decision, 1 for policies without ACT; ``episodes`` = one id per
+row, the same for every decision of an episode and never reused, from :func:`new_episode_ids`, for policies
+that remember within an episode; others ignore it). Episodes of a batch run in lockstep so a model sees one
+batched forward per step.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -22,9 +25,17 @@ Obs = dict[str, np.ndarray]
 
 
 class Policy(Protocol):
-    def act_batch(self, obs: Obs) -> tuple[np.ndarray, np.ndarray]:
+    def act_batch(self, obs: Obs, episodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Actions and reasoning segments used, one per row of the batched observation."""
         ...
+
+
+_EPISODE_IDS = itertools.count()
+
+
+def new_episode_ids(count: int) -> np.ndarray:
+    """``count`` episode ids never handed out before in this process (a remembering policy starts afresh on them)."""
+    return np.array([next(_EPISODE_IDS) for _ in range(count)], dtype=np.int64)
 
 
 def env_fns(env_id: str, env_kwargs: dict[str, Any], size_arg: str, sizes: list[Any], num_envs: int) -> list[Callable[[], gym.Env]]:
@@ -89,7 +100,7 @@ class OraclePolicy:
     def __init__(self, oracle: Oracle):
         self.oracle = oracle
 
-    def act_batch(self, obs: Obs) -> tuple[np.ndarray, np.ndarray]:
+    def act_batch(self, obs: Obs, episodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         actions = self.oracle.act_batch(obs)
         return actions, np.ones(len(actions), dtype=np.int64)
 
@@ -100,7 +111,7 @@ class RandomMaskedPolicy:
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)
 
-    def act_batch(self, obs: Obs) -> tuple[np.ndarray, np.ndarray]:
+    def act_batch(self, obs: Obs, episodes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         mask = obs["action_mask"].astype(bool)
         scores = np.where(mask, self.rng.random(mask.shape), -1.0)
         return scores.argmax(axis=1), np.ones(len(mask), dtype=np.int64)
@@ -176,10 +187,11 @@ def run_episodes(
     observations = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
     episodes = [Episode(size=size, optimal_cost=oracle.cost_to_go(obs)) for size, obs in zip(sizes, observations)]
     limits = [step_limit(oracle, obs, horizon) for obs in observations]
+    ids = new_episode_ids(len(envs))
     active = list(range(len(envs)))
     while active:
         batch = stack([observations[i] for i in active])
-        actions, segments = policy.act_batch(batch)
+        actions, segments = policy.act_batch(batch, ids[active])
         labels = oracle.label_batch(batch)
         still = []
         for row, i in enumerate(active):
@@ -201,15 +213,40 @@ def run_episodes(
     return episodes
 
 
-def teacher_forcing(policy: Policy, observations: list[Obs], oracle: Oracle, batch_size: int = 256) -> float:
-    """Share of oracle states where the policy's action is optimal."""
+def trajectory_actions(policy: Policy, trajectories: list[list[Obs]], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's actions and segments on every state of ``trajectories``, flattened in trajectory order.
+
+    A policy that ``remembers`` walks the trajectories in lockstep, one decision per state in order (as it acts
+    in an episode); any other policy sees the states in batches of ``batch_size``.
+    """
+    states = [state for trajectory in trajectories for state in trajectory]
+    if not states:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    actions, segments = np.zeros(len(states), np.int64), np.zeros(len(states), np.int64)
+    if not getattr(policy, "remembers", False):
+        for start in range(0, len(states), batch_size):
+            acted, used = policy.act_batch(stack(states[start : start + batch_size]))
+            actions[start : start + len(acted)], segments[start : start + len(acted)] = acted, used
+        return actions, segments
+    offsets = np.cumsum([0] + [len(t) for t in trajectories])
+    ids = new_episode_ids(len(trajectories))
+    for step in range(max(len(t) for t in trajectories)):
+        rows = [i for i, trajectory in enumerate(trajectories) if step < len(trajectory)]
+        acted, used = policy.act_batch(stack([trajectories[i][step] for i in rows]), ids[rows])
+        flat = offsets[rows] + step
+        actions[flat], segments[flat] = acted, used
+    return actions, segments
+
+
+def teacher_forcing(policy: Policy, trajectories: list[list[Obs]], oracle: Oracle, batch_size: int = 256) -> float:
+    """Share of the states of oracle ``trajectories`` where the policy's action is optimal."""
+    states = [state for trajectory in trajectories for state in trajectory]
+    actions, _ = trajectory_actions(policy, trajectories, batch_size)
     hits = 0
-    for start in range(0, len(observations), batch_size):
-        batch = stack(observations[start : start + batch_size])
-        actions, _ = policy.act_batch(batch)
-        optimal = oracle.label_batch(batch).optimal
-        hits += int(optimal[np.arange(len(actions)), actions].sum())
-    return hits / max(1, len(observations))
+    for start in range(0, len(states), batch_size):
+        optimal = oracle.label_batch(stack(states[start : start + batch_size])).optimal
+        hits += int(optimal[np.arange(len(optimal)), actions[start : start + batch_size]].sum())
+    return hits / max(1, len(states))
 
 
 def oracle_states(envs: list[gym.Env], seeds: list[int], oracle: Oracle) -> list[list[Obs]]:
@@ -302,18 +339,20 @@ def collect(
     rng = np.random.default_rng(seed)
     n = envs.num_envs
     obs, _ = envs.reset(seed=seed)
+    ids = new_episode_ids(n)
     columns: dict[str, list[Any]] = {key: [] for key in Transitions.__dataclass_fields__}
     for _ in range(steps):
         labels = oracle.label_batch(obs)
         use_expert = rng.random(n) < beta
         learner_action, segments = np.full(n, -1, np.int64), np.zeros(n, np.int64)
         if not use_expert.all():
-            learner_action, segments = (np.asarray(a, np.int64) for a in learner.act_batch(obs))
+            learner_action, segments = (np.asarray(a, np.int64) for a in learner.act_batch(obs, ids))
         action = np.where(use_expert, labels.action, learner_action)
         next_obs, reward, terminated, truncated, info = envs.step(action)
         final = {key: value.copy() for key, value in next_obs.items()}
         success = np.zeros(n, bool)
         done = terminated | truncated
+        ids[done] = new_episode_ids(int(done.sum()))
         for i in np.flatnonzero(done):
             for key in final:
                 final[key][i] = info["final_obs"][i][key]

@@ -307,6 +307,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     optim_cfg = {k: (list(v) if k == "betas" else v) for k, v in config["train"].items() if k in OPTIM_KEYS}
     learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=cfg.train.epochs * steps_per_epoch,
                       task=task, distributed=world > 1)
+    if learner.config.episode_carry:
+        raise ValueError("model.episode_carry=true trains on whole episodes in order: train.dagger does that, "
+                         "train.supervised draws single states")
     check_fits(learner.config, num_actions=getattr(data.split, "num_actions", None), seq_len=data.tokens.shape[1],
                vocab=int(max(data.tokens.max(), data.labels.max() if task == "tokens" else 0)) + 1,
                where=f"data set {root}")

@@ -391,3 +391,43 @@ def test_learned_positions_are_fixed_length_and_puzzle_embedding_is_used() -> No
     assert model.predict(batch)["logits"].shape == (2, 8, 10)
     with pytest.raises(ValueError, match="rope"):
         model.predict(reverse_batch(2, length=9))
+
+
+@pytest.mark.parametrize("variant", ["hrm", "trm"])
+def test_episode_carry_resumes_from_the_previous_decision(variant: str) -> None:
+    """``predict`` from the states a first call ended in is the same computation as one call with twice the
+    segments (same input, max_steps halting): the carry is the whole state of the recursion."""
+    torch.manual_seed(0)
+    config = SMALL.with_(variant=variant, episode_carry=True, inference_halting="max_steps", halt_max_steps=2)
+    model = HRM(config).eval()
+    batch = reverse_batch(3)
+    first = model.predict(batch)
+    second = model.predict(batch, start=(first["z_H"], first["z_L"]))
+    longer = HRM(config.with_(halt_max_steps=4)).eval()
+    longer.load_state_dict(model.state_dict())
+    both = longer.predict(batch)
+    torch.testing.assert_close(second["logits"], both["logits"])
+    torch.testing.assert_close(second["z_H"], both["z_H"])
+    assert not torch.allclose(first["logits"], second["logits"])
+    assert "z_H" not in HRM(config.with_(episode_carry=False)).eval().predict(batch)
+    with pytest.raises(ValueError, match="start states must have shape"):
+        model.predict(batch, start=(first["z_H"][:2], first["z_L"][:2]))
+    with pytest.raises(ValueError, match="episode_carry"):
+        SMALL.with_(episode_carry=1)
+
+
+def test_a_continuing_halted_row_keeps_its_carry_and_takes_the_new_input() -> None:
+    torch.manual_seed(0)
+    config = SMALL.with_(variant="trm", episode_carry=True, halt_max_steps=1)
+    model = HRM(config).train()
+    first, following = reverse_batch(2), reverse_batch(2)
+    carry, _ = model(model.initial_carry(first), first)
+    assert carry.halted.all()  # halt_max_steps=1: every row is done after one segment
+    continued, _ = model(carry, {**following, "continues": torch.tensor([True, False])})
+    restarted, _ = model(model.initial_carry(following), following)
+    assert torch.equal(continued.data["tokens"], following["tokens"])
+    torch.testing.assert_close(continued.z_H[1], restarted.z_H[1])  # not continuing: a fresh start
+    assert not torch.allclose(continued.z_H[0], restarted.z_H[0])  # continuing: went on from the carry
+    model.eval()
+    resumed = model.predict(following, start=(carry.z_H, carry.z_L))["z_H"]
+    torch.testing.assert_close(continued.z_H[0], resumed[0])

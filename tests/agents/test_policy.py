@@ -65,6 +65,8 @@ def test_policy_rejects_bad_configuration() -> None:
         MaskablePPO(HRMPolicy, env, policy_kwargs={"hrm_config": {"seq_len": 5}}, device="cpu")
     with pytest.raises(ValueError, match="hidden_size"):
         MaskablePPO(HRMPolicy, env, policy_kwargs={"hrm_config": {"hidden_size": 0}}, device="cpu")
+    with pytest.raises(ValueError, match="episode_carry=true is not supported by the PPO policy"):
+        MaskablePPO(HRMPolicy, env, policy_kwargs={"hrm_config": {"episode_carry": True}}, device="cpu")
 
 
 def test_weights_transfer_across_max_disks() -> None:

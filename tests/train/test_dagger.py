@@ -9,11 +9,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hydra import compose, initialize_config_dir
 
 import train.dagger as dagger
+from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.learner import Learner, load_policy
+from train.rollout import Transitions, collect, env_fns
 
 TINY = [
     "model.hidden_size=32", "model.num_heads=2", "model.H_layers=1", "model.L_layers=1", "model.halt_max_steps=2",
@@ -245,3 +248,60 @@ def test_token_labels_train_a_token_head_on_the_oracles_plan(tmp_path):
     out = policy.model.predict({"tokens": batch["tokens"]})
     assert out["logits"].shape == (50, batch["tokens"].shape[1], 3)
     assert "policy_logits" in out
+
+
+def collected(steps: int = 20) -> Transitions:
+    """Expert transitions of 3 Hanoi sub-envs (2 and 3 disks), ``steps`` rows each."""
+    envs = SyncVectorEnv(env_fns("hrm/Hanoi-v0", {"max_disks": 4}, "num_disks", [2, 3], 3),
+                         autoreset_mode=AutoresetMode.SAME_STEP)
+    return collect(envs, None, oracle_for("hrm/Hanoi-v0"), steps=steps, beta=1.0, seed=0)
+
+
+def test_episode_starts_split_rounds_at_dones_and_sub_env_blocks():
+    t = collected()
+    starts = dagger.episode_starts(t)
+    expected = np.zeros(len(t), bool)
+    expected[::20] = True  # each sub-env's block of 20 rows begins with a reset
+    expected[1:] |= t.done[:-1]
+    assert np.array_equal(starts, expected)
+
+
+def test_stream_walks_episodes_in_order_and_continues_only_inside_one():
+    t = collected()
+    encoder = encoder_for(gym.make("hrm/Hanoi-v0", num_disks=2, max_disks=4))
+    aggregate = dagger.Aggregate(encoder)
+    aggregate.add(t)
+    starts = dagger.episode_starts(t)
+    generator = torch.Generator().manual_seed(0)
+    first = aggregate.stream(5, generator, None)
+    assert not first["continues"].any() and starts[aggregate._streams.numpy()].all()
+    rows = [aggregate._streams.clone()]
+    for step in range(40):
+        advance = torch.tensor([True, True, True, step % 2 == 0, False])
+        batch = aggregate.stream(5, generator, advance)
+        now = aggregate._streams
+        assert torch.equal(now[~advance], rows[-1][~advance])  # not advanced: the same state again
+        moved = advance & batch["continues"]
+        assert torch.equal(now[moved], rows[-1][moved] + 1)  # the episode's next state
+        assert starts[now[advance & ~batch["continues"]].numpy()].all()  # a new episode from its first state
+        assert not starts[now[moved].numpy()].any()
+        assert torch.equal(batch["tokens"], aggregate._tensors()["tokens"][now])
+        rows.append(now.clone())
+
+
+def test_episode_carry_trains_on_streams_and_the_checkpoint_remembers(tmp_path, monkeypatch):
+    seen = []
+    original = Learner.train_step
+
+    def recording_step(self, batch):
+        seen.append(batch["continues"].clone())
+        return original(self, batch)
+
+    monkeypatch.setattr(Learner, "train_step", recording_step)
+    cfg = config(tmp_path, "model.episode_carry=true", "dagger.rounds=1",
+                 "dagger.train_steps=20", "dagger.eval_puzzles=2")
+    final = dagger.run(cfg)
+    assert final["rounds"] == 2 and len(seen) == 40
+    assert not seen[0].any() and any(c.any() for c in seen[1:])  # later steps go on within episodes
+    encoder = encoder_for(gym.make("hrm/Hanoi-v0", num_disks=2, max_disks=4))
+    assert load_policy(tmp_path / "run" / "last.pt", encoder).remembers

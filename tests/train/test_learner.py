@@ -257,3 +257,31 @@ def test_ema_weights_act_are_checkpointed_and_loaded(encoder, tmp_path):
     load_checkpoint(path, again, {"run": 1})
     assert torch.equal(again.eval_module.state_dict()[name], learner.eval_module.state_dict()[name])
     assert torch.equal(load_policy(path, encoder).model.state_dict()[name], expected)
+
+
+def test_a_policy_with_episode_carry_remembers_each_episode_by_its_id(encoder):
+    """Two decisions of one episode on the same state = one decision thinking twice as long; a new id starts
+    afresh; rows are matched by id, not by position; baselines refuse the option."""
+    torch.manual_seed(0)
+    cfg = {**model_cfg("trm"), "episode_carry": True, "inference_halting": "max_steps", "halt_max_steps": 2}
+    learner = Learner(cfg, {}, encoder)
+    policy = learner.policy()
+    assert policy.remembers and not Learner(model_cfg("trm"), {}, encoder).policy().remembers
+    env = gym.make("hrm/Hanoi-v0", **ENV)
+    obs = [env.reset(seed=s)[0] for s in range(3)]
+    batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+    fresh, _ = policy.logits(batch)
+    first, _ = policy.logits(batch, np.array([10, 11, 12]))
+    torch.testing.assert_close(first, fresh)  # unseen ids: fresh starts
+    swapped = {k: v[[2, 1, 0]] for k, v in batch.items()}
+    second, _ = policy.logits(swapped, np.array([12, 11, 99]))  # 12 and 11 go on, 99 is new
+    longer = Learner({**cfg, "halt_max_steps": 4}, {}, encoder)
+    longer.module.load_state_dict(learner.module.state_dict())
+    twice, _ = longer.policy().logits(batch)
+    torch.testing.assert_close(second[0], twice[2])
+    torch.testing.assert_close(second[1], twice[1])
+    torch.testing.assert_close(second[2], fresh[0])
+    with pytest.raises(ValueError, match="one distinct id"):
+        policy.logits(batch, np.array([1, 1, 2]))
+    with pytest.raises(ValueError, match="episode_carry applies to hrm / trm"):
+        Learner({**model_cfg("lstm"), "episode_carry": True}, {}, encoder)

@@ -10,7 +10,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 import hrm_envs  # noqa: F401
 from oracles import oracle_for
 from train.rollout import (OracleHorizon, OraclePolicy, RandomMaskedPolicy, SizeMixture, collect, env_fns,
-                           oracle_states, run_episodes, summarize, teacher_forcing)
+                           oracle_states, run_episodes, summarize, teacher_forcing, trajectory_actions)
 
 ENV = "hrm/Hanoi-v0"
 
@@ -28,7 +28,7 @@ def test_oracle_episodes_are_optimal_and_random_ones_fail():
     assert best["4"]["first_error_steps"] == []
     random = summarize(run_episodes(RandomMaskedPolicy(0), envs, seeds, sizes, oracle))
     assert random["all"]["success"] < 1.0 and len(random["4"]["first_error_steps"]) > 0
-    states = [s for trajectory in oracle_states(envs, seeds, oracle) for s in trajectory]
+    states = oracle_states(envs, seeds, oracle)
     assert teacher_forcing(OraclePolicy(oracle), states, oracle) == 1.0
     assert teacher_forcing(RandomMaskedPolicy(1), states, oracle) < 0.6
 
@@ -137,3 +137,37 @@ def test_size_mixture_draws_every_size_reproducibly_and_checks_spaces():
         SizeMixture([lambda: gym.make("hrm/Hanoi-v0", max_disks=4), lambda: gym.make("hrm/Hanoi-v0", max_disks=6)])
     with pytest.raises(ValueError, match="makers"):
         SizeMixture([])
+
+
+class RecordingPolicy(RandomMaskedPolicy):
+    """A random policy that says it remembers and records which episode ids saw which states."""
+
+    remembers = True
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.seen: dict[int, list[np.ndarray]] = {}
+
+    def act_batch(self, obs, episodes=None):
+        assert episodes is not None and len(set(episodes.tolist())) == len(episodes)
+        for row, episode in enumerate(episodes):
+            self.seen.setdefault(int(episode), []).append(obs["state"][row])
+        return super().act_batch(obs)
+
+
+def test_a_remembering_policy_walks_each_trajectory_in_order_under_one_id():
+    oracle = oracle_for(ENV)
+    envs = [gym.make(ENV, num_disks=n, max_disks=4) for n in (2, 3, 4)]
+    trajectories = oracle_states(envs, [0, 1, 2], oracle)
+    policy = RecordingPolicy()
+    actions, segments = trajectory_actions(policy, trajectories)
+    assert len(actions) == len(segments) == sum(len(t) for t in trajectories)
+    assert len(policy.seen) == 3
+    for trajectory, seen in zip(trajectories, policy.seen.values()):
+        assert [s.tolist() for s in seen] == [t["state"].tolist() for t in trajectory]
+    again = RecordingPolicy()
+    run_episodes(again, envs, [0, 1, 2], ["2", "3", "4"], oracle)
+    assert not set(again.seen) & set(policy.seen)  # every episode gets an id never used before
+    collected = RecordingPolicy()
+    t = collect(vector([2]), collected, oracle, steps=30, beta=0.0, seed=0)
+    assert len(collected.seen) == 3 + int(t.done.sum()) - int(t.done.reshape(3, 30)[:, -1].sum())

@@ -147,6 +147,7 @@ def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
     (["env.kwargs.max_disks=6", "model.pos_encodings=learned"], r"env\.kwargs give 6 tokens, but model hrm"),
     (["env.eval_split=validation"], r"env\.eval_split must be one of"),
     (["env.eval_horizon=0"], r"env\.eval_horizon must be null or a number >= 1"),
+    (["model.episode_carry=true"], r"model\.episode_carry=true trains on whole episodes in order: train\.dagger"),
 ])  # fmt: skip
 def test_bad_values_fail_at_start_up(data_dir, tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
