@@ -44,6 +44,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   (``model.attention_grid`` = the grid's side: a cell attends to its 4 neighbours), the moves read at the agent's
   cell (``model.global_readout=acting_token``) and ``dagger.token_labels=true`` (every cell's optimal move), so
   the model can learn a breadth-first field from the goal and act on it where it stands.
+- ``trm_grid_carry_labels_dagger`` (maze, city): ``trm_grid_labels_dagger`` with ``model.episode_carry=true``: each
+  decision goes on from the latent state of the previous one, so the field's reach adds up over an episode's
+  decisions (30 cells each) instead of starting again at every step; DAgger trains on whole episodes in order.
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -118,13 +121,17 @@ EXPERIMENTS: dict[str, Experiment] = {
         "trm_local_dagger_out_success>=0.80": ("trm_local_dagger", "out_success", 0.80)}),
     "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
         "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90),
-        "trm_grid_labels_dagger_out_success>=0.90": ("trm_grid_labels_dagger", "out_success", 0.90)},
+        "trm_grid_labels_dagger_out_success>=0.90": ("trm_grid_labels_dagger", "out_success", 0.90),
+        "trm_grid_carry_labels_dagger_out_success>=0.90": ("trm_grid_carry_labels_dagger", "out_success", 0.90)},
                        grid_width=31),
     "city": Experiment("city", "city-ood", [10, 15, 20], [40], 600, 8, 20, {
         "hrm_dagger_out_arrival>=0.95": ("hrm_dagger", "out_success", 0.95),
         "hrm_dagger_out_cost_optimal>=0.80": ("hrm_dagger", "out_optimal_episodes", 0.80),
         "trm_grid_labels_dagger_out_arrival>=0.95": ("trm_grid_labels_dagger", "out_success", 0.95),
-        "trm_grid_labels_dagger_out_cost_optimal>=0.80": ("trm_grid_labels_dagger", "out_optimal_episodes", 0.80)},
+        "trm_grid_labels_dagger_out_cost_optimal>=0.80": ("trm_grid_labels_dagger", "out_optimal_episodes", 0.80),
+        "trm_grid_carry_labels_dagger_out_arrival>=0.95": ("trm_grid_carry_labels_dagger", "out_success", 0.95),
+        "trm_grid_carry_labels_dagger_out_cost_optimal>=0.80": ("trm_grid_carry_labels_dagger", "out_optimal_episodes",
+                                                                0.80)},
                        grid_width=40),
     "sudoku4": Experiment("sudoku", "sudoku-4x4", ["easy"], ["medium"], 1500, 64, 30, {
         "hrm_dagger_out_solved>=0.95": ("hrm_dagger", "out_success", 0.95)}),
@@ -295,7 +302,9 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
         "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
         "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
-        **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"]}
+        **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"],
+            "trm_grid_carry_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true",
+                                             "model.episode_carry=true"]}
            if "trm_grid" in models else {}),
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],

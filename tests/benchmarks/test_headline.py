@@ -61,7 +61,7 @@ def test_table_matches_presets_and_env_configs(name: str) -> None:
     assert not set(experiment.test_sizes) & set(train)
     for row, metric, threshold in experiment.targets.values():
         assert row in ("hrm_dagger", "hrm_labels_dagger", "hrm_local_dagger", "trm_local_dagger",
-                       "trm_grid_labels_dagger")
+                       "trm_grid_labels_dagger", "trm_grid_carry_labels_dagger")
         assert metric.startswith(("in_", "out_"))
         assert 0 < threshold <= 1
 
@@ -83,12 +83,15 @@ def test_hanoi_rows_keep_the_pinned_budget() -> None:
 
 
 def test_grid_rows_only_on_grids() -> None:
-    """The grid-attention row exists where the experiment has a grid width: the local TRM on that grid, labelled."""
+    """The grid-attention rows exist where the experiment has a grid width: the local TRM on that grid, labelled, and
+    the same with its latent carried across an episode's decisions."""
     args = argparse.Namespace(steps=800, batch_size=16, size_sampling="per_reset", ppo_minutes=0.0, dagger_horizon=None)
     assert "trm_grid_labels_dagger" not in row_commands(args, 6621, pinned_models(64, EXPERIMENTS["hanoi"].grid_width))
     commands = row_commands(args, 6621, pinned_models(64, EXPERIMENTS["maze"].grid_width))
     assert set(commands["trm_grid_labels_dagger"]) - set(commands["trm_local_dagger"]) == {
         "model.attention_grid=31", "model.global_readout=acting_token", "dagger.token_labels=true"}
+    assert set(commands["trm_grid_carry_labels_dagger"]) - set(commands["trm_grid_labels_dagger"]) == {
+        "model.episode_carry=true"}
 
 
 def test_every_row_command_composes_with_the_configs() -> None:
