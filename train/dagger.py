@@ -85,7 +85,8 @@ RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", 
 def check_dagger_config(cfg: DictConfig) -> None:
     """``ValueError`` naming the ``dagger`` key and what is allowed."""
     allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "horizon", "vector", "sizes",
-               "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every", "token_labels"}
+               "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every", "token_labels",
+               "episode_restart"}
     unknown = sorted(set(cfg.dagger) - allowed)
     if unknown:
         raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
@@ -101,6 +102,9 @@ def check_dagger_config(cfg: DictConfig) -> None:
         raise ValueError(f"dagger.init must be one of {INITS}, got {d.init!r}")
     if d.size_sampling not in SIZE_SAMPLING:
         raise ValueError(f"dagger.size_sampling must be one of {SIZE_SAMPLING}, got {d.size_sampling!r}")
+    restart = 0.0 if d.get("episode_restart") is None else d.episode_restart
+    if isinstance(restart, bool) or not isinstance(restart, (int, float)) or not 0.0 <= restart <= 1.0:
+        raise ValueError(f"dagger.episode_restart must be a number in [0, 1], got {restart!r}")
     if not isinstance(d.token_labels, bool):
         raise ValueError(f"dagger.token_labels must be true or false, got {d.token_labels!r}")
     if d.vector not in VECTOR_MODES:
@@ -282,13 +286,17 @@ class Aggregate:
         rows = torch.randint(0, self.size, (batch_size,), generator=generator)
         return {key: value[rows] for key, value in self._tensors().items() if key != "starts"}
 
-    def stream(self, batch_size: int, generator: torch.Generator, advance: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def stream(self, batch_size: int, generator: torch.Generator, advance: torch.Tensor | None,
+               restart: float = 0.0) -> dict[str, torch.Tensor]:
         """A batch of ``batch_size`` streams, each walking one episode state by state (for ``episode_carry``).
 
         ``advance`` (the learner's ``carry.halted``; None at the start) marks the streams whose current state
         the model has finished: they move to their episode's next state (``continues`` true: the carry goes
         on) or, after the episode's last state, to the first state of an episode drawn uniformly (``continues``
-        false). The other rows repeat their state; the model keeps working on its copy of it.
+        false). With probability ``restart`` an advancing stream instead jumps to a state drawn uniformly from
+        the whole aggregate, with a fresh carry: shorter unrolls over more puzzles per optimizer step (16
+        streams on whole episodes see a few puzzles for dozens of steps). The other rows repeat their state;
+        the model keeps working on its copy of it.
         """
         cat = self._tensors()
         starts = cat["starts"].nonzero().squeeze(1)
@@ -301,8 +309,11 @@ class Aggregate:
             ended = following >= self.size
             ended[~ended] = cat["starts"][following[~ended]]
             drawn = starts[torch.randint(0, len(starts), (batch_size,), generator=generator)]
-            rows = torch.where(advance, torch.where(ended, drawn, following), self._streams)
-            fresh = advance & ended
+            jump = torch.rand(batch_size, generator=generator) < restart
+            anywhere = torch.randint(0, self.size, (batch_size,), generator=generator)
+            following = torch.where(ended, drawn, following)
+            rows = torch.where(advance, torch.where(jump, anywhere, following), self._streams)
+            fresh = advance & (ended | jump)
         self._streams = rows
         batch = {key: value[rows] for key, value in cat.items() if key != "starts"}
         batch["continues"] = ~fresh
@@ -406,7 +417,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             for _ in bar:
                 if learner.config.episode_carry:
                     halted = None if learner.carry is None else learner.carry.halted
-                    batch = aggregate.stream(cfg.train.batch_size, generator, halted)
+                    batch = aggregate.stream(cfg.train.batch_size, generator, halted,
+                                             float(d.episode_restart or 0.0))
                 else:
                     batch = aggregate.sample(cfg.train.batch_size, generator)
                 step_metrics = learner.train_step(batch)

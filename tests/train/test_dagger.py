@@ -147,6 +147,7 @@ def test_label_budget_is_exact(tmp_path):
         (["+dagger.foo=1"], "unknown dagger keys"),
         (["resume=true"], "no checkpoint"),
         (["dagger.token_labels=1"], "dagger.token_labels"),
+        (["dagger.episode_restart=1.5"], "dagger.episode_restart must be a number in \\[0, 1\\]"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, message):
@@ -287,6 +288,13 @@ def test_stream_walks_episodes_in_order_and_continues_only_inside_one():
         assert not starts[now[moved].numpy()].any()
         assert torch.equal(batch["tokens"], aggregate._tensors()["tokens"][now])
         rows.append(now.clone())
+    positions = []
+    for _ in range(20):  # restart=1: every state afresh, drawn from the whole aggregate, as uniform sampling
+        assert not aggregate.stream(5, generator, torch.ones(5, dtype=torch.bool), restart=1.0)["continues"].any()
+        positions.append(aggregate._streams.clone())
+    assert not starts[torch.cat(positions).numpy()].all()
+    half = [aggregate.stream(5, generator, torch.ones(5, dtype=torch.bool), restart=0.5)["continues"] for _ in range(40)]
+    assert 0.2 < torch.stack(half).float().mean() < 0.8
 
 
 def test_episode_carry_trains_on_streams_and_the_checkpoint_remembers(tmp_path, monkeypatch):
