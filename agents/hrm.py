@@ -39,7 +39,7 @@ POS_ENCODINGS = ("rope", "learned")
 VARIANTS = ("hrm", "trm")
 LOSSES = ("stablemax", "softmax")
 INFERENCE_HALTING = ("q_head", "max_steps")
-GLOBAL_READOUTS = ("prefix", "acting_token", "acting_token_head")
+GLOBAL_READOUTS = ("prefix", "acting_token")
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,7 @@ class HRMConfig:
     ``global_readout`` ``"prefix"`` reads the global actions from slot 0; ``"acting_token"`` from the first token
     whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global
     moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no
-    token carries the mark. ``"acting_token_head"`` goes one step further: the global actions ARE the token head's
-    logits at that cell (no separate global head; needs ``token_vocab == global_actions``, i.e. per-cell move
-    labels), so the policy is the move field the token head learns on every cell, read where the agent stands.
+    token carries the mark.
     ``episode_carry`` keeps the latent state from one decision of an episode to the next (a recurrent policy: in
     a static puzzle what a decision computed, e.g. a maze's distance field, stays valid after the move, so each
     decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
@@ -144,13 +142,9 @@ class HRMConfig:
             raise ValueError(f"global_readout must be one of {GLOBAL_READOUTS}, got {self.global_readout!r}")
         if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size for t in self.acting_tokens):
             raise ValueError(f"acting_tokens must be token ids in [0, {self.vocab_size}), got {self.acting_tokens!r}")
-        if self.global_readout != "prefix" and not (self.acting_tokens and self.global_actions):
-            raise ValueError(f"global_readout={self.global_readout!r} needs global actions and an encoder with "
-                             "acting_tokens (maze, city)")
-        if self.global_readout == "acting_token_head" and self.token_vocab != self.global_actions:
-            raise ValueError(f"global_readout='acting_token_head' needs a token head of the global actions' "
-                             f"{self.global_actions} classes (per-cell move labels: dagger.token_labels=true), "
-                             f"got token_vocab={self.token_vocab}")
+        if self.global_readout == "acting_token" and not (self.acting_tokens and self.global_actions):
+            raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
+                             "(maze, city)")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
         if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
@@ -230,8 +224,7 @@ class OutputHeads(nn.Module):
 
     Outputs ``logits`` (B, T, token_vocab) and/or ``policy_logits`` (B, T * per_token_actions + global_actions):
     one shared linear map per token gives that token's K actions; the globals read slot 0, or with
-    ``global_readout="acting_token"`` the first token marked by ``acting_tokens`` (slot 0 where none is); with
-    ``"acting_token_head"`` they are the token head's logits at that token.
+    ``global_readout="acting_token"`` the first token marked by ``acting_tokens`` (slot 0 where none is).
     """
 
     def __init__(self, config: HRMConfig):
@@ -240,9 +233,8 @@ class OutputHeads(nn.Module):
         hidden = config.hidden_size
         self.token_head = linear(hidden, config.token_vocab) if config.token_vocab else None
         self.per_token = linear(hidden, config.per_token_actions) if config.per_token_actions else None
-        self.tied = config.global_readout == "acting_token_head"
-        self.global_head = linear(hidden, config.global_actions) if config.global_actions and not self.tied else None
-        self.acting_tokens = config.acting_tokens if config.global_readout != "prefix" else ()
+        self.global_head = linear(hidden, config.global_actions) if config.global_actions else None
+        self.acting_tokens = config.acting_tokens if config.global_readout == "acting_token" else ()
 
     def global_features(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """(B, hidden): slot 0, or the state of each sequence's first acting token."""
@@ -261,8 +253,8 @@ class OutputHeads(nn.Module):
         parts = []
         if self.per_token is not None:
             parts.append(self.per_token(tokens).flatten(1))
-        if self.global_head is not None or self.tied:
-            parts.append((self.token_head if self.tied else self.global_head)(self.global_features(z, inputs)))
+        if self.global_head is not None:
+            parts.append(self.global_head(self.global_features(z, inputs)))
         if parts:
             out["policy_logits"] = torch.cat(parts, dim=1)
         return out

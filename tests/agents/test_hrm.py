@@ -431,22 +431,3 @@ def test_a_continuing_halted_row_keeps_its_carry_and_takes_the_new_input() -> No
     model.eval()
     resumed = model.predict(following, start=(carry.z_H, carry.z_L))["z_H"]
     torch.testing.assert_close(continued.z_H[0], resumed[0])
-
-
-def test_acting_token_head_readout_acts_by_the_token_heads_move_at_the_marked_cell() -> None:
-    """``global_readout="acting_token_head"``: no global head; the global logits are the token head's logits at the
-    marked token, so the policy is the per-cell move field read where the agent stands."""
-    torch.manual_seed(0)
-    mark = 9
-    config = SMALL.with_(token_vocab=4, per_token_actions=0, global_actions=4, halt_max_steps=1,
-                         global_readout="acting_token_head", acting_tokens=(mark,))
-    model = HRM(config).eval()
-    assert model.heads.global_head is None
-    tokens = torch.randint(1, 9, (2, 8))
-    tokens[0, 3] = mark
-    out = model.predict({"tokens": tokens})
-    torch.testing.assert_close(out["policy_logits"][0], out["logits"][0, 3])
-    with pytest.raises(ValueError, match="token head of the global actions' 4 classes"):
-        config.with_(token_vocab=10)
-    with pytest.raises(ValueError, match="acting_tokens"):
-        config.with_(acting_tokens=())
