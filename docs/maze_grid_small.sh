@@ -2,6 +2,8 @@
 # Exploratory (README, Maze, "Grid attention"): can the grid-attention TRM (the headline's trm_grid_labels_dagger
 # model) learn the maze's move field when the grid is small enough for a longer budget? Mazes of sides 7..11
 # padded to 15 x 15 (225 tokens instead of 961), 4 rounds x 600 optimizer steps, evaluated on sides 13 and 15.
+# Also the README's carry comparison (Maze, "Carrying the latent across decisions"): NAME atok_base, atok_carry3,
+# atok_carry3_r25 with model.global_readout=acting_token [model.episode_carry=true [dagger.episode_restart=0.25]].
 #   bash docs/maze_grid_small.sh NAME [train.dagger overrides]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -46,8 +46,8 @@ from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train.datasets.loading import StepwiseSplit  # noqa: E402
 from train.rollout import (  # noqa: E402
-    OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, stack, summarize,
-    trajectory_actions)
+    OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize,
+    teacher_forcing_hits)
 
 REFERENCE_METHODS = ("oracle", "random")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -188,9 +188,7 @@ def evaluate_policies(
         labels += [str(size)] * episodes
     oracle = oracle_for(env_id)
     states = oracle_states(envs, seeds, oracle)
-    flat = [state for trajectory in states for state in trajectory]
     state_labels = np.repeat(labels, [len(trajectory) for trajectory in states])
-    optimal = np.concatenate([oracle.label_batch(stack(flat[i : i + 256])).optimal for i in range(0, len(flat), 256)])
     results = {}
     for name, policy in policies.items():
         if policy is None:
@@ -198,8 +196,7 @@ def evaluate_policies(
                 raise ValueError(f"policy {name!r} is None; only {REFERENCE_METHODS} have built-in policies")
             policy = OraclePolicy(oracle) if name == "oracle" else RandomMaskedPolicy(seed)
         episodes_run = run_episodes(policy, envs, seeds, labels, oracle, horizon=horizon)
-        actions, _ = trajectory_actions(policy, states)
-        right = optimal[np.arange(len(actions)), actions]
+        right = teacher_forcing_hits(policy, states, oracle)  # one pass over the oracle states per policy
         tf = {label: float(right[state_labels == label].mean()) for label in dict.fromkeys(labels)}
         tf["all"] = float(right.mean())
         results[name] = summarize(episodes_run, tf)

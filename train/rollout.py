@@ -238,15 +238,22 @@ def trajectory_actions(policy: Policy, trajectories: list[list[Obs]], batch_size
     return actions, segments
 
 
-def teacher_forcing(policy: Policy, trajectories: list[list[Obs]], oracle: Oracle, batch_size: int = 256) -> float:
-    """Share of the states of oracle ``trajectories`` where the policy's action is optimal."""
+def teacher_forcing_hits(policy: Policy, trajectories: list[list[Obs]], oracle: Oracle,
+                         batch_size: int = 256) -> np.ndarray:
+    """Whether the policy's action is optimal on each state of oracle ``trajectories`` (flattened in order)."""
     states = [state for trajectory in trajectories for state in trajectory]
     actions, _ = trajectory_actions(policy, trajectories, batch_size)
-    hits = 0
+    hits = np.zeros(len(states), bool)
     for start in range(0, len(states), batch_size):
         optimal = oracle.label_batch(stack(states[start : start + batch_size])).optimal
-        hits += int(optimal[np.arange(len(optimal)), actions[start : start + batch_size]].sum())
-    return hits / max(1, len(states))
+        hits[start : start + len(optimal)] = optimal[np.arange(len(optimal)), actions[start : start + batch_size]]
+    return hits
+
+
+def teacher_forcing(policy: Policy, trajectories: list[list[Obs]], oracle: Oracle, batch_size: int = 256) -> float:
+    """Share of the states of oracle ``trajectories`` where the policy's action is optimal."""
+    hits = teacher_forcing_hits(policy, trajectories, oracle, batch_size)
+    return float(hits.mean()) if len(hits) else 0.0
 
 
 def oracle_states(envs: list[gym.Env], seeds: list[int], oracle: Oracle) -> list[list[Obs]]:
