@@ -46,7 +46,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   the model can learn a breadth-first field from the goal and act on it where it stands.
 - ``trm_grid_carry_labels_dagger`` (maze, city): ``trm_grid_labels_dagger`` with ``model.episode_carry=true``: each
   decision goes on from the latent state of the previous one, so the field's reach adds up over an episode's
-  decisions (30 cells each) instead of starting again at every step; DAgger trains on whole episodes in order.
+  decisions (30 cells each) instead of starting again at every step; DAgger trains on collected episodes in order,
+  a batch row restarting on a random state with a fresh carry after a quarter of its states on average
+  (``dagger.episode_restart=0.25``: on the small mazes whole-episode streams alone learnt slower, README Maze).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -304,7 +306,7 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
         **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"],
             "trm_grid_carry_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true",
-                                             "model.episode_carry=true"]}
+                                             "model.episode_carry=true", "dagger.episode_restart=0.25"]}
            if "trm_grid" in models else {}),
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],

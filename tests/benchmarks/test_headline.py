@@ -91,7 +91,7 @@ def test_grid_rows_only_on_grids() -> None:
     assert set(commands["trm_grid_labels_dagger"]) - set(commands["trm_local_dagger"]) == {
         "model.attention_grid=31", "model.global_readout=acting_token", "dagger.token_labels=true"}
     assert set(commands["trm_grid_carry_labels_dagger"]) - set(commands["trm_grid_labels_dagger"]) == {
-        "model.episode_carry=true"}
+        "model.episode_carry=true", "dagger.episode_restart=0.25"}
 
 
 def test_every_row_command_composes_with_the_configs() -> None:
