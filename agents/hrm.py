@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import (ATTENTION_DIRECTIONS, GridWindow, Mask, ReasoningModule, Rotary, linear,
+from agents.layers import (ATTENTION_DIRECTIONS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary, linear,
                            local_attention_mask, trunc_normal_)
 
 IGNORE_LABEL = -100
-POS_ENCODINGS = ("rope", "learned")
+POS_ENCODINGS = ("rope", "rope2d", "learned")
 VARIANTS = ("hrm", "trm")
 LOSSES = ("stablemax", "softmax")
 INFERENCE_HALTING = ("q_head", "max_steps")
@@ -57,6 +57,10 @@ class HRMConfig:
     ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as
     a Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
     up / down / left / right neighbours, not the cells next to it in the row-major sequence.
+    ``pos_encodings`` ``"rope"`` rotates by the position in the sequence, ``"rope2d"`` (with ``attention_grid``) by
+    the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on one padded width
+    acts on another (:func:`train.learner.load_policy` sets ``attention_grid`` to the evaluation env's width);
+    ``"learned"`` adds a learned embedding per position (fixed length).
     ``global_readout`` ``"prefix"`` reads the global actions from slot 0; ``"acting_token"`` from the first token
     whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global
     moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no
@@ -122,6 +126,9 @@ class HRMConfig:
             raise ValueError(f"pos_encodings must be one of {POS_ENCODINGS}, got {self.pos_encodings!r}")
         if self.pos_encodings == "rope" and (self.hidden_size // self.num_heads) % 2:
             raise ValueError("hidden_size / num_heads must be even for pos_encodings='rope'")
+        if self.pos_encodings == "rope2d" and ((self.hidden_size // self.num_heads) % 4 or not self.attention_grid):
+            raise ValueError("pos_encodings='rope2d' needs attention_grid >= 1 and hidden_size / num_heads divisible "
+                             "by 4")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.loss not in LOSSES:
@@ -170,7 +177,8 @@ class InputEmbedding(nn.Module):
     """Token embedding (scaled by sqrt(hidden)) with prefix slots and positions.
 
     Returns the embedded sequence of length ``puzzle_emb_len + T`` and rotary tables (or None). With rope
-    nothing depends on ``T``, so a model trained at one length runs at another.
+    nothing depends on ``T``, so a model trained at one length runs at another; rope2d rotates by the cells'
+    rows and columns on the ``attention_grid`` (then nothing depends on the grid's width either).
     """
 
     def __init__(self, config: HRMConfig):
@@ -188,10 +196,12 @@ class InputEmbedding(nn.Module):
         elif config.puzzle_emb_len > 0:
             self.prefix = nn.Parameter(trunc_normal_(torch.empty(config.puzzle_emb_len, hidden), std))
         self.positions: nn.Embedding | None = None
-        self.rotary: Rotary | None = None
+        self.rotary: Rotary | GridRotary | None = None
         if config.pos_encodings == "learned":
             self.positions = nn.Embedding(config.puzzle_emb_len + config.seq_len, hidden)
             trunc_normal_(self.positions.weight, std)
+        elif config.pos_encodings == "rope2d":
+            self.rotary = GridRotary(hidden // config.num_heads, config.rope_theta)
         else:
             self.rotary = Rotary(hidden // config.num_heads, config.rope_theta)
 
@@ -214,6 +224,8 @@ class InputEmbedding(nn.Module):
             if x.shape[1] > self.positions.num_embeddings:
                 raise ValueError(f"tokens longer than seq_len={config.seq_len} need pos_encodings='rope'")
             x = 0.7071067811865476 * (x + self.positions.weight[: x.shape[1]])
+        elif isinstance(self.rotary, GridRotary):
+            rotary = self.rotary(x.shape[1] - inputs.shape[1], inputs.shape[1], config.attention_grid)
         else:
             rotary = self.rotary(x.shape[1])
         return math.sqrt(config.hidden_size) * x, rotary

@@ -82,6 +82,35 @@ class Rotary(nn.Module):
         return self._cache[1], self._cache[2]
 
 
+class GridRotary(nn.Module):
+    """Rotary tables of a row-major grid ``width`` wide: half of each head's rotation pairs turn with the row,
+    half with the column, so attention between two cells depends on their (row, column) offset only, whatever
+    the grid's width. A model trained on one padded grid then reads the same neighbours on a wider one (with 1-D
+    positions the cell below is ``width`` tokens further, a different rotation on every width). Prefix slots get
+    no rotation."""
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 4:
+            raise ValueError(f"2-D rotary positions need a head dimension divisible by 4, got {head_dim}")
+        quarter = head_dim // 4
+        inv_freq = 1.0 / (base ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self._cache: tuple[tuple[int, int, int], torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, prefix: int, tokens: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, sin)`` of shape ``(prefix + tokens, head_dim)`` for ``tokens`` grid cells after ``prefix`` slots."""
+        key = (prefix, tokens, width)
+        if self._cache is None or self._cache[0] != key or self._cache[1].device != self.inv_freq.device:
+            cell = torch.arange(tokens, device=self.inv_freq.device)
+            rows = torch.cat([torch.zeros(prefix, device=cell.device), (cell // width).float()])
+            cols = torch.cat([torch.zeros(prefix, device=cell.device), (cell % width).float()])
+            freqs = torch.cat([torch.outer(rows, self.inv_freq), torch.outer(cols, self.inv_freq)], dim=-1)
+            emb = torch.cat([freqs, freqs], dim=-1)
+            self._cache = (key, emb.cos(), emb.sin())
+        return self._cache[1], self._cache[2]
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate ``x`` of shape (batch, heads, seq, head_dim) by the position tables."""
     half = x.shape[-1] // 2

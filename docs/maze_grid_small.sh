@@ -4,12 +4,16 @@
 # padded to 15 x 15 (225 tokens instead of 961), 4 rounds x 600 optimizer steps, evaluated on sides 13 and 15.
 # Also the README's carry comparison (Maze, "Carrying the latent across decisions"): NAME atok_base, atok_carry3,
 # atok_carry3_r25 with model.global_readout=acting_token [model.episode_carry=true [dagger.episode_restart=0.25]].
-#   bash docs/maze_grid_small.sh NAME [train.dagger overrides]
+# And the width transfer (README, Maze, "Rows and columns instead of sequence positions"): NAME rope2d_carry with
+# SIZES='[7,8,9,10,11,12,13,14,15]' EVAL_SIZES='[15]' and model.global_readout=acting_token
+# model.pos_encodings=rope2d model.episode_carry=true, then train.evaluate on the headline's 21..31 mazes.
+#   [SIZES=...] [EVAL_SIZES=...] bash docs/maze_grid_small.sh NAME [train.dagger overrides]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1; shift
+sizes=${SIZES:-[7,11]}; eval_sizes=${EVAL_SIZES:-[13,15]}
 out=runs/x/$name; mkdir -p runs/x
-.venv/bin/python -m train.dagger env=maze env.kwargs.max_size=15 'dagger.sizes=[7,11]' 'env.eval_sizes=[13,15]' \
+.venv/bin/python -m train.dagger env=maze env.kwargs.max_size=15 "dagger.sizes=$sizes" "env.eval_sizes=$eval_sizes" \
   train.batch_size=16 train.lr=0.001 train.weight_decay=0.01 'train.betas=[0.9,0.95]' train.warmup_steps=100 \
   train.schedule=cosine train.lr_min_ratio=0.05 train.grad_clip=1.0 \
   model=trm model.hidden_size=64 model.num_heads=4 model.expansion=4.0 model.pos_encodings=rope model.loss=softmax \

@@ -37,6 +37,8 @@ class Encoder(Protocol):
     global_actions: int
     # Optional (not a protocol member): ``acting_tokens``, the token ids that mark the agent's cell, whose moves
     # the global actions are (maze, city); ``model.global_readout=acting_token`` reads the global head there.
+    # ``grid_width``, the side of the row-major grid the tokens form (maze, city: ``max_size``), which a grid
+    # model (``model.attention_grid``) reads them by.
 
     def tokens(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Int64 token ids of shape ``batch_shape + (seq_len,)``."""
@@ -54,6 +56,11 @@ class Encoder(Protocol):
 def acting_tokens(encoder: Encoder) -> tuple[int, ...]:
     """The token ids that mark the agent's cell (``encoder.acting_tokens``; none for envs without one)."""
     return tuple(int(t) for t in getattr(encoder, "acting_tokens", ()))
+
+
+def grid_width(encoder: Encoder) -> int:
+    """The width of the grid the tokens form (``encoder.grid_width``; 0 for envs whose tokens are no grid)."""
+    return int(getattr(encoder, "grid_width", 0))
 
 
 def encoder_for(env_or_id: gym.Env | str | type, observation_space: gym.spaces.Dict | None = None) -> Encoder:

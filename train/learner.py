@@ -39,7 +39,8 @@ schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and th
 ``ValueError`` naming every mismatching key with both values (a key missing from an older config equals null).
 ``save_rank_state`` / ``load_rank_state`` keep a DDP rank > 0's carry and RNG beside it (``last.rank1.pt``).
 ``checkpoint_config(path)`` reads only the config; ``load_policy(path, encoder, device)`` rebuilds the model alone
-as a :class:`ModelPolicy` (``train.evaluate``).
+as a :class:`ModelPolicy` (``train.evaluate``); ``on_grid`` lets a ``rope2d`` grid model act on the evaluation
+env's grid width (trained on mazes padded to 15, tested on 31).
 
 Logging: ``MetricsLogger(out_dir, enabled)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
 ``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing; ``purge_step`` (on
@@ -66,7 +67,7 @@ from torch import nn
 
 from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
 from agents.hrm import HRM, HRMCarry, HRMConfig, act_loss
-from hrm_envs.encoding import Encoder, acting_tokens
+from hrm_envs.encoding import Encoder, acting_tokens, grid_width
 
 MODEL_KINDS = ("hrm", "trm", "mlp", "lstm", "transformer", "gnn")
 TASKS = ("policy", "tokens")
@@ -467,13 +468,27 @@ def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
 ACTING_FIELDS = ("inference_halting", "halt_max_steps")
 
 
+def on_grid(config: HRMConfig, encoder: Encoder, where: str = "checkpoint") -> HRMConfig:
+    """``config`` acting on the encoder's grid: a grid model (``attention_grid``) with ``pos_encodings='rope2d'``
+    takes the env's grid width (and length); with other positions the widths must agree (``ValueError``)."""
+    width = grid_width(encoder)
+    if not config.attention_grid or width in (0, config.attention_grid):
+        return config
+    if config.pos_encodings != "rope2d":
+        raise ValueError(f"{where} reads a grid {config.attention_grid} wide with pos_encodings="
+                         f"{config.pos_encodings!r}, the env's grid is {width} wide: evaluate with the env.kwargs the "
+                         f"training used, or train with model.pos_encodings=rope2d to act on other widths")
+    return config.with_(seq_len=int(encoder.seq_len), attention_grid=width)
+
+
 def load_policy(
     path: str | Path, encoder: Encoder, device: torch.device | str = "cpu", acting: Mapping[str, Any] | None = None
 ) -> ModelPolicy:
     """A :class:`ModelPolicy` of a checkpoint's model (e.g. for ``train.evaluate``), acting with ``encoder``.
 
     ``acting`` overrides :data:`ACTING_FIELDS` of an HRM / TRM checkpoint (null values keep the checkpoint's),
-    e.g. ``{"inference_halting": "max_steps", "halt_max_steps": 4}`` to think longer than in training."""
+    e.g. ``{"inference_halting": "max_steps", "halt_max_steps": 4}`` to think longer than in training. A rope2d
+    grid model acts on the encoder's grid width (:func:`on_grid`), e.g. trained on mazes padded to 15, tested on 31."""
     state = _read(path)
     config = HRMConfig(**state["hrm_config"])
     changes = {k: v for k, v in (acting or {}).items() if v is not None}
@@ -482,7 +497,7 @@ def load_policy(
         raise ValueError(f"acting overrides must be among {ACTING_FIELDS}, got {unknown}")
     if changes and state["model_config"]["name"] not in ("hrm", "trm"):
         raise ValueError(f"acting overrides {sorted(changes)} apply to hrm / trm checkpoints, not to {path}")
-    config = config.with_(**changes)
+    config = on_grid(config.with_(**changes), encoder, str(path))
     model = build_model(state["model_config"], config)
     ema = state.get("ema")
     if ema is not None:  # AveragedModel's state: "module." + the model's keys, plus n_averaged

@@ -49,6 +49,7 @@ class CityEncoder:
     def __init__(self, observation_space: spaces.Dict):
         self.max_size = int(observation_space["street"].shape[0])
         self.seq_len = self.max_size**2
+        self.grid_width = self.max_size  # the tokens are the max_size x max_size grid, row-major
 
     def tokens(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         street = np.asarray(obs["street"], np.int64)

@@ -264,6 +264,29 @@ def test_acting_token_readout_reads_the_marked_cell() -> None:
         assert not torch.equal(model.predict({"tokens": near})["policy_logits"][0, -1], out["policy_logits"][0, -1])
 
 
+@pytest.mark.parametrize("pos_encodings", ["rope2d", "rope"])
+def test_rope2d_grid_model_reads_the_same_neighbourhood_on_a_wider_grid(pos_encodings: str) -> None:
+    """With 2-D rotary positions a cell's logits depend on its neighbourhood, not on the grid's width: a 5-wide
+    grid and the same cells in the corner of an 8-wide one give the marked cell the same global logit (2 block
+    applications of reach, the extra cells 4 moves away); with 1-D positions the cell below is 5 or 8 tokens on."""
+    torch.manual_seed(0)
+    narrow, wide, mark = 5, 8, 9
+    config = SMALL.with_(seq_len=narrow * narrow, H_cycles=1, L_cycles=1, attention_window=1, attention_grid=narrow,
+                         halt_max_steps=1, global_readout="acting_token", acting_tokens=(mark,),
+                         pos_encodings=pos_encodings)
+    model = HRM(config).eval()
+    cells = torch.randint(1, 9, (narrow, narrow))
+    cells[1, 1] = mark
+    padded = torch.full((wide, wide), 1)
+    padded[:narrow, :narrow] = cells
+    widened = HRM(config.with_(seq_len=wide * wide, attention_grid=wide)).eval()
+    widened.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        a = model.predict({"tokens": cells.view(1, -1)})["policy_logits"][0, -1]
+        b = widened.predict({"tokens": padded.view(1, -1)})["policy_logits"][0, -1]
+    assert torch.allclose(a, b, atol=1e-5) == (pos_encodings == "rope2d")
+
+
 def test_attention_grid_validation() -> None:
     with pytest.raises(ValueError, match="attention_window"):
         SMALL.with_(attention_grid=4)
@@ -277,6 +300,10 @@ def test_attention_grid_validation() -> None:
         SMALL.with_(global_readout="acting_token")
     with pytest.raises(ValueError, match="acting_tokens"):
         SMALL.with_(acting_tokens=(10,))
+    with pytest.raises(ValueError, match="rope2d"):
+        SMALL.with_(pos_encodings="rope2d")
+    with pytest.raises(ValueError, match="rope2d"):
+        SMALL.with_(hidden_size=12, num_heads=2, attention_window=1, attention_grid=4, pos_encodings="rope2d")
 
 
 def test_local_attention_mask() -> None:

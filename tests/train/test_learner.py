@@ -16,12 +16,12 @@ import torch
 import hrm_envs  # noqa: F401
 from agents.baselines import GNNBaseline
 from agents.hrm import HRM, set_loss
-from hrm_envs.encoding import encoder_for
+from hrm_envs.encoding import encoder_for, grid_width
 from oracles import oracle_for
 from train.learner import (
     MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, config_mismatches,
     interrupts_at_safe_points,
-    load_checkpoint, load_policy, lr_factor, model_config, save_checkpoint, token_adjacency,
+    load_checkpoint, load_policy, lr_factor, model_config, on_grid, save_checkpoint, token_adjacency,
 )
 from train.rollout import run_episodes, summarize
 
@@ -257,6 +257,27 @@ def test_ema_weights_act_are_checkpointed_and_loaded(encoder, tmp_path):
     load_checkpoint(path, again, {"run": 1})
     assert torch.equal(again.eval_module.state_dict()[name], learner.eval_module.state_dict()[name])
     assert torch.equal(load_policy(path, encoder).model.state_dict()[name], expected)
+
+
+def test_a_rope2d_grid_checkpoint_acts_on_a_wider_grid(tmp_path):
+    """``load_policy`` gives a rope2d grid model the evaluation env's width (trained on mazes padded to 9, it
+    plays a maze padded to 15); a 1-D rope grid model is refused with the fix named; hanoi has no grid."""
+    small, large = (encoder_for(gym.make("hrm/Maze-v0", size=7, max_size=side)) for side in (9, 15))
+    assert (grid_width(small), grid_width(large), grid_width(encoder_for(gym.make("hrm/Hanoi-v0", **ENV)))) == (9, 15, 0)
+    grid = {**model_cfg("trm"), "attention_window": 1, "attention_grid": 9, "global_readout": "acting_token"}
+    for positions in ("rope2d", "rope"):
+        config = {"model": {**grid, "pos_encodings": positions}}
+        learner = Learner(config["model"], {}, small)
+        save_checkpoint(tmp_path / f"{positions}.pt", learner, config, epoch=0)
+    assert on_grid(learner.config, small) == learner.config
+    policy = load_policy(tmp_path / "rope2d.pt", large)
+    assert (policy.model.config.attention_grid, policy.model.config.seq_len) == (15, 225)
+    env = gym.make("hrm/Maze-v0", size=13, max_size=15)
+    obs = {k: v[None] for k, v in env.reset(seed=0)[0].items()}
+    action = int(policy.act_batch(obs)[0][0])
+    assert obs["action_mask"][0, action]
+    with pytest.raises(ValueError, match="grid 9 wide with pos_encodings='rope'.*rope2d"):
+        load_policy(tmp_path / "rope.pt", large)
 
 
 def test_a_policy_with_episode_carry_remembers_each_episode_by_its_id(encoder):
