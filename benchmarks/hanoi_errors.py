@@ -41,7 +41,7 @@ from hrm_envs.hanoi.env import ABSENT
 from oracles import oracle_for
 from oracles.hanoi import gather_moves
 from train.evaluate import episode_seeds, load_any_policy
-from train.rollout import oracle_states, run_episodes, stack
+from train.rollout import oracle_states, run_episodes, stack, trajectory_actions
 
 
 def plan(state: list[int], goal: list[int]) -> tuple[str, int]:
@@ -104,9 +104,10 @@ def analyse(checkpoint: str, sizes: list[int], max_disks: int, puzzles: int, see
     for index, size in enumerate(sizes):
         seeds = episode_seeds(seed, index, puzzles)
         envs = [gym.make("hrm/Hanoi-v0", num_disks=size, max_disks=max_disks) for _ in range(puzzles)]
-        states = [s for trajectory in oracle_states(envs, seeds, oracle) for s in trajectory]
+        trajectories = oracle_states(envs, seeds, oracle)
+        states = [s for trajectory in trajectories for s in trajectory]
         batch = stack(states)
-        actions, _ = policy.act_batch(batch)
+        actions, _ = trajectory_actions(policy, trajectories)  # in order, for a policy that remembers
         optimal = oracle.label_batch(batch).optimal
         right = optimal[np.arange(len(actions)), actions]
         kind = np.select([optimal[:, stop], optimal[:, :3].any(1) & optimal[:, 3:stop].any(1), optimal[:, :3].any(1)],

@@ -31,7 +31,7 @@ from hrm_envs.encoding import encoder_for
 from hrm_envs.sudoku.env import peer_digits
 from oracles import oracle_for
 from train.evaluate import episode_seeds, load_any_policy
-from train.rollout import oracle_states, stack
+from train.rollout import oracle_states, stack, trajectory_actions
 
 BUCKETS = ("0", "1", "2", "3+")
 
@@ -84,7 +84,7 @@ def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: in
         trajectories = oracle_states(envs, episode_seeds(seed, index, puzzles), oracle)
         states = [state for trajectory in trajectories for state in trajectory]
         batch = stack(states)
-        actions, _ = policy.act_batch(batch)
+        actions, _ = trajectory_actions(policy, trajectories)  # in order, for a policy that remembers
         optimal = oracle.label_batch(batch).optimal
         right = optimal[np.arange(len(actions)), actions]
         counts = candidate_counts(batch["grid"].reshape(len(states), -1).astype(np.int64), box)
