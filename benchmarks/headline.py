@@ -34,6 +34,9 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
 - ``hrm_local_dagger`` / ``trm_local_dagger``: the same DAgger with local attention (``HRM_LOCAL_CONFIG``,
   ``TRM_LOCAL_CONFIG``: a token sees its neighbours only, the recurrence carries information along the puzzle).
+- ``trm_local_carry_dagger``: ``trm_local_dagger`` as a recurrent policy (``CARRY``: ``model.episode_carry=true``,
+  each decision goes on from the latent state of the previous one, and DAgger trains on collected episodes in
+  order, ``dagger.episode_restart=0.25``).
 - ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``TRM_SCAN_CONFIG``: a token sees itself and the
   next token, a scan from the last token down); ``trm_scan_labels_dagger``: the same plus ``dagger.token_labels=true``
   (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``: Hanoi's per-disk target pegs).
@@ -46,9 +49,7 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   the model can learn a breadth-first field from the goal and act on it where it stands.
 - ``trm_grid_carry_labels_dagger`` (maze, city): ``trm_grid_labels_dagger`` with ``model.episode_carry=true``: each
   decision goes on from the latent state of the previous one, so the field's reach adds up over an episode's
-  decisions (30 cells each) instead of starting again at every step; DAgger trains on collected episodes in order,
-  a batch row restarting on a random state with a fresh carry after a quarter of its states on average
-  (``dagger.episode_restart=0.25``: on the small mazes whole-episode streams alone learnt slower, README Maze).
+  decisions (30 cells each) instead of starting again at every step (``CARRY``, as ``trm_local_carry_dagger``).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
@@ -120,7 +121,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         "hrm_local_dagger_in_success>=0.95": ("hrm_local_dagger", "in_success", 0.95),
         "hrm_local_dagger_out_success>=0.80": ("hrm_local_dagger", "out_success", 0.80),
         "trm_local_dagger_in_success>=0.95": ("trm_local_dagger", "in_success", 0.95),
-        "trm_local_dagger_out_success>=0.80": ("trm_local_dagger", "out_success", 0.80)}),
+        "trm_local_dagger_out_success>=0.80": ("trm_local_dagger", "out_success", 0.80),
+        "trm_local_carry_dagger_in_success>=0.95": ("trm_local_carry_dagger", "in_success", 0.95),
+        "trm_local_carry_dagger_out_success>=0.80": ("trm_local_carry_dagger", "out_success", 0.80)}),
     "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
         "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90),
         "trm_grid_labels_dagger_out_success>=0.90": ("trm_grid_labels_dagger", "out_success", 0.90),
@@ -159,6 +162,10 @@ TRM_LOCAL_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=4", 
 # The same TRM with one-way attention (``attention_direction=later``): a disk token reads only itself and the next
 # larger disk, so information flows from the largest disk down, the direction of the target-peg chain.
 TRM_SCAN_CONFIG = [*TRM_LOCAL_CONFIG, "model.attention_direction=later"]
+# A recurrent policy: the latent carries from one decision of an episode to the next, and DAgger trains on the
+# collected episodes in order, a batch row restarting on a random state with a fresh carry after a quarter of its
+# states on average (whole-episode streams alone learnt slower on the small mazes, README Maze).
+CARRY = ["model.episode_carry=true", "dagger.episode_restart=0.25"]
 TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
          "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
@@ -302,11 +309,12 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "trm_dagger": ["train.dagger", *models["trm"], *dagger],
         "hrm_local_dagger": ["train.dagger", *models["hrm_local"], *dagger],
         "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
+        "trm_local_carry_dagger": ["train.dagger", *models["trm_local"], *dagger, *CARRY],
         "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
         "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
         **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"],
             "trm_grid_carry_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true",
-                                             "model.episode_carry=true", "dagger.episode_restart=0.25"]}
+                                             *CARRY]}
            if "trm_grid" in models else {}),
         "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
         "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
