@@ -36,7 +36,8 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   ``TRM_LOCAL_CONFIG``: a token sees its neighbours only, the recurrence carries information along the puzzle).
 - ``trm_local_carry_dagger``: ``trm_local_dagger`` as a recurrent policy (``CARRY``: ``model.episode_carry=true``,
   each decision goes on from the latent state of the previous one, and DAgger trains on collected episodes in
-  order, ``dagger.episode_restart=0.25``).
+  order, ``dagger.episode_restart=0.25``); ``trm_local_carry_episodes_dagger``: the same on whole collected
+  episodes (``CARRY_EPISODES``: no restarts, every batch row walks an episode from its start to its end).
 - ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``TRM_SCAN_CONFIG``: a token sees itself and the
   next token, a scan from the last token down); ``trm_scan_labels_dagger``: the same plus ``dagger.token_labels=true``
   (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``: Hanoi's per-disk target pegs).
@@ -123,7 +124,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         "trm_local_dagger_in_success>=0.95": ("trm_local_dagger", "in_success", 0.95),
         "trm_local_dagger_out_success>=0.80": ("trm_local_dagger", "out_success", 0.80),
         "trm_local_carry_dagger_in_success>=0.95": ("trm_local_carry_dagger", "in_success", 0.95),
-        "trm_local_carry_dagger_out_success>=0.80": ("trm_local_carry_dagger", "out_success", 0.80)}),
+        "trm_local_carry_dagger_out_success>=0.80": ("trm_local_carry_dagger", "out_success", 0.80),
+        "trm_local_carry_episodes_dagger_in_success>=0.95": ("trm_local_carry_episodes_dagger", "in_success", 0.95),
+        "trm_local_carry_episodes_dagger_out_success>=0.80": ("trm_local_carry_episodes_dagger", "out_success", 0.80)}),
     "maze": Experiment("maze", "maze-ood", [7, 11, 15], [21, 25, 31], 800, 16, 20, {
         "hrm_dagger_out_success>=0.90": ("hrm_dagger", "out_success", 0.90),
         "trm_grid_labels_dagger_out_success>=0.90": ("trm_grid_labels_dagger", "out_success", 0.90),
@@ -166,6 +169,7 @@ TRM_SCAN_CONFIG = [*TRM_LOCAL_CONFIG, "model.attention_direction=later"]
 # collected episodes in order, a batch row restarting on a random state with a fresh carry after a quarter of its
 # states on average (whole-episode streams alone learnt slower on the small mazes, README Maze).
 CARRY = ["model.episode_carry=true", "dagger.episode_restart=0.25"]
+CARRY_EPISODES = ["model.episode_carry=true", "dagger.episode_restart=null"]
 TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
          "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
@@ -310,6 +314,7 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
         "hrm_local_dagger": ["train.dagger", *models["hrm_local"], *dagger],
         "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
         "trm_local_carry_dagger": ["train.dagger", *models["trm_local"], *dagger, *CARRY],
+        "trm_local_carry_episodes_dagger": ["train.dagger", *models["trm_local"], *dagger, *CARRY_EPISODES],
         "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
         "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
         **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"],

@@ -3,6 +3,7 @@
     python -m train.dagger                                    # env=hanoi model=hrm train=default
     python -m train.dagger model=transformer dagger.max_labels=12978 out=runs/dagger-tf
     python -m train.dagger resume=true                        # continue a killed run; no collected round is lost
+    python -m train.dagger init_from=runs/a/last.pt ...       # a new run starting from another run's weights
 
 One run, top to bottom (see ``run``):
 
@@ -67,7 +68,7 @@ from oracles import oracle_for
 from oracles.base import Oracle
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
-from train.learner import Learner, MetricsLogger, load_checkpoint, save_checkpoint
+from train.learner import Learner, MetricsLogger, init_weights, load_checkpoint, save_checkpoint
 from train.rollout import OracleHorizon, SizeMixture, Transitions, check_horizon, collect, env_fns
 from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
 
@@ -358,6 +359,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print(f"resumed from {checkpoint}: {trained_rounds} rounds trained (step {learner.step})", flush=True)
     elif checkpoint.exists() or round_path(out, 0).exists():
         raise ValueError(f"out={str(out)!r} already holds a run; pass resume=true or choose another out")
+    elif cfg.init_from:
+        init_weights(cfg.init_from, learner)
+        print(f"weights from {cfg.init_from}", flush=True)
     logger = MetricsLogger(out, purge_step=learner.step if cfg.resume else None)
     generator = torch.Generator().manual_seed(cfg.seed + learner.step)
     print(f"DAgger {cfg.model.name}: {learner.num_parameters():,} parameters on {device}; collection sizes {sizes}, "

@@ -464,6 +464,25 @@ def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
     return int(state["epoch"]), int(state["batch_in_epoch"])
 
 
+def init_weights(path: str | Path, learner: Learner) -> None:
+    """Start ``learner`` from another run's weights (and EMA), with its own fresh optimizer and schedule: a stage
+    of a curriculum, e.g. a rope2d grid model trained on mazes padded to 15 going on at 25. The model configs must
+    agree; only ``attention_grid`` may differ, and only for ``pos_encodings='rope2d'`` (weights independent of the
+    grid's width). Otherwise ``ValueError``."""
+    state = _read(path)
+    saved, current = dict(state["model_config"]), dict(learner.model_cfg)
+    if current.get("pos_encodings") == "rope2d":
+        saved.pop("attention_grid", None)
+        current.pop("attention_grid", None)
+    mismatches = config_mismatches({"model": saved}, {"model": current})
+    if mismatches:
+        raise ValueError(f"init_from={str(path)!r} holds another model (only model.attention_grid may differ, with "
+                         "model.pos_encodings=rope2d): " + "; ".join(mismatches))
+    learner.module.load_state_dict(state["model"])
+    if learner.ema is not None:
+        learner.ema.module.load_state_dict(learner.module.state_dict())
+
+
 #: HRMConfig fields that change only how a trained HRM / TRM acts, so evaluation may override them.
 ACTING_FIELDS = ("inference_halting", "halt_max_steps")
 

@@ -46,8 +46,8 @@ from hrm_envs.encoding import Encoder, encoder_for
 from oracles import oracle_for
 from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit, build, parse_spec
 from train.datasets.loading import observation_space
-from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, interrupts_at_safe_points, load_checkpoint,
-                           load_rank_state, save_checkpoint, save_rank_state, unwrap)
+from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, init_weights, interrupts_at_safe_points,
+                           load_checkpoint, load_rank_state, save_checkpoint, save_rank_state, unwrap)
 from train.rollout import check_horizon, run_episodes, summarize
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -335,6 +335,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"out={str(out)!r} already holds a run ({checkpoint}); pass resume=true or choose another out")
     else:
         torch.manual_seed(cfg.seed + 1000 * rank)
+        if cfg.init_from:
+            init_weights(cfg.init_from, learner)
     logger = MetricsLogger(out, enabled=rank == 0, purge_step=learner.step if cfg.resume else None)
     if rank == 0:
         print(f"{cfg.model.name}: {learner.num_parameters():,} parameters; {len(data)} training samples "

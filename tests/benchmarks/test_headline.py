@@ -61,7 +61,7 @@ def test_table_matches_presets_and_env_configs(name: str) -> None:
     assert not set(experiment.test_sizes) & set(train)
     for row, metric, threshold in experiment.targets.values():
         assert row in ("hrm_dagger", "hrm_labels_dagger", "hrm_local_dagger", "trm_local_dagger", "trm_local_carry_dagger",
-                       "trm_grid_labels_dagger", "trm_grid_carry_labels_dagger")
+                       "trm_local_carry_episodes_dagger", "trm_grid_labels_dagger", "trm_grid_carry_labels_dagger")
         assert metric.startswith(("in_", "out_"))
         assert 0 < threshold <= 1
 
@@ -71,10 +71,12 @@ def test_hanoi_rows_keep_the_pinned_budget() -> None:
     commands = row_commands(args, 13397, pinned_models(64))
     assert set(commands) == {"hrm_dagger", "hrm_labels_dagger", "hrm_supervised", "transformer_dagger", "trm_dagger",
                              "lstm_supervised", "lstm_dagger", "hrm_local_dagger", "trm_local_dagger", "trm_scan_dagger",
-                             "trm_scan_labels_dagger", "trm_local_carry_dagger"}
+                             "trm_scan_labels_dagger", "trm_local_carry_dagger", "trm_local_carry_episodes_dagger"}
     assert "model.attention_window=1" in commands["trm_local_dagger"] and "model=hrm" in commands["hrm_local_dagger"]
     assert set(commands["trm_local_carry_dagger"]) - set(commands["trm_local_dagger"]) == {
         "model.episode_carry=true", "dagger.episode_restart=0.25"}
+    assert set(commands["trm_local_carry_episodes_dagger"]) - set(commands["trm_local_dagger"]) == {
+        "model.episode_carry=true", "dagger.episode_restart=null"}
     scan = commands["trm_scan_dagger"]
     assert set(scan) - set(commands["trm_local_dagger"]) == {"model.attention_direction=later"}
     assert set(commands["trm_scan_labels_dagger"]) - set(scan) == {"dagger.token_labels=true"}
@@ -94,6 +96,8 @@ def test_grid_rows_only_on_grids() -> None:
         "model.attention_grid=31", "model.global_readout=acting_token", "dagger.token_labels=true"}
     assert set(commands["trm_grid_carry_labels_dagger"]) - set(commands["trm_grid_labels_dagger"]) == {
         "model.episode_carry=true", "dagger.episode_restart=0.25"}
+    assert set(commands["trm_local_carry_episodes_dagger"]) - set(commands["trm_local_dagger"]) == {
+        "model.episode_carry=true", "dagger.episode_restart=null"}
 
 
 def test_every_row_command_composes_with_the_configs() -> None:

@@ -313,3 +313,38 @@ def test_episode_carry_trains_on_streams_and_the_checkpoint_remembers(tmp_path, 
     assert not seen[0].any() and any(c.any() for c in seen[1:])  # later steps go on within episodes
     encoder = encoder_for(gym.make("hrm/Hanoi-v0", num_disks=2, max_disks=4))
     assert load_policy(tmp_path / "run" / "last.pt", encoder).remembers
+
+
+def grid_stage(tmp_path: Path, width: int, *overrides: str):
+    """A one-round maze run of a rope2d grid model padded to ``width``."""
+    return config(tmp_path, "env=maze", f"env.kwargs.max_size={width}", "dagger.sizes=[7]", f"env.eval_sizes=[{width}]",
+                  "dagger.rounds=0", "dagger.train_steps=2", "dagger.eval_puzzles=0", "model.attention_window=1",
+                  f"model.attention_grid={width}", "model.pos_encodings=rope2d", *overrides)
+
+
+def test_init_from_starts_a_wider_stage_from_the_narrower_runs_weights(tmp_path, monkeypatch):
+    dagger.run(grid_stage(tmp_path / "narrow", 9))
+    trained = torch.load(tmp_path / "narrow" / "run" / "last.pt", weights_only=False)["model"]
+    first_weights = []
+    original = Learner.train_step
+
+    def recording_step(self, batch):
+        if not first_weights:
+            first_weights.append({k: v.clone() for k, v in self.module.state_dict().items()})
+        return original(self, batch)
+
+    monkeypatch.setattr(Learner, "train_step", recording_step)
+    final = dagger.run(grid_stage(tmp_path / "wide", 11, f"init_from={tmp_path / 'narrow' / 'run' / 'last.pt'}"))
+    assert final["steps"] == 2  # a fresh schedule: the narrow run's steps are not counted
+    assert first_weights[0].keys() == trained.keys()
+    assert all(torch.equal(first_weights[0][k], trained[k]) for k in trained)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.hidden_size=64"], "only model.attention_grid may differ"),
+    (["model.pos_encodings=rope"], "model.pos_encodings"),
+])
+def test_init_from_refuses_another_model(tmp_path, overrides, message):
+    dagger.run(grid_stage(tmp_path / "narrow", 9))
+    with pytest.raises(ValueError, match=message):
+        dagger.run(grid_stage(tmp_path / "wide", 11, f"init_from={tmp_path / 'narrow' / 'run' / 'last.pt'}", *overrides))

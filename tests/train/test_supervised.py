@@ -124,6 +124,27 @@ def test_resume_after_kill_and_ctrl_c_is_exact(data_dir, tmp_path, monkeypatch):
     assert all(torch.equal(ref_state[k], state[k]) for k in ref_state)
 
 
+def test_init_from_starts_from_another_runs_weights_with_a_fresh_schedule(data_dir, tmp_path, monkeypatch):
+    args = ["train.epochs=1", "train.eval.puzzles=0"]
+    supervised.train(config(overrides(data_dir, tmp_path / "first", *args)))
+    trained = torch.load(tmp_path / "first" / "last.pt", weights_only=False)["model"]
+    seen = []
+    real_step = supervised.Learner.train_step
+
+    def recording_step(self, batch):
+        if not seen:
+            seen.append((self.step, {k: v.clone() for k, v in self.module.state_dict().items()}))
+        return real_step(self, batch)
+
+    monkeypatch.setattr(supervised.Learner, "train_step", recording_step)
+    supervised.train(config(overrides(data_dir, tmp_path / "second", *args, f"init_from={tmp_path / 'first' / 'last.pt'}")))
+    step, weights = seen[0]
+    assert step == 0 and all(torch.equal(weights[k], trained[k]) for k in trained)
+    with pytest.raises(ValueError, match=r"init_from=.*model\.hidden_size"):
+        supervised.train(config(overrides(data_dir, tmp_path / "third", *args, "model.hidden_size=64",
+                                          f"init_from={tmp_path / 'first' / 'last.pt'}")))
+
+
 def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
     out = tmp_path / "run"
     supervised.train(config(overrides(data_dir, out, "train.epochs=1", "train.eval.puzzles=1")))
