@@ -5,7 +5,9 @@
 
 Plays the oracle's own trajectory of ``--puzzles`` fresh puzzles per size (the ``train.evaluate`` seed stream) and
 buckets every state by the moves left to the goal on that trajectory (``DISTANCE_BINS``): the TF accuracy (greedy
-masked action optimal) per bucket shows how far from the goal the policy still knows the way. For a checkpoint
+masked action optimal) per bucket shows how far from the goal the policy still knows the way; ``tf_by_puzzle``
+lists each puzzle's ``[moves, TF]`` (with ``--seed`` = train.evaluate's ``seed`` and the same ``--sizes``, the
+puzzles ``train.evaluate`` plays). For a checkpoint
 trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`` scores that head's move at every
 cell of each puzzle's first state against the oracle's optimal moves there, per bucket of the cell's own
 cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
@@ -116,8 +118,11 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
         actions, used = trajectory_actions(policy, trajectories, CHUNK)  # in order, for a policy that remembers
         optimal = chunked(lambda part: oracle.label_batch(part).optimal, batch)
         right = optimal[np.arange(len(actions)), actions]
+        starts = np.cumsum([0] + [len(t) for t in trajectories])
+        per_puzzle = [[len(t), round(float(right[a:b].mean()), 4)] for t, a, b in zip(trajectories, starts, starts[1:])]
         report[str(size)] = {"states": len(right), "tf": round(float(right.mean()), 4),
-                             "segments": round(float(used.mean()), 3), "tf_by_moves_to_goal": by_bucket(right, to_go)}
+                             "segments": round(float(used.mean()), 3), "tf_by_moves_to_goal": by_bucket(right, to_go),
+                             "tf_by_puzzle": per_puzzle}
         if labelled:
             first = stack([trajectory[0] for trajectory in trajectories])
             report[str(size)]["move_labels"] = move_labels(policy, oracle, first, batch, optimal)

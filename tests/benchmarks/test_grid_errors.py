@@ -12,6 +12,7 @@ import hrm_envs  # noqa: F401
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.learner import Learner, save_checkpoint
+from train.evaluate import evaluate_policies, load_any_policy
 from train.rollout import OraclePolicy
 
 
@@ -64,6 +65,8 @@ def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_si
     bucketed = row["tf_by_moves_to_goal"].values()
     assert sum(b["n"] for b in bucketed) == row["states"] > 0
     assert sum(b["n"] * b["accuracy"] for b in bucketed) == pytest.approx(row["tf"] * row["states"], abs=0.01)
+    assert len(row["tf_by_puzzle"]) == 3 and sum(moves for moves, _ in row["tf_by_puzzle"]) == row["states"]
+    assert sum(m * tf for m, tf in row["tf_by_puzzle"]) == pytest.approx(row["tf"] * row["states"], abs=0.01)
     assert ("move_labels" in row) == bool(token_labels)
     if token_labels:
         labels = row["move_labels"]
@@ -90,3 +93,16 @@ def test_bad_arguments_are_named(tmp_path):
         grid_errors.main(["--env", "maze", "--checkpoint", "x.pt", "--max-size", "11", "--sizes", "15"])
     with pytest.raises(ValueError, match="--checkpoint"):
         grid_errors.main(["--env", "city", "--checkpoint", str(tmp_path / "missing.pt")])
+
+
+def test_same_seed_plays_train_evaluates_puzzles_and_gives_its_tf(tmp_path):
+    path = _checkpoint(tmp_path, "hrm/Maze-v0", 11, 0)
+    row = grid_errors.main(["--env", "maze", "--checkpoint", path, "--max-size", "11", "--sizes", "9", "11",
+                            "--puzzles", "4", "--seed", "77"])[path]
+    policy = load_any_policy(path, encoder_for(gym.make("hrm/Maze-v0", size=11, max_size=11)))
+    rows = evaluate_policies({"m": policy}, "hrm/Maze-v0", [9, 11], 4, "size", {"max_size": 11}, seed=77)["m"]
+    other = grid_errors.main(["--env", "maze", "--checkpoint", path, "--max-size", "11", "--sizes", "9", "11",
+                              "--puzzles", "4"])[path]  # the default seed: other puzzles
+    for size in ("9", "11"):
+        assert row[size]["tf"] == pytest.approx(rows[size]["teacher_forcing"], abs=1e-4)
+        assert row[size]["tf_by_puzzle"] != other[size]["tf_by_puzzle"]
