@@ -225,15 +225,19 @@ def test_config_mismatches_treat_a_missing_key_as_null():
 
 
 def test_first_ctrl_c_is_deferred_and_the_second_interrupts_at_once():
-    handler = signal.getsignal(signal.SIGINT)
-    with interrupts_at_safe_points() as ctrl_c:
-        assert not ctrl_c.is_set()
-        os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes: no KeyboardInterrupt here
-        assert ctrl_c.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)  # not reached: the handler runs as soon as os.kill returns
-    assert signal.getsignal(signal.SIGINT) is handler
+    # Python's own handler, also when the suite runs as a background job (which starts with SIGINT ignored)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupts_at_safe_points() as ctrl_c:
+            assert not ctrl_c.is_set()
+            os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes: no KeyboardInterrupt here
+            assert ctrl_c.is_set()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # not reached: the handler runs as soon as os.kill returns
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_ema_weights_act_are_checkpointed_and_loaded(encoder, tmp_path):
