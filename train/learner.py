@@ -465,7 +465,8 @@ def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any
 
 
 def init_weights(path: str | Path, learner: Learner) -> None:
-    """Start ``learner`` from another run's weights (and EMA), with its own fresh optimizer and schedule: a stage
+    """Start ``learner`` from another run's trained weights (not its EMA copy; with ``train.ema`` the new average
+    starts from them), with its own fresh optimizer and schedule: a stage
     of a curriculum, e.g. a rope2d grid model trained on mazes padded to 15 going on at 25. The model configs must
     agree; only ``attention_grid`` may differ, and only for ``pos_encodings='rope2d'`` (weights independent of the
     grid's width). Otherwise ``ValueError``."""
