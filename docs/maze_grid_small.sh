@@ -10,11 +10,13 @@
 # And its longer-route stage (README, Maze, "Longer routes"): NAME rope2d_carry_w25 with WIDTH=25,
 # SIZES='[11,13,15,17,19,21,23,25]' EVAL_SIZES='[25]' GRID_SIZES='11 17 21 25', the same model overrides and
 # init_from=runs/x/rope2d_carry/last.pt.
-#   [WIDTH=15] [SIZES=...] [EVAL_SIZES=...] [GRID_SIZES=...] bash docs/maze_grid_small.sh NAME [train.dagger overrides]
+# Both stages for one seed, resumable: docs/maze_two_stage.sh.
+#   [WIDTH=15] [SIZES=...] [EVAL_SIZES=...] [GRID_SIZES=...|none] [SEED=0] bash docs/maze_grid_small.sh NAME [train.dagger overrides]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1; shift
 width=${WIDTH:-15}; sizes=${SIZES:-[7,11]}; eval_sizes=${EVAL_SIZES:-[13,15]}; grid_sizes=${GRID_SIZES:-7 11 13 15}
+seed=${SEED:-0}
 out=runs/x/$name; mkdir -p runs/x
 .venv/bin/python -m train.dagger env=maze env.kwargs.max_size=$width "dagger.sizes=$sizes" "env.eval_sizes=$eval_sizes" \
   train.batch_size=16 train.lr=0.001 train.weight_decay=0.01 'train.betas=[0.9,0.95]' train.warmup_steps=100 \
@@ -23,8 +25,9 @@ out=runs/x/$name; mkdir -p runs/x
   model.L_layers=2 model.H_cycles=1 model.L_cycles=4 model.halt_max_steps=3 model.halt_exploration_prob=0.1 \
   model.inference_halting=max_steps model.attention_window=1 model.attention_grid=$width \
   dagger.rounds=3 dagger.envs=14 dagger.steps=128 dagger.train_steps=600 dagger.eval_puzzles=8 dagger.eval_ood_every=1 \
-  dagger.size_sampling=per_reset dagger.token_labels=true "$@" threads=1 progress=false seed=0 \
+  dagger.size_sampling=per_reset dagger.token_labels=true "$@" threads=1 progress=false seed=$seed \
   out=$out > $out.train.log 2>&1
+[ "$grid_sizes" = none ] && exit 0
 .venv/bin/python -m benchmarks.grid_errors --env maze --max-size $width --sizes $grid_sizes --puzzles 10 \
   --checkpoint $out/last.pt > $out.grid_errors.json
 cat $out.grid_errors.json

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's two-stage maze run (Maze, "Longer routes") for one seed, step by step as seed 0 ran it:
+#   stage 1: rope2d carry model on sides 7..15 padded to 15, 4 rounds, then resumed to 8 rounds;
+#   stage 2: from stage 1's weights, sides 11..25 padded to 25, 3 rounds, then resumed to 5 rounds;
+# then train.evaluate on the headline's test sides 21 / 25 / 31 (20 puzzles each, seed 12345).
+# Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round.
+#   bash docs/maze_two_stage.sh SEED
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seed=$1
+model='model.global_readout=acting_token model.pos_encodings=rope2d model.episode_carry=true'
+stage1=maze2s_seed${seed}_stage1; stage2=maze2s_seed${seed}_stage2
+
+rounds_done() {  # rounds recorded in runs/x/$1/final.json (0 if the step has not finished)
+  .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['rounds'])" runs/x/$1/final.json \
+    2>/dev/null || echo 0
+}
+step() {  # step NAME ROUNDS_OVERRIDE ROUNDS_AFTER [overrides]: one train.dagger call, skipped when done
+  local name=$1 rounds=$2 after=$3; shift 3
+  [ "$(rounds_done $name)" -ge "$after" ] && return 0
+  local resume=(); [ -f runs/x/$name/last.pt ] && resume=(resume=true)
+  GRID_SIZES=none SEED=$seed bash docs/maze_grid_small.sh $name $model dagger.rounds=$rounds "$@" "${resume[@]}"
+  cp runs/x/$name.train.log runs/x/$name.rounds$after.train.log
+  cp runs/x/$name/last.pt runs/x/$name.rounds$after.pt
+}
+
+SIZES='[7,8,9,10,11,12,13,14,15]' EVAL_SIZES='[15]' step $stage1 3 4
+SIZES='[7,8,9,10,11,12,13,14,15]' EVAL_SIZES='[15]' step $stage1 7 8
+export WIDTH=25 SIZES='[11,13,15,17,19,21,23,25]' EVAL_SIZES='[25]'
+stage2_args=(init_from=runs/x/$stage1/last.pt dagger.eval_puzzles=4 dagger.eval_ood_every=0)
+step $stage2 2 3 "${stage2_args[@]}"
+step $stage2 4 5 "${stage2_args[@]}"
+for r in 3 5; do
+  out=runs/x/eval_${stage2}_rounds$r
+  [ -f $out/results.json ] && continue
+  .venv/bin/python -m train.evaluate env=maze 'sizes=[21,25,31]' episodes=20 seed=12345 \
+    checkpoint=runs/x/$stage2.rounds$r.pt "names=[${stage2}_rounds$r]" 'references=[]' out=$out > $out.log 2>&1
+done
