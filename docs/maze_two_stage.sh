@@ -2,7 +2,7 @@
 # The README's two-stage maze run (Maze, "Longer routes") for one seed, step by step as seed 0 ran it:
 #   stage 1: rope2d carry model on sides 7..15 padded to 15, 4 rounds, then resumed to 8 rounds;
 #   stage 2: from stage 1's weights, sides 11..25 padded to 25, 3 rounds, then resumed to 5 rounds;
-# then train.evaluate on the headline's test sides 21 / 25 / 31 (20 puzzles each, seed 12345).
+# then the evaluations of seed 0's final checkpoint (end of this file) on the same puzzles.
 # Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round.
 #   bash docs/maze_two_stage.sh SEED
 set -euo pipefail
@@ -30,9 +30,15 @@ export WIDTH=25 SIZES='[11,13,15,17,19,21,23,25]' EVAL_SIZES='[25]'
 stage2_args=(init_from=runs/x/$stage1/last.pt dagger.eval_puzzles=4 dagger.eval_ood_every=0)
 step $stage2 2 3 "${stage2_args[@]}"
 step $stage2 4 5 "${stage2_args[@]}"
-for r in 3 5; do
-  out=runs/x/eval_${stage2}_rounds$r
-  [ -f $out/results.json ] && continue
-  .venv/bin/python -m train.evaluate env=maze 'sizes=[21,25,31]' episodes=20 seed=12345 \
-    checkpoint=runs/x/$stage2.rounds$r.pt "names=[${stage2}_rounds$r]" 'references=[]' out=$out > $out.log 2>&1
-done
+# The checkpoint after both stages on the README's puzzles: the headline's test sides (60 puzzles), 20 more at
+# side 31, and sides 35 / 41 padded to 41 (none of 31..41 is a training side of either stage).
+final=runs/x/$stage2.rounds5.pt
+evaluate() {  # evaluate OUT [overrides]: train.evaluate of the final checkpoint, skipped when done
+  local out=runs/x/eval_${stage2}_$1; shift
+  [ -f $out/results.json ] && return 0
+  .venv/bin/python -m train.evaluate env=maze episodes=20 seed=12345 checkpoint=$final "names=[$stage2]" \
+    'references=[]' "$@" out=$out > $out.log 2>&1
+}
+evaluate out 'sizes=[21,25,31]'
+evaluate 31 'sizes=[31]'
+evaluate large env.kwargs.max_size=41 'sizes=[35,41]'
