@@ -51,6 +51,9 @@ class PuzzleEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    #: Observation keys padded up to the env's size bound (``max_size``, ``max_disks``) and the value beyond the
+    #: puzzle: the same puzzle under another bound is the same observation with trailing padding added or cut.
+    padding: dict[str, int] = {}
 
     def __init__(
         self,

@@ -13,7 +13,8 @@ Outputs in ``out``: ``results.json``, ``results.md`` (markdown table) and PNG pl
 ``success_vs_size.png``, ``gap.png``, ``first_error.png``, ``segments_vs_size.png``.
 ``held_out_from`` (data set folders and ``train.dagger`` run folders) makes the puzzles held out: a puzzle
 whose first observation is a state of those training sets (a data set's train split, a run's aggregate) is
-replaced by the next seed of its size's stream, and ``results.json`` counts the replacements per size.
+replaced by the next seed of its size's stream, and ``results.json`` counts the replacements per size; states
+are compared without the env's padding (``PuzzleEnv.padding``), so sources built under other size bounds count.
 ``act.inference_halting`` / ``act.halt_max_steps`` (null = the checkpoint's) change how HRM / TRM checkpoints
 act, e.g. ``act.inference_halting=max_steps act.halt_max_steps=4`` runs 4 ACT segments per decision.
 Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
@@ -58,43 +59,71 @@ def episode_seeds(seed: int, size_index: int, episodes: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, size_index]).generate_state(episodes)]
 
 
-def state_keys(obs: dict[str, np.ndarray]) -> list[bytes]:
+def state_keys(obs: dict[str, np.ndarray], padding: dict[str, int] | None = None) -> list[bytes]:
     """One digest per row of a batch of observations (every key but the derived ``action_mask``), the same for
-    an env's int8 or a data set's int64 copy of a state: integers and booleans hash as int64, floats as float64."""
+    an env's int8 or a data set's int64 copy of a state: integers and booleans hash as int64, floats as float64.
+
+    ``padding`` (an env's ``PuzzleEnv.padding``) names keys padded up to the env's size bound and their fill
+    value: those hash without their trailing padding, so a puzzle has one digest under every bound."""
+    padding = {k: v for k, v in (padding or {}).items() if k in obs}
     rows = len(next(iter(obs.values())))
-    parts = []
-    for key in sorted(k for k in obs if k != "action_mask"):
-        array = np.asarray(obs[key])
-        wide = array.astype(np.float64 if np.issubdtype(array.dtype, np.floating) else np.int64)
-        parts.append(np.ascontiguousarray(wide.reshape(rows, -1)).view(np.uint8).reshape(rows, -1))
-    table = np.concatenate(parts, axis=1)
-    return [hashlib.sha1(row.tobytes()).digest() for row in table]
+    wide = {k: np.asarray(v).astype(np.float64 if np.issubdtype(np.asarray(v).dtype, np.floating) else np.int64)
+            for k, v in obs.items() if k != "action_mask"}
+    fixed = [np.ascontiguousarray(wide[k].reshape(rows, -1)).view(np.uint8).reshape(rows, -1)
+             for k in sorted(wide) if k not in padding]
+    table = np.concatenate(fixed, axis=1) if fixed else np.zeros((rows, 0), dtype=np.uint8)
+    if not padding:
+        return [hashlib.sha1(row.tobytes()).digest() for row in table]
+    trimmed = {k: without_padding(wide[k], value) for k, value in sorted(padding.items())}
+    digests = []
+    for i, row in enumerate(table):
+        digest = hashlib.sha1(row.tobytes())
+        for parts in trimmed.values():
+            digest.update(np.asarray(parts[i].shape, dtype=np.int64).tobytes() + parts[i].tobytes())
+        digests.append(digest.digest())
+    return digests
+
+
+def without_padding(batch: np.ndarray, value: int) -> list[np.ndarray]:
+    """Each row of ``batch`` with the trailing slices along every axis that hold only ``value`` cut off."""
+    real = batch != value
+    axes = range(1, batch.ndim)
+    ends = []
+    for axis in axes:
+        used = real.any(axis=tuple(a for a in axes if a != axis)) if batch.ndim > 2 else real
+        ends.append(np.where(used.any(axis=1), used.shape[1] - np.argmax(used[:, ::-1], axis=1), 0))
+    return [np.ascontiguousarray(batch[(i, *(slice(0, int(end[i])) for end in ends))]) for i in range(len(batch))]
 
 
 @dataclass
 class HeldOut:
-    """The states of training sets; evaluation puzzles that start in one of them are replaced."""
+    """The states of training sets; evaluation puzzles that start in one of them are replaced.
+
+    States are compared without the padding of the env's ``padding`` keys, so training sets built under one
+    size bound (``max_size``, ``max_disks``) hold out the same puzzles under a larger one."""
 
     sources: list[str]
     keys: set[bytes]
     shapes: dict[str, tuple[int, ...]]  # per-state shape of every observation key
+    padding: dict[str, int] = field(default_factory=dict)  # the env's padded keys and their fill value
     replaced: dict[str, int] = field(default_factory=dict)  # size label -> puzzles replaced
 
     @classmethod
-    def load(cls, sources: list[str | Path]) -> HeldOut:
+    def load(cls, sources: list[str | Path], padding: dict[str, int] | None = None) -> HeldOut:
         """States of every source: a step-wise data set folder (its train split), a ``train.dagger`` run
-        folder or its ``aggregate`` folder (every round file)."""
+        folder or its ``aggregate`` folder (every round file); ``padding`` as in :func:`state_keys`."""
+        padding = dict(padding or {})
         keys: set[bytes] = set()
         shapes: dict[str, tuple[int, ...]] = {}
         for source in map(Path, sources):
             for obs in cls._batches(source):
                 batch_shapes = {k: tuple(np.shape(v)[1:]) for k, v in obs.items() if k != "action_mask"}
-                if shapes and batch_shapes != shapes:
+                if shapes and not comparable(batch_shapes, shapes, padding):
                     raise ValueError(f"held_out_from sources hold states of different shapes: {shapes} and "
                                      f"{batch_shapes} ({source})")
-                shapes = batch_shapes
-                keys.update(state_keys(obs))
-        return cls([str(s) for s in sources], keys, shapes)
+                shapes = {k: tuple(map(max, shapes.get(k, v), v)) for k, v in batch_shapes.items()}
+                keys.update(state_keys(obs, padding))
+        return cls([str(s) for s in sources], keys, shapes, padding)
 
     @staticmethod
     def _batches(source: Path) -> list[dict[str, np.ndarray]]:
@@ -111,14 +140,22 @@ class HeldOut:
         return [load_round(path)[0].obs for path in rounds]
 
     def check_space(self, space: gym.spaces.Dict) -> None:
-        """Refuse an evaluation env whose observations cannot equal the training states (a different padding)."""
+        """Refuse an evaluation env whose observations cannot equal the training states: other keys, or another
+        shape of a key the env does not pad."""
         wanted = {k: tuple(v.shape) for k, v in space.spaces.items() if k != "action_mask"}
-        if self.shapes and wanted != self.shapes:
+        if self.shapes and not comparable(wanted, self.shapes, self.padding):
             raise ValueError(f"held_out_from states have shapes {self.shapes}, the evaluation env's observations "
                              f"{wanted}: pass the env.kwargs the training used")
 
     def __contains__(self, obs: dict[str, np.ndarray]) -> bool:
-        return state_keys({k: np.asarray(v)[None] for k, v in obs.items()})[0] in self.keys
+        return state_keys({k: np.asarray(v)[None] for k, v in obs.items()}, self.padding)[0] in self.keys
+
+
+def comparable(shapes: dict[str, tuple[int, ...]], other: dict[str, tuple[int, ...]], padding: dict[str, int]) -> bool:
+    """Whether states of these per-key shapes can be equal: the same keys, the same shape where a key is not
+    padded, the same number of axes where it is."""
+    return shapes.keys() == other.keys() and all(
+        len(shapes[k]) == len(other[k]) if k in padding else shapes[k] == other[k] for k in shapes)
 
 
 def held_out_seeds(envs: list[gym.Env], seed: int, size_index: int, label: str, held_out: HeldOut | None) -> list[int]:
@@ -318,14 +355,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
     probe = gym.make(cfg.env.id, **env_kwargs)
-    encoder = encoder_for(probe)
+    encoder, padding = encoder_for(probe), probe.unwrapped.padding
     probe.close()
     policies: dict[str, Policy | None] = {name: None for name in references}
     acting = {k: v for k, v in OmegaConf.to_container(cfg.act, resolve=True).items() if v is not None}
     policies.update({name: load_any_policy(path, encoder, acting) for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
     horizon = check_horizon(cfg.env.get("eval_horizon"))
-    held_out = HeldOut.load(list(cfg.held_out_from)) if cfg.held_out_from else None
+    held_out = HeldOut.load(list(cfg.held_out_from), padding) if cfg.held_out_from else None
     results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed,
                                 horizon, held_out)
     meta = {"env": cfg.env.id, "env_kwargs": env_kwargs, "sizes": sizes, "episodes": cfg.episodes, "seed": cfg.seed,

@@ -75,6 +75,7 @@ def parse_observation(obs: dict[str, np.ndarray]) -> CityPuzzle:
 
 class CityRoutingEnv(PuzzleEnv):
     __doc__ = __doc__
+    padding = {"street": 0, "traffic": 0, "oneway": 0}  # see pad()
 
     def __init__(
         self,

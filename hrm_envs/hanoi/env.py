@@ -79,6 +79,7 @@ def parse_observation(obs: dict[str, np.ndarray]) -> tuple[list[int], list[int]]
 
 class HanoiEnv(PuzzleEnv):
     __doc__ = __doc__
+    padding = {"state": ABSENT, "goal": ABSENT}
 
     def __init__(
         self,

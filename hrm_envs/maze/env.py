@@ -76,6 +76,7 @@ def parse_observation(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, tuple[int
 
 class MazeEnv(PuzzleEnv):
     __doc__ = __doc__
+    padding = {"walls": OUTSIDE_CODE}
 
     def __init__(
         self,

@@ -124,8 +124,12 @@ def test_held_out_report_and_its_errors(small_set, tmp_path):
     held = json.loads((tmp_path / "report" / "results.json").read_text())["meta"]["held_out"]
     assert held["training_states"] > 0 and held["replaced_puzzles"]["2"] > 0 and held["replaced_puzzles"]["4"] == 0
     assert out["results"]["oracle"]["all"]["success"] == 1.0
-    with pytest.raises(ValueError, match="held_out_from states have shapes"):  # max_disks 10: never equal
-        run(config(tmp_path, f"held_out_from=[{small_set}]"))
+    # under max_disks 10 the same puzzles are training states (compared without the padding disks)
+    wider = run(config(tmp_path, "sizes=[2,4]", "references=[oracle]", f"held_out_from=[{small_set}]"))
+    assert wider["meta"]["held_out"]["replaced_puzzles"] == held["replaced_puzzles"]
+    sudoku = HeldOut([], set(), {"grid": (4, 4), "givens": (4, 4)})
+    with pytest.raises(ValueError, match="held_out_from states have shapes"):  # sudoku pads nothing: 9x9 never equal
+        sudoku.check_space(gym.make("hrm/Sudoku-v0", box=3).observation_space)
     with pytest.raises(ValueError, match="held_out_from entries must be"):
         run(config(tmp_path, f"held_out_from=[{tmp_path}]"))
     env = gym.make(ENV, num_disks=1, max_disks=4)
@@ -134,6 +138,33 @@ def test_held_out_report_and_its_errors(small_set, tmp_path):
                        {k: v.shape for k, v in every_one_disk_puzzle[0].items() if k != "action_mask"})
     with pytest.raises(ValueError, match="size 1: every one of the 140 puzzles drawn is a training state"):
         held_out_seeds([env] * 2, 0, 0, "1", held_out)
+
+
+@pytest.mark.parametrize("env_id, size_arg, size, bounds", [
+    ("hrm/Maze-v0", "size", 9, ("max_size", 11, 25)),
+    ("hrm/CityRouting-v0", "size", 10, ("max_size", 12, 20)),
+    ("hrm/Hanoi-v0", "num_disks", 3, ("max_disks", 3, 8)),
+])
+def test_state_keys_without_padding_are_the_same_under_every_size_bound(env_id, size_arg, size, bounds):
+    name, small, large = bounds
+    stream = episode_seeds(0, 0, 40)
+    keys = {}
+    for bound in (small, large):
+        env = gym.make(env_id, **{size_arg: size, name: bound})
+        starts = [env.reset(seed=seed)[0] for seed in stream]
+        batch = {k: np.stack([o[k] for o in starts]) for k in starts[0]}
+        keys[bound] = state_keys(batch, env.unwrapped.padding)
+        assert len(set(state_keys(batch))) == len(set(keys[bound]))  # distinct puzzles stay distinct
+    assert keys[small] == keys[large]
+    # the first 10 puzzles as a training set at the smaller bound: held out under both bounds, the rest kept
+    training = set(keys[small][:10])
+    held_out = HeldOut([], training, {k: v.shape for k, v in starts[0].items() if k != "action_mask"},
+                       env.unwrapped.padding)
+    expected = [seed for seed, key in zip(stream, keys[small]) if key not in training][:5]
+    for bound in (small, large):
+        envs = [gym.make(env_id, **{size_arg: size, name: bound}) for _ in range(5)]
+        assert held_out_seeds(envs, 0, 0, "x", held_out) == expected
+        assert held_out.replaced["x"] >= 10
 
 
 def test_bad_size_argument():
