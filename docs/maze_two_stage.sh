@@ -31,7 +31,8 @@ stage2_args=(init_from=runs/x/$stage1/last.pt dagger.eval_puzzles=4 dagger.eval_
 step $stage2 2 3 "${stage2_args[@]}"
 step $stage2 4 5 "${stage2_args[@]}"
 # The checkpoint after both stages on the README's puzzles: the headline's test sides (60 puzzles), 20 more at
-# side 31, and sides 35 / 41 padded to 41 (none of 31..41 is a training side of either stage).
+# side 31, sides 35 / 41 padded to 41 (none of 31..41 is a training side of either stage), and in distribution
+# at sides 7 / 15 / 25 padded to 25 with both stages' training states held out.
 final=runs/x/$stage2.rounds5.pt
 evaluate() {  # evaluate OUT [overrides]: train.evaluate of the final checkpoint, skipped when done
   local out=runs/x/eval_${stage2}_$1; shift
@@ -42,3 +43,4 @@ evaluate() {  # evaluate OUT [overrides]: train.evaluate of the final checkpoint
 evaluate out 'sizes=[21,25,31]'
 evaluate 31 'sizes=[31]'
 evaluate large env.kwargs.max_size=41 'sizes=[35,41]'
+evaluate in env.kwargs.max_size=25 'sizes=[7,15,25]' "held_out_from=[runs/x/$stage1,runs/x/$stage2]"
