@@ -4,7 +4,7 @@
 #   stage 2: from stage 1's weights, sides 11..25 padded to 25, 3 rounds, then resumed to 5 rounds;
 # then the evaluations of seed 0's final checkpoint (end of this file) on the same puzzles.
 # Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round.
-#   bash docs/maze_two_stage.sh SEED
+#   bash docs/maze_two_stage.sh SEED     # ends with one JSON line of the figures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=$1
@@ -44,3 +44,15 @@ evaluate out 'sizes=[21,25,31]'
 evaluate 31 'sizes=[31]'
 evaluate large env.kwargs.max_size=41 'sizes=[35,41]'
 evaluate in env.kwargs.max_size=25 'sizes=[7,15,25]' "held_out_from=[runs/x/$stage1,runs/x/$stage2]"
+# One JSON line: success per evaluation and size, and over the 80 episodes at sides no stage trained on.
+.venv/bin/python - "$stage2" <<'PY'
+import json, sys
+stage = sys.argv[1]
+runs = {name: json.load(open(f"runs/x/eval_{stage}_{name}/results.json"))["results"][stage]
+        for name in ("in", "out", "31", "large")}
+unseen = [(runs[name][size]["success"], runs[name][size]["episodes"])
+          for name, size in (("out", "31"), ("31", "31"), ("large", "35"), ("large", "41"))]
+print(json.dumps({"run": stage, "success": {name: {size: row["success"] for size, row in rows.items()}
+                                            for name, rows in runs.items()},
+                  "unseen_sides_success": sum(s * n for s, n in unseen) / sum(n for _, n in unseen)}))
+PY
