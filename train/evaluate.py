@@ -67,13 +67,11 @@ def state_keys(obs: dict[str, np.ndarray], padding: dict[str, int] | None = None
     value: those hash without their trailing padding, so a puzzle has one digest under every bound."""
     padding = {k: v for k, v in (padding or {}).items() if k in obs}
     rows = len(next(iter(obs.values())))
-    wide = {k: np.asarray(v).astype(np.float64 if np.issubdtype(np.asarray(v).dtype, np.floating) else np.int64)
-            for k, v in obs.items() if k != "action_mask"}
+    arrays = {k: np.asarray(v) for k, v in obs.items() if k != "action_mask"}
+    wide = {k: a.astype(np.float64 if np.issubdtype(a.dtype, np.floating) else np.int64) for k, a in arrays.items()}
     fixed = [np.ascontiguousarray(wide[k].reshape(rows, -1)).view(np.uint8).reshape(rows, -1)
              for k in sorted(wide) if k not in padding]
     table = np.concatenate(fixed, axis=1) if fixed else np.zeros((rows, 0), dtype=np.uint8)
-    if not padding:
-        return [hashlib.sha1(row.tobytes()).digest() for row in table]
     trimmed = {k: without_padding(wide[k], value) for k, value in sorted(padding.items())}
     digests = []
     for i, row in enumerate(table):
@@ -90,7 +88,7 @@ def without_padding(batch: np.ndarray, value: int) -> list[np.ndarray]:
     axes = range(1, batch.ndim)
     ends = []
     for axis in axes:
-        used = real.any(axis=tuple(a for a in axes if a != axis)) if batch.ndim > 2 else real
+        used = real.any(axis=tuple(a for a in axes if a != axis))  # (rows, length of this axis)
         ends.append(np.where(used.any(axis=1), used.shape[1] - np.argmax(used[:, ::-1], axis=1), 0))
     return [np.ascontiguousarray(batch[(i, *(slice(0, int(end[i])) for end in ends))]) for i in range(len(batch))]
 
