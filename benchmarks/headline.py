@@ -167,7 +167,7 @@ TRM_LOCAL_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=4", 
 TRM_SCAN_CONFIG = [*TRM_LOCAL_CONFIG, "model.attention_direction=later"]
 # A recurrent policy: the latent carries from one decision of an episode to the next, and DAgger trains on the
 # collected episodes in order, a batch row restarting on a random state with a fresh carry after a quarter of its
-# states on average (whole-episode streams alone learnt slower on the small mazes, README Maze).
+# states on average (whole-episode streams alone learnt slower on the small mazes, docs/results/maze.md).
 CARRY = ["model.episode_carry=true", "dagger.episode_restart=0.25"]
 CARRY_EPISODES = ["model.episode_carry=true", "dagger.episode_restart=null"]
 TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",

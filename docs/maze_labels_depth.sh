@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exploratory (README, Maze, "Per-cell move labels"): the headline row hrm_labels_dagger on the maze with more
+# Exploratory (docs/results/maze.md, "Per-cell move labels"): the headline row hrm_labels_dagger on the maze with more
 # recurrence (default model.H_cycles=2 model.L_cycles=2: four block applications per ACT segment instead of two),
 # then benchmarks.grid_errors on its checkpoint (the token head's accuracy by each cell's moves to the goal).
 #   bash docs/maze_labels_depth.sh NAME [train.dagger overrides, e.g. model.H_cycles=3]

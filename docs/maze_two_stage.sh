@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's two-stage maze run (Maze, "Longer routes") for one seed, step by step as seed 0 ran it:
+# The two-stage maze run (docs/results/maze.md, "Longer routes") for one seed, step by step as seed 0 ran it:
 #   stage 1: rope2d carry model on sides 7..15 padded to 15, 4 rounds, then resumed to 8 rounds;
 #   stage 2: from stage 1's weights, sides 11..25 padded to 25, 3 rounds, then resumed to 5 rounds;
 # then the evaluations of seed 0's final checkpoint (end of this file) on the same puzzles.
@@ -30,7 +30,7 @@ export WIDTH=25 SIZES='[11,13,15,17,19,21,23,25]' EVAL_SIZES='[25]'
 stage2_args=(init_from=runs/x/$stage1/last.pt dagger.eval_puzzles=4 dagger.eval_ood_every=0)
 step $stage2 2 3 "${stage2_args[@]}"
 step $stage2 4 5 "${stage2_args[@]}"
-# The checkpoint after both stages on the README's puzzles: the headline's test sides (60 puzzles), 20 more at
+# The checkpoint after both stages on the puzzles of docs/results/maze.md: the headline's test sides (60 puzzles), 20 more at
 # side 31, sides 35 / 41 padded to 41 (none of 31..41 is a training side of either stage), and in distribution
 # at sides 7 / 15 / 25 padded to 25 with both stages' training states held out.
 final=runs/x/$stage2.rounds5.pt
