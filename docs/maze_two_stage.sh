@@ -3,13 +3,18 @@
 #   stage 1: rope2d carry model on sides 7..15 padded to 15, 4 rounds, then resumed to 8 rounds;
 #   stage 2: from stage 1's weights, sides 11..25 padded to 25, 3 rounds, then resumed to 5 rounds;
 # then the evaluations of seed 0's final checkpoint (end of this file) on the same puzzles.
-# Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round.
+# Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round. Run folders
+# that a session committed to docs/checkpoints/x/ (runs/ is not in git) are copied to runs/x/ first, if missing.
 #   bash docs/maze_two_stage.sh SEED     # ends with one JSON line of the figures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=$1
 model='model.global_readout=acting_token model.pos_encodings=rope2d model.episode_carry=true'
 stage1=maze2s_seed${seed}_stage1; stage2=maze2s_seed${seed}_stage2
+mkdir -p runs/x
+for saved in docs/checkpoints/x/$stage1* docs/checkpoints/x/$stage2*; do  # a snapshot an earlier session committed
+  [ -e "$saved" ] && [ ! -e "runs/x/$(basename "$saved")" ] && cp -r "$saved" runs/x/
+done
 
 rounds_done() {  # rounds recorded in runs/x/$1/final.json (0 if the step has not finished)
   .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['rounds'])" runs/x/$1/final.json \
@@ -40,10 +45,12 @@ evaluate() {  # evaluate OUT [overrides]: train.evaluate of the final checkpoint
   .venv/bin/python -m train.evaluate env=maze episodes=20 seed=12345 checkpoint=$final "names=[$stage2]" \
     'references=[]' "$@" out=$out > $out.log 2>&1
 }
+# The longest one (sides 35 / 41, ~50 minutes on one core) runs beside the other three, one on each core.
+evaluate large env.kwargs.max_size=41 'sizes=[35,41]' & large=$!
 evaluate out 'sizes=[21,25,31]'
 evaluate 31 'sizes=[31]'
-evaluate large env.kwargs.max_size=41 'sizes=[35,41]'
 evaluate in env.kwargs.max_size=25 'sizes=[7,15,25]' "held_out_from=[runs/x/$stage1,runs/x/$stage2]"
+wait $large
 # One JSON line: success per evaluation and size, and over the 80 episodes at sides no stage trained on.
 .venv/bin/python - "$stage2" <<'PY'
 import json, sys
