@@ -13,7 +13,7 @@
 # Both stages for one seed, resumable: docs/maze_two_stage.sh.
 # ENV=city runs the same model on city routing (docs/results/city.md, "The maze recipe on the city"): WIDTH=20,
 # SIZES='[10,...,20]', EVAL_SIZES='[20]'; GRID_SIZES then name city sides.
-#   [ENV=maze] [SIZES=...] [EVAL_SIZES=...] [GRID_SIZES=...|none] [SEED=0] bash docs/maze_grid_small.sh NAME [train.dagger overrides]
+#   [ENV=maze] [WIDTH=15] [SIZES=...] [EVAL_SIZES=...] [GRID_SIZES=...|none] [SEED=0] bash docs/maze_grid_small.sh NAME [train.dagger overrides]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1; shift
