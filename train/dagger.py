@@ -26,7 +26,10 @@ One run, top to bottom (see ``run``):
 4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
 
 Resume: ``last.pt`` records the rounds the model has trained on; rounds already in ``aggregate/`` are loaded,
-not collected again, so a kill at any point loses at most the optimizer steps of the current round.
+not collected again, so a kill at any point loses at most the optimizer steps of the current round. Each round's
+training reseeds from ``(seed, round)`` and restarts the ACT carry and episode streams, so a resumed run trains
+and collects exactly as the unbroken run would have (a run extended to more rounds differs: the learning-rate
+schedule spans ``dagger.rounds``).
 
 Outputs in ``out``: ``last.pt`` (``train.learner`` checkpoint; ``python -m train.evaluate checkpoint=...``),
 ``aggregate/round_NNNN.npz``, ``metrics.jsonl`` and ``tensorboard/`` (phases ``train``, ``collect``, ``eval``),
@@ -287,6 +290,10 @@ class Aggregate:
         rows = torch.randint(0, self.size, (batch_size,), generator=generator)
         return {key: value[rows] for key, value in self._tensors().items() if key != "starts"}
 
+    def restart_streams(self) -> None:
+        """Make the next :meth:`stream` call draw every stream's episode afresh."""
+        self._streams = None
+
     def stream(self, batch_size: int, generator: torch.Generator, advance: torch.Tensor | None,
                restart: float = 0.0) -> dict[str, torch.Tensor]:
         """A batch of ``batch_size`` streams, each walking one episode state by state (for ``episode_carry``).
@@ -363,7 +370,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         init_weights(cfg.init_from, learner)
         print(f"weights from {cfg.init_from}", flush=True)
     logger = MetricsLogger(out, purge_step=learner.step if cfg.resume else None)
-    generator = torch.Generator().manual_seed(cfg.seed + learner.step)
     print(f"DAgger {cfg.model.name}: {learner.num_parameters():,} parameters on {device}; collection sizes {sizes}, "
           f"{d.envs} envs x {d.steps} steps per round", flush=True)
 
@@ -415,6 +421,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         # --- retrain on the aggregate (warm start), skipped for rounds the checkpoint already holds
         if round_index >= trained_rounds:
+            # A round's training depends only on the checkpoint, the aggregate and (seed, round): RNGs reseeded,
+            # ACT carry and episode streams restarted, so a run resumed after a kill trains as the unbroken one.
+            training_seed = int(np.random.SeedSequence([cfg.seed, round_index, 1]).generate_state(1)[0])
+            torch.manual_seed(training_seed)
+            generator = torch.Generator().manual_seed(training_seed)
+            learner.carry = None
+            aggregate.restart_streams()
             running: dict[str, float] = {}
             bar = tqdm(range(d.train_steps), desc=f"round {round_index} ({aggregate.size} labels)",
                        disable=not cfg.progress, leave=False)

@@ -87,6 +87,32 @@ def test_resume_after_a_kill_keeps_every_collected_round(tmp_path, monkeypatch):
     assert final["rounds"] == 3 and final["labels"] == 3 * 4 * 24 and final["steps"] == 15
 
 
+@pytest.mark.parametrize("overrides", [(), ("model.episode_carry=true",)], ids=["sampled", "episode_carry"])
+def test_a_run_resumed_after_a_kill_trains_as_the_unbroken_run(tmp_path, monkeypatch, overrides):
+    args = ("dagger.rounds=2", "dagger.train_steps=5", "dagger.eval_puzzles=0", *overrides)
+    dagger.run(config(tmp_path / "unbroken", *args))
+    original, calls = Learner.train_step, {"train": 0}
+
+    def dying_step(self, batch):
+        calls["train"] += 1
+        if calls["train"] == 6:  # round 1 collected and saved; the checkpoint holds round 0 only
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Learner, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        dagger.run(config(tmp_path / "broken", *args))
+    monkeypatch.setattr(Learner, "train_step", original)
+    dagger.run(config(tmp_path / "broken", "resume=true", *args))
+    unbroken, resumed = (torch.load(tmp_path / name / "run" / "last.pt", weights_only=False)["model"]
+                         for name in ("unbroken", "broken"))
+    assert all(torch.equal(unbroken[key], resumed[key]) for key in unbroken)
+    # round 2 was collected by the resumed learner
+    unbroken_round, resumed_round = (np.load(tmp_path / name / "run" / "aggregate" / "round_0002.npz")
+                                     for name in ("unbroken", "broken"))
+    assert all(np.array_equal(unbroken_round[key], resumed_round[key]) for key in unbroken_round.files)
+
+
 def test_export_is_a_documented_npz_that_imitation_code_can_read(tmp_path):
     dagger.run(config(tmp_path, "dagger.rounds=1", "dagger.train_steps=5", "dagger.eval_puzzles=0",
                       "dagger.beta.schedule=constant", "dagger.beta.start=0.5"))
