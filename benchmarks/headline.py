@@ -212,6 +212,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="DAgger collection: equal puzzles per size (as the data set) or equal states per size")
     parser.add_argument("--dagger-horizon", type=float, default=None,
                         help="DAgger rows: cut collected episodes at this multiple of the oracle's solution (>= 1)")
+    parser.add_argument("--ema", type=float, default=None,
+                        help="learned rows act and are evaluated with an EMA of their weights of this decay (train.ema)")
     parser.add_argument("--rows", nargs="*", default=None,
                         help="train/evaluate only these rows (default: all); the report merges every finished row")
     parser.add_argument("--seed", type=int, default=0)
@@ -236,6 +238,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.dagger_horizon is not None and not args.dagger_horizon >= 1:
         raise ValueError(f"--dagger-horizon must be >= 1, got {args.dagger_horizon}")
+    if args.ema is not None and not 0 < args.ema < 1:
+        raise ValueError(f"--ema must be a decay in (0, 1), got {args.ema}")
     for kwarg in args.env_kwargs:
         if not re.fullmatch(r"[A-Za-z_]\w*=[\w.]+", kwarg):
             raise ValueError(f"--env-kwargs entries must look like KEY=VALUE (e.g. max_disks=12), got {kwarg!r}")
@@ -329,6 +333,11 @@ def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[s
     return commands
 
 
+def optimizer_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``train.*`` overrides every learned row shares: the pinned ``TRAIN``, the peak ``--lr`` and ``--ema``."""
+    return [f"train.lr={args.lr:g}", *TRAIN, *([f"train.ema={args.ema:g}"] if args.ema is not None else [])]
+
+
 def summarize_row(rows: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
     """In/out means of ``ROW_METRICS``, per-size success and the median first-error step out of distribution."""
     row: dict[str, Any] = {}
@@ -394,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
     models = pinned_models(args.hidden, experiment.grid_width)
     commands = row_commands(args, labels, models)
-    train_overrides = [f"train.lr={args.lr:g}", *TRAIN]
+    train_overrides = optimizer_overrides(args)
     common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train_overrides]
     sizes = experiment.train_sizes + experiment.test_sizes
     evaluate = [py, "-m", "train.evaluate", *env, f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",

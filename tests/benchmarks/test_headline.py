@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from benchmarks.headline import (
-    EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, parse_args, pinned_models, resume_flag,
-    row_commands, run_all, summarize_row)
+    EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, optimizer_overrides, parse_args, pinned_models,
+    resume_flag, row_commands, run_all, summarize_row)
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -39,6 +39,23 @@ def test_env_kwargs_change_the_rows_env_and_the_data_set_of_the_same_puzzles() -
 def test_non_positive_budgets_name_the_argument(flag: str) -> None:
     with pytest.raises(ValueError, match=flag):
         parse_args(["--env", "maze", flag, "0"])
+
+
+@pytest.mark.parametrize("decay", ["0", "1", "1.5"])
+def test_ema_outside_the_open_unit_interval_names_the_argument(decay: str) -> None:
+    with pytest.raises(ValueError, match="--ema"):
+        parse_args(["--env", "hanoi", "--ema", decay])
+
+
+@pytest.mark.parametrize(("flags", "ema"), [([], None), (["--ema", "0.999"], 0.999)])
+def test_ema_reaches_every_learned_row_s_optimizer(flags: list[str], ema: float | None) -> None:
+    from hydra import compose, initialize_config_dir
+
+    overrides = optimizer_overrides(parse_args(["--env", "hanoi", "--lr", "1e-3", *flags]))
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        for module in ("supervised", "dagger"):
+            cfg = compose(module, overrides=overrides)
+            assert (cfg.train.ema, cfg.train.lr) == (ema, 1e-3), module
 
 
 def test_defaults_come_from_the_env_table() -> None:
