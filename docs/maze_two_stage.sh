@@ -6,11 +6,13 @@
 # Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round. Run folders
 # that a session committed to docs/checkpoints/x/ (runs/ is not in git) are copied to runs/x/ first, if missing.
 #   bash docs/maze_two_stage.sh SEED     # ends with one JSON line of the figures
+# A variant of stage 2 (same stage 1) gets a name suffix and its extra train.dagger overrides:
+#   bash docs/maze_two_stage.sh SEED SUFFIX OVERRIDE...   # e.g. 1 h dagger.horizon=2.0 -> maze2s_seed1_stage2h
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seed=$1
+seed=$1; suffix=${2:-}; shift $(($# < 2 ? $# : 2))
 model='model.global_readout=acting_token model.pos_encodings=rope2d model.episode_carry=true'
-stage1=maze2s_seed${seed}_stage1; stage2=maze2s_seed${seed}_stage2
+stage1=maze2s_seed${seed}_stage1; stage2=maze2s_seed${seed}_stage2$suffix
 mkdir -p runs/x
 for saved in docs/checkpoints/x/$stage1* docs/checkpoints/x/$stage2*; do  # a snapshot an earlier session committed
   [ -e "$saved" ] && [ ! -e "runs/x/$(basename "$saved")" ] && cp -r "$saved" runs/x/
@@ -32,7 +34,7 @@ step() {  # step NAME ROUNDS_OVERRIDE ROUNDS_AFTER [overrides]: one train.dagger
 SIZES='[7,8,9,10,11,12,13,14,15]' EVAL_SIZES='[15]' step $stage1 3 4
 SIZES='[7,8,9,10,11,12,13,14,15]' EVAL_SIZES='[15]' step $stage1 7 8
 export WIDTH=25 SIZES='[11,13,15,17,19,21,23,25]' EVAL_SIZES='[25]'
-stage2_args=(init_from=runs/x/$stage1/last.pt dagger.eval_puzzles=4 dagger.eval_ood_every=0)
+stage2_args=(init_from=runs/x/$stage1/last.pt dagger.eval_puzzles=4 dagger.eval_ood_every=0 "$@")
 step $stage2 2 3 "${stage2_args[@]}"
 step $stage2 4 5 "${stage2_args[@]}"
 # The checkpoint after both stages on the puzzles of docs/results/maze.md: the headline's test sides (60 puzzles), 20 more at
