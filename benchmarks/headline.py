@@ -54,7 +54,8 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
 Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
-rate is ``--lr``, 3e-3), not read from the config defaults, so the experiment stays the same when the defaults change.
+rate is ``--lr``, 3e-3; ``--ema`` adds an EMA of the weights, off by default), not read from the config defaults, so
+the experiment stays the same when the defaults change.
 
 Then ``python -m train.evaluate`` plays ``--episodes`` puzzles per size with every row and the oracle / random
 references, all from one seed stream; for a learned row, a puzzle that starts in one of its own training states

@@ -14,7 +14,7 @@ seed=$1; suffix=${2:-}; shift $(($# < 2 ? $# : 2))
 model='model.global_readout=acting_token model.pos_encodings=rope2d model.episode_carry=true'
 stage1=maze2s_seed${seed}_stage1; stage2=maze2s_seed${seed}_stage2$suffix
 mkdir -p runs/x
-for saved in docs/checkpoints/x/$stage1* docs/checkpoints/x/$stage2*; do  # a snapshot an earlier session committed
+for saved in docs/checkpoints/x/{$stage1,$stage2}{,.*}; do  # a snapshot an earlier session committed (folder, logs)
   [ -e "$saved" ] && [ ! -e "runs/x/$(basename "$saved")" ] && cp -r "$saved" runs/x/
 done
 
