@@ -242,9 +242,9 @@ def evaluate_policies(
 
 # --------------------------------------------------------------------------- report
 COLUMNS = (
-    ("success", "success"),
+    ("success", "success [95% CI]"),
     ("optimality_ratio", "opt. ratio"),
-    ("optimal_episodes", "optimal eps"),
+    ("optimal_episodes", "cost-optimal [95% CI]"),
     ("teacher_forcing", "TF acc"),
     ("gap", "gap TF-success"),
     ("mean_segments", "ACT segments"),
@@ -252,62 +252,82 @@ COLUMNS = (
 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
-    """One row per (method, size): the metrics of ``COLUMNS`` and the median first-error step."""
-    header = "| method | size | episodes | " + " | ".join(title for _, title in COLUMNS) + " | median first error |"
+    """One row per (method, size): the metrics of ``COLUMNS`` (success and cost-optimal shares with their 95%
+    Wilson intervals) and the median first-error step over the episodes that erred."""
+    header = ("| method | size | episodes | " + " | ".join(title for _, title in COLUMNS)
+              + " | median first error (erring episodes) |")
     lines = [header, "|" + "---|" * (len(COLUMNS) + 4)]
     for method, rows in results.items():
         for size, row in rows.items():
-            cells = [f"{row[key]:.3f}" if key in row else "-" for key, _ in COLUMNS]
+            cells = [cell(row, key) for key, _ in COLUMNS]
             first = row["first_error_steps"]
-            median = f"{np.median(first):.0f}" if first else "none"
+            median = f"{np.median(first):.0f} ({len(first)})" if first else "none"
             lines.append(f"| {method} | {size} | {row['episodes']} | " + " | ".join(cells) + f" | {median} |")
     return "\n".join(lines) + "\n"
 
 
+def cell(row: dict[str, Any], key: str) -> str:
+    """A metric as text, with its interval when the row has one (``KEY_ci95``)."""
+    if key not in row:
+        return "-"
+    interval = row.get(f"{key}_ci95")
+    return f"{row[key]:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+
+
 def plot_report(results: dict[str, dict[str, Any]], out: Path) -> list[Path]:
-    """PNG plots: success vs size, gap per method and size, first-error histogram, segments vs size."""
+    """PNG plots: success vs size (with 95% Wilson intervals), gap per method and size, first-error histogram
+    (integer steps), segments vs size (methods that run ACT segments)."""
     sizes = [s for s in next(iter(results.values())) if s != "all"]
     x = np.arange(len(sizes))
     paths = []
 
-    def save(fig: plt.Figure, name: str) -> None:
+    def save(fig: plt.Figure, name: str, ax: plt.Axes) -> None:
+        if ax.get_legend_handles_labels()[0]:  # beside the axes, so it covers no line
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         fig.tight_layout()
         fig.savefig(out / name, dpi=100)
         plt.close(fig)
         paths.append(out / name)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, rows in results.items():
-        ax.plot(x, [rows[s]["success"] for s in sizes], marker="o", label=method)
-    ax.set(xticks=x, xticklabels=sizes, xlabel="size", ylabel="closed-loop success", ylim=(-0.02, 1.02))
-    ax.legend()
-    save(fig, "success_vs_size.png")
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for i, (method, rows) in enumerate(results.items()):
+        offset = (i - (len(results) - 1) / 2) * 0.04  # methods at equal success stay visible side by side
+        success = np.array([rows[s]["success"] for s in sizes])
+        low, high = np.array([rows[s].get("success_ci95", (rows[s]["success"],) * 2) for s in sizes]).T
+        ax.errorbar(x + offset, success, yerr=[success - low, high - success], marker="o", capsize=3, label=method)
+    ax.set(xticks=x, xticklabels=sizes, xlabel="size", ylabel="closed-loop success (95% Wilson)", ylim=(-0.02, 1.02))
+    save(fig, "success_vs_size.png", ax)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     width = 0.8 / len(results)
     for i, (method, rows) in enumerate(results.items()):
         ax.bar(x + i * width, [rows[s].get("gap", 0.0) for s in sizes], width, label=method)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set(xticks=x + 0.4 - width / 2, xticklabels=sizes, xlabel="size", ylabel="TF accuracy - closed-loop success")
-    ax.legend()
-    save(fig, "gap.png")
+    save(fig, "gap.png", ax)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for method, rows in results.items():
         first = rows["all"]["first_error_steps"]
-        if first:
-            ax.hist(first, bins=min(30, max(1, len(set(first)))), alpha=0.5, label=f"{method} ({len(first)})")
-    ax.set(xlabel="step of the first non-optimal action", ylabel="episodes")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    save(fig, "first_error.png")
+        if first:  # one bin per integer step
+            ax.hist(first, bins=np.arange(min(first), max(first) + 2) - 0.5, alpha=0.5, label=f"{method} ({len(first)})")
+    ax.set(xlabel="step of the first non-optimal action (erring episodes)", ylabel="episodes")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    save(fig, "first_error.png", ax)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    without = []
     for method, rows in results.items():
-        ax.plot(x, [rows[s]["mean_segments"] for s in sizes], marker="o", label=method)
-    ax.set(xticks=x, xticklabels=sizes, xlabel="size", ylabel="mean ACT segments per decision")
-    ax.legend()
-    save(fig, "segments_vs_size.png")
+        segments = [rows[s]["mean_segments"] for s in sizes]
+        if max(segments) <= 1.0 and method in REFERENCE_METHODS:
+            without.append(method)  # the oracle and the random policy decide without segments: no line
+            continue
+        ax.plot(x, segments, marker="o", label=method)
+    ax.axhline(1.0, color="grey", linestyle=":", linewidth=1, label="one segment")
+    title = f"no ACT segments: {', '.join(without)}" if without else None
+    ax.set(xticks=x, xticklabels=sizes, xlabel="size", ylabel="mean ACT segments per decision", title=title)
+    ax.set_ylim(bottom=0)
+    save(fig, "segments_vs_size.png", ax)
     return paths
 
 
@@ -335,6 +355,35 @@ def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | Non
     return load_policy(path, encoder, acting=acting)
 
 
+def checkpoint_env(path: str | Path) -> dict[str, Any] | None:
+    """The env config (the Hydra ``env`` group's values) a ``train.learner`` checkpoint was trained with; ``None``
+    for a ``.zip`` model, which does not store it."""
+    if Path(path).suffix == ".zip":
+        return None
+    from train.learner import checkpoint_config
+
+    env = checkpoint_config(path).get("env")
+    return dict(env) if isinstance(env, dict) and "id" in env else None
+
+
+def evaluation_env(given: dict[str, Any] | None, checkpoints: list[str]) -> dict[str, Any]:
+    """The env to evaluate on: ``given`` (``env=...`` on the command line) if set, else the checkpoints' own.
+    Refuses checkpoints trained on another env than the evaluation's, naming both."""
+    trained = {path: checkpoint_env(path) for path in checkpoints}
+    known = {path: env for path, env in trained.items() if env is not None}
+    if given is None:
+        if not known:
+            raise ValueError("env is not set and no train.learner checkpoint names its env: pass env=NAME "
+                             "(hanoi, maze, city, sudoku, ...)")
+        given = next(iter(known.values()))
+    for path, env in known.items():
+        if env["id"] != given["id"]:
+            raise ValueError(f"checkpoint {path} was trained on {env['id']} (env={env.get('name')}), the evaluation "
+                             f"env is {given['id']} (env={given.get('name')}): leave env= out to evaluate on the "
+                             f"checkpoint's env, or pass env={env.get('name')}")
+    return given
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.checkpoint`` (and the reference rows) and write the report into ``cfg.out``."""
     checkpoints = OmegaConf.to_container(cfg.checkpoint, resolve=True) if OmegaConf.is_list(cfg.checkpoint) else (
@@ -348,27 +397,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError(f"references must be a subset of {REFERENCE_METHODS}, got {name!r}")
     if len(set(names + references)) != len(names) + len(references):
         raise ValueError(f"method names must be unique, got {names + references}")
-    sizes = OmegaConf.to_container(cfg.sizes, resolve=True) if cfg.sizes is not None else list(cfg.env.eval_sizes)
+    given = OmegaConf.to_container(cfg.env, resolve=True) if cfg.get("env") is not None else None
+    env = evaluation_env(given, checkpoints)
+    sizes = OmegaConf.to_container(cfg.sizes, resolve=True) if cfg.sizes is not None else list(env["eval_sizes"])
     sizes = check_sizes(sizes, cfg.episodes)
     torch.set_num_threads(cfg.threads)
-    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)
-    probe = gym.make(cfg.env.id, **env_kwargs)
+    env_kwargs = dict(env.get("kwargs") or {})
+    probe = gym.make(env["id"], **env_kwargs)
     encoder, padding = encoder_for(probe), probe.unwrapped.padding
     probe.close()
     policies: dict[str, Policy | None] = {name: None for name in references}
     acting = {k: v for k, v in OmegaConf.to_container(cfg.act, resolve=True).items() if v is not None}
     policies.update({name: load_any_policy(path, encoder, acting) for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
-    horizon = check_horizon(cfg.env.get("eval_horizon"))
+    horizon = check_horizon(env.get("eval_horizon"))
     held_out = HeldOut.load(list(cfg.held_out_from), padding) if cfg.held_out_from else None
-    results = evaluate_policies(policies, cfg.env.id, sizes, cfg.episodes, cfg.env.size_arg, env_kwargs, cfg.seed,
+    results = evaluate_policies(policies, env["id"], sizes, cfg.episodes, env["size_arg"], env_kwargs, cfg.seed,
                                 horizon, held_out)
-    meta = {"env": cfg.env.id, "env_kwargs": env_kwargs, "sizes": sizes, "episodes": cfg.episodes, "seed": cfg.seed,
-            "eval_horizon": horizon, "act": acting,
+    meta = {"env": env["id"], "env_name": env.get("name"), "env_kwargs": env_kwargs, "sizes": sizes,
+            "episodes": cfg.episodes, "seed": cfg.seed, "eval_horizon": horizon, "act": acting,
             "held_out": None if held_out is None else {"sources": held_out.sources, "training_states": len(held_out.keys),
                                                        "replaced_puzzles": held_out.replaced},
             "checkpoints": dict(zip(names, checkpoints)), "seconds": time.perf_counter() - started}
-    paths = write_report(results, cfg.out, meta)
+    out = cfg.out if cfg.out is not None else f"outputs/evaluate/{env.get('name') or env['id'].split('/')[-1]}"
+    paths = write_report(results, out, meta)
     print(markdown_table(results))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return {"meta": meta, "results": results}

@@ -20,6 +20,7 @@ import numpy as np
 import hrm_envs  # noqa: F401
 from hrm_envs.core import int_arg
 from oracles.base import Oracle
+from train.stats import wilson_interval
 
 Obs = dict[str, np.ndarray]
 
@@ -270,18 +271,25 @@ def oracle_states(envs: list[gym.Env], seeds: list[int], oracle: Oracle) -> list
 
 
 def summarize(episodes: list[Episode], tf_accuracy: dict[str, float] | None = None) -> dict[str, Any]:
-    """Per-size and overall metrics: success, optimality ratio, TF accuracy and gap, first errors, segments."""
+    """Per-size and overall metrics: success, optimality ratio, TF accuracy and gap, first errors, segments.
+
+    ``success_ci95`` / ``optimal_episodes_ci95`` are 95% Wilson intervals; ``optimal_episodes`` counts episodes
+    that reach the goal with only oracle-optimal actions, i.e. in exactly the oracle's cost."""
     out: dict[str, Any] = {}
     groups = {size: [e for e in episodes if e.size == size] for size in dict.fromkeys(e.size for e in episodes)}
     for size, group in {**groups, "all": episodes}.items():
         success = float(np.mean([e.success for e in group]))
         ratios = [e.optimal_cost / e.cost if e.success and e.cost > 0 else float(e.success) for e in group]
         first_errors = [e.first_error_step for e in group if e.first_error_step is not None]
+        solved = sum(bool(e.success) for e in group)
+        optimal = sum(bool(e.success and e.first_error_step is None) for e in group)
         row = {
             "episodes": len(group),
             "success": success,
+            "success_ci95": list(wilson_interval(solved, len(group))),
             "optimality_ratio": float(np.mean(ratios)),
-            "optimal_episodes": float(np.mean([e.success and e.first_error_step is None for e in group])),
+            "optimal_episodes": optimal / len(group),
+            "optimal_episodes_ci95": list(wilson_interval(optimal, len(group))),
             "mean_segments": float(np.mean([s for e in group for s in e.segments])) if group else 0.0,
             "first_error_steps": first_errors,
         }

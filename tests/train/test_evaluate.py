@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from train.dagger import dataset_round, save_round
 from train.datasets import build, parse_spec
@@ -18,9 +19,18 @@ from train.evaluate import CONFIG_DIR, HeldOut, episode_seeds, evaluate_policies
 ENV = "hrm/Hanoi-v0"
 
 
-def config(tmp_path: Path, *overrides: str):
+def config(tmp_path: Path, *overrides: str, env: str | None = "hanoi"):
+    """The evaluate config; ``env=None`` leaves the env to the checkpoint."""
+    chosen = [f"env={env}"] if env else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("evaluate", overrides=[f"out={tmp_path / 'report'}", "episodes=6", "sizes=[2,4]", *overrides])
+        return compose("evaluate", overrides=[*chosen, f"out={tmp_path / 'report'}", "episodes=6", "sizes=[2,4]",
+                                              *overrides])
+
+
+def hanoi_env_config() -> dict:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("evaluate", overrides=["env=hanoi", "env.kwargs.max_disks=6"])
+    return OmegaConf.to_container(cfg.env, resolve=True)
 
 
 def test_oracle_row_is_perfect_and_random_row_is_not():
@@ -54,7 +64,7 @@ def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
     assert 1.0 <= row["mean_segments"] <= 3.0 and 0.0 <= row["success"] <= 1.0
     assert data["meta"]["sizes"] == [2, 4]
     table = (report / "results.md").read_text()
-    assert "| hrm | 4 | 6 |" in table and "| oracle | all | 12 | 1.000 |" in table
+    assert "| hrm | 4 | 6 |" in table and "| oracle | all | 12 | 1.000 [0.76, 1.00] |" in table
     for name in ("success_vs_size", "gap", "first_error", "segments_vs_size"):
         png = report / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -192,3 +202,41 @@ def test_ppo_row_trains_within_its_wall_time_and_is_evaluated_like_the_others(tm
         bad = compose("ppo", overrides=[f"out={tmp_path / 'bad'}", "ppo.policy=transformer"])
     with pytest.raises(ValueError, match="ppo.policy"):
         train(bad)
+
+
+def tiny_checkpoint(path: Path, run_config: dict) -> Path:
+    from hrm_envs.encoding import encoder_for
+    from train.learner import Learner, save_checkpoint
+
+    encoder = encoder_for(gym.make(ENV, max_disks=6))
+    learner = Learner({"name": "hrm", "hidden_size": 16, "num_heads": 2, "H_layers": 1, "L_layers": 1,
+                       "halt_max_steps": 2}, {"lr": 1e-3}, encoder)
+    save_checkpoint(path, learner, run_config, 0)
+    return path
+
+
+def test_the_env_comes_from_the_checkpoint_when_env_is_not_given(tmp_path):
+    path = tiny_checkpoint(tmp_path / "hrm" / "last.pt", {"env": hanoi_env_config()})
+    out = run(config(tmp_path, f"checkpoint={path}", "references=[oracle]", env=None))
+    assert out["meta"]["env"] == ENV and out["meta"]["env_kwargs"] == {"max_disks": 6}
+    assert out["results"]["oracle"]["all"]["success"] == 1.0
+
+
+def test_a_checkpoint_of_another_env_is_refused_naming_both(tmp_path):
+    path = tiny_checkpoint(tmp_path / "hrm" / "last.pt", {"env": hanoi_env_config()})
+    with pytest.raises(ValueError, match=r"trained on hrm/Hanoi-v0 \(env=hanoi\).*hrm/Maze-v0 \(env=maze\)"):
+        run(config(tmp_path, f"checkpoint={path}", env="maze"))
+    with pytest.raises(ValueError, match="env is not set"):
+        run(config(tmp_path, env=None))  # no checkpoint to take it from
+
+
+def test_success_figures_carry_wilson_intervals(tmp_path):
+    results = evaluate_policies({"oracle": None, "random": None}, ENV, [4], 20, "num_disks", {"max_disks": 6})
+    oracle, random = results["oracle"]["4"], results["random"]["4"]
+    assert oracle["success_ci95"] == pytest.approx([0.8389, 1.0], abs=1e-4)  # 20 of 20
+    assert oracle["optimal_episodes_ci95"] == oracle["success_ci95"]
+    low, high = random["success_ci95"]
+    assert low <= random["success"] <= high and high - low > 0.1
+    from train.evaluate import markdown_table
+
+    assert "| oracle | 4 | 20 | 1.000 [0.84, 1.00] |" in markdown_table(results)
