@@ -446,6 +446,17 @@ def checkpoint_config(path: str | Path) -> dict[str, Any]:
     return _read(path)["config"]
 
 
+POLICY_KEYS = ("model", "ema", "config", "model_config", "hrm_config")
+
+
+def save_policy(path: str | Path, out: str | Path) -> None:
+    """Write what acting needs of checkpoint ``path`` (weights, EMA weights, configs) to ``out`` atomically: a
+    released policy (``pretrained/``), without the optimizer, RNG and carry state that only resuming needs.
+    ``load_policy``, ``checkpoint_config`` and ``init_from`` read it like the full checkpoint."""
+    state = _read(path)
+    _atomic_save({key: state[key] for key in POLICY_KEYS}, Path(out))
+
+
 def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any],
                     ignore: Iterable[str] = ()) -> tuple[int, int]:
     """Restore ``learner`` and the RNGs; ``(epoch, batch_in_epoch)`` to continue from. Refuses other configs."""

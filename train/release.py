@@ -1,0 +1,181 @@
+"""Release a trained policy into ``pretrained/``: the acting part of its checkpoint, its validation and test figures
+under the results protocol, and its entry in ``pretrained/manifest.json``.
+
+    python -m train.release --checkpoint runs/x/last.pt --name hanoi_trm_carry --family hrm --env hanoi \\
+        --env-override env.kwargs.max_disks=12 --validation-sizes 3 4 5 6 7 8 --test-sizes 8 9 10 11 12 \\
+        --episodes 100 --configs-compared 1 --train-minutes 12.1 --train-command "python -m train.dagger ..." \\
+        --held-out-from runs/x
+    python -m train.release ... --validate-only      # validation figures only: compare candidates, write nothing
+
+The protocol (docs/results/README.md): every experiment has three disjoint puzzle streams. Training draws its own
+(the data set's seeds, DAgger's collection seeds); validation plays seed :data:`VALIDATION_SEED` and the test
+:data:`TEST_SEED` (``train.evaluate``'s per-size ``episode_seeds`` streams), and a puzzle of either that starts in
+one of the run's training states (``--held-out-from``) is replaced. Configurations, steps and checkpoints are chosen
+on validation (``--validate-only``); the test is played once, by the release. Every share carries its 95% Wilson
+interval. Anyone can play a released policy on puzzles of their own seed:
+
+    python -m train.evaluate checkpoint=pretrained/NAME.pt env=ENV [ENV_OVERRIDES] sizes=[...] episodes=100 seed=S
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+
+from train.evaluate import CONFIG_DIR, run as evaluate
+from train.learner import save_policy
+
+ROOT = CONFIG_DIR.parent
+VALIDATION_SEED = 1_000_003
+TEST_SEED = 2_000_003
+FAMILIES = ("hrm", "baseline")  # hrm: HRM and TRM variants; baseline: every other model
+MAX_POLICY_BYTES = 2 * 2**20
+MAX_TOTAL_BYTES = 10 * 2**20
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the command line; ``ValueError`` naming the bad argument."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a train.dagger / train.supervised checkpoint")
+    parser.add_argument("--name", required=True, help="the policy's name: pretrained/NAME.pt")
+    parser.add_argument("--family", required=True, help=f"one of {FAMILIES}")
+    parser.add_argument("--env", required=True, help="the Hydra env group (hanoi, maze, city, sudoku, ...)")
+    parser.add_argument("--env-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="an env.* override of the evaluation, e.g. env.kwargs.max_disks=12 (repeatable)")
+    parser.add_argument("--validation-sizes", nargs="+", required=True)
+    parser.add_argument("--test-sizes", nargs="+", required=True)
+    parser.add_argument("--episodes", type=int, default=100, help="puzzles per size, validation and test")
+    parser.add_argument("--held-out-from", action="append", default=[],
+                        help="the run's training sources (run folder / data set), whose states are held out")
+    parser.add_argument("--configs-compared", type=int, default=1,
+                        help="how many configurations were compared on validation to choose this one")
+    parser.add_argument("--train-command", default="", help="the command that trained the checkpoint")
+    parser.add_argument("--train-minutes", type=float, default=None, help="its wall time")
+    parser.add_argument("--validate-only", action="store_true", help="print validation figures; write nothing")
+    parser.add_argument("--root", default=str(ROOT), help="the repository holding pretrained/ (tests use a tmp dir)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not Path(args.checkpoint).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint} does not exist")
+    if not args.name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"--name must be letters, digits, '_' and '-', got {args.name!r}")
+    if args.family not in FAMILIES:
+        raise ValueError(f"--family must be one of {FAMILIES}, got {args.family!r}")
+    for override in args.env_override:
+        if not override.startswith("env.") or "=" not in override:
+            raise ValueError(f"--env-override entries look like env.KEY=VALUE, got {override!r}")
+    for name in ("episodes", "configs_compared", "threads"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.train_minutes is not None and not 0 <= args.train_minutes < float("inf"):
+        raise ValueError(f"--train-minutes must be a finite number >= 0, got {args.train_minutes}")
+    args.validation_sizes = [int(s) if s.isdigit() else s for s in args.validation_sizes]
+    args.test_sizes = [int(s) if s.isdigit() else s for s in args.test_sizes]
+    return args
+
+
+def figures(results: dict[str, dict[str, Any]], name: str, seed: int, episodes: int) -> dict[str, Any]:
+    """One policy's shares over all sizes and per size, with their intervals (from ``train.evaluate``'s rows)."""
+    def share(row: dict[str, Any]) -> dict[str, Any]:
+        return {"episodes": row["episodes"], "success": row["success"], "success_ci95": row["success_ci95"],
+                "cost_optimal": row["optimal_episodes"], "cost_optimal_ci95": row["optimal_episodes_ci95"],
+                "mean_segments": row["mean_segments"]}
+
+    rows = results[name]
+    return {"seed": seed, "episodes_per_size": episodes, **share(rows["all"]),
+            "per_size": {size: share(row) for size, row in rows.items() if size != "all"}}
+
+
+def play(args: argparse.Namespace, checkpoint: Path, sizes: list[Any], seed: int, out: Path) -> dict[str, Any]:
+    """``train.evaluate`` of ``checkpoint`` alone on ``sizes`` at ``seed``; its figures."""
+    overrides = [f"env={args.env}", *args.env_override, f"checkpoint={checkpoint}", f"names=[{args.name}]",
+                 "references=[]", f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}", f"seed={seed}",
+                 f"threads={args.threads}", f"out={out}",
+                 f"held_out_from=[{','.join(map(str, args.held_out_from))}]"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("evaluate", overrides=overrides)
+    report = evaluate(cfg)
+    return figures(report["results"], args.name, seed, args.episodes)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """``pretrained/manifest.json`` (an empty one when missing); ``ValueError`` when it is malformed."""
+    path = root / "pretrained" / "manifest.json"
+    if not path.is_file():
+        return {"policies": []}
+    manifest = json.loads(path.read_text())
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("policies"), list):
+        raise ValueError(f"{path} must hold {{\"policies\": [...]}}")
+    return manifest
+
+
+def evaluate_command(entry: dict[str, Any], seed: str = "S") -> str:
+    """The command that plays a released policy on the test sizes at a seed of the user's choosing."""
+    sizes = ",".join(map(str, entry["test_sizes"]))
+    return " ".join(["python -m train.evaluate", f"checkpoint={entry['checkpoint']}", f"env={entry['env']}",
+                     *entry["env_overrides"], f"sizes=[{sizes}]", f"episodes={entry['test']['episodes_per_size']}",
+                     f"seed={seed}"])
+
+
+def release(args: argparse.Namespace) -> dict[str, Any]:
+    """Validate, and unless ``--validate-only`` write the policy, play the test and record the manifest entry."""
+    root = Path(args.root)
+    runs = root / "runs" / "release" / args.name
+    validation = play(args, Path(args.checkpoint), args.validation_sizes, VALIDATION_SEED, runs / "validation")
+    if args.validate_only:
+        return {"name": args.name, "validation": validation}
+    staged = runs / "policy.pt"  # checked before it replaces anything in pretrained/
+    save_policy(args.checkpoint, staged)
+    size = staged.stat().st_size
+    if size > MAX_POLICY_BYTES:
+        raise ValueError(f"{args.name}'s policy takes {size} bytes, more than the {MAX_POLICY_BYTES} a released "
+                         f"policy may")
+    manifest = read_manifest(root)
+    others = [p for p in manifest["policies"] if p["name"] != args.name]
+    total = size + sum((root / p["checkpoint"]).stat().st_size for p in others if (root / p["checkpoint"]).is_file())
+    if total > MAX_TOTAL_BYTES:
+        raise ValueError(f"pretrained/ would hold {total} bytes, more than {MAX_TOTAL_BYTES}: release fewer policies")
+    test = play(args, staged, args.test_sizes, TEST_SEED, runs / "test")
+    policy = root / "pretrained" / f"{args.name}.pt"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, policy)
+    entry = {"name": args.name, "family": args.family, "checkpoint": f"pretrained/{args.name}.pt", "env": args.env,
+             "env_overrides": list(args.env_override), "validation_sizes": args.validation_sizes,
+             "test_sizes": args.test_sizes, "validation": validation, "test": test,
+             "configs_compared": args.configs_compared, "train_command": args.train_command,
+             "train_minutes": args.train_minutes, "bytes": size, "sha256": sha256(policy)}
+    entry["evaluate_command"] = evaluate_command(entry)
+    write_json(root / "pretrained" / "manifest.json", {"policies": [*others, entry]})
+    return entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        args = parse_args(argv)
+        print(json.dumps(release(args)))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
