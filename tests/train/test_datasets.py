@@ -117,6 +117,75 @@ def test_truncated_and_missing_files_are_named(built, tmp_path):
     assert any("step.npy" in v for v in report.violations) and any("optimal.npy" in v for v in report.violations)
 
 
+def _edit_summary(change):
+    """A corruption of a copied set: ``change`` maps its summary.json (loaded) to what is written back."""
+
+    def corrupt(folder: Path) -> None:
+        path = folder / "summary.json"
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+    return corrupt
+
+
+def _without(summary: dict, *keys: str) -> dict:
+    parent = summary
+    for key in keys[:-1]:
+        parent = parent[key]
+    del parent[keys[-1]]
+    return summary
+
+
+def _shorten_sizes(summary: dict, per_size: bool) -> dict:
+    train = summary["splits"]["train"]
+    dropped = train["sizes"].pop()
+    if per_size:
+        del train["per_size"][dropped]
+    return summary
+
+
+def _puzzle_index_out_of_range(folder: Path) -> None:
+    puzzle = np.load(folder / "train" / "puzzle.npy")
+    puzzle[3] = 10**6
+    np.save(folder / "train" / "puzzle.npy", puzzle)
+
+
+CORRUPTIONS = {
+    "list": (_edit_summary(lambda s: []), "summary must be an object, got []"),
+    "null": (_edit_summary(lambda s: None), "summary must be an object, got None"),
+    "not-json": (lambda folder: (folder / "summary.json").write_bytes(b"\xff{"), "unreadable or corrupt JSON in"),
+    "no-splits": (_edit_summary(lambda s: _without(s, "splits")), "summary lacks the key 'splits'"),
+    "no-per_size": (_edit_summary(lambda s: _without(s, "splits", "train", "per_size")), "splits.train lacks the key 'per_size'"),
+    "no-static_keys": (_edit_summary(lambda s: _without(s, "splits", "test", "static_keys")), "splits.test lacks the key 'static_keys'"),
+    "split-not-object": (_edit_summary(lambda s: {**s, "splits": {"test": 3}}), "splits.test must be an object"),
+    "switched-env": (_edit_summary(lambda s: {**s, "env": "hrm/Maze-v0"}), "env 'hrm/Maze-v0' cannot be made with its obs_env_kwargs"),
+    "unknown-env": (_edit_summary(lambda s: {**s, "env": "hrm/Chess-v0"}), "summary.env must be one of"),
+    "extra-key": (_edit_summary(lambda s: {**s, "colour": 1}), "summary has the unknown key 'colour'"),
+    "mistyped-count": (_edit_summary(lambda s: {**s, "splits": {"test": {**s["splits"]["test"], "samples": "9"}}}), "must be an integer >= 0"),
+    "sizes-shortened": (_edit_summary(lambda s: _shorten_sizes(s, per_size=False)), "splits.train.sizes ['1', '2'] and the keys of"),
+    "sizes-and-per_size-shortened": (_edit_summary(lambda s: _shorten_sizes(s, per_size=True)), "puzzle_size.npy holds size index 2"),
+    "puzzle-index-out-of-range": (_puzzle_index_out_of_range, "puzzle.npy: sample 3 has puzzle index 1000000"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_validation_reports_a_malformed_summary_or_index(built, tmp_path, name):
+    corrupt, problem = CORRUPTIONS[name]
+    copy = _copy(built, tmp_path)
+    corrupt(copy)
+    report = validate(copy)
+    assert any(problem in v for v in report.violations), report.violations
+    assert report.text().endswith(f"FAILED with {len(report.violations)} violations")
+
+
+@pytest.mark.parametrize("name", ["null", "puzzle-index-out-of-range"])
+def test_cli_validate_reports_without_traceback(built, tmp_path, name):
+    corrupt, problem = CORRUPTIONS[name]
+    copy = _copy(built, tmp_path)
+    corrupt(copy)
+    result = subprocess.run([sys.executable, "-m", "train.datasets", "validate", str(copy)], capture_output=True, text=True, cwd=ROOT)
+    assert (result.returncode, result.stderr) == (1, "") and problem in result.stdout
+
+
 def test_mismatched_shape_is_refused(built, tmp_path):
     copy = _copy(built, tmp_path)
     np.save(copy / "train" / "cost_to_go.npy", np.zeros(3, dtype=np.float32))

@@ -67,8 +67,8 @@ def load_json(path: Path) -> Any:
         raise ValueError(f"missing data file {path}")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"corrupt JSON in {path}: {error}") from None
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+        raise ValueError(f"unreadable or corrupt JSON in {path}: {error}") from None
 
 
 def content_hash(*arrays: np.ndarray) -> str:
