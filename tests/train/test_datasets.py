@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,34 @@ def _copy(built: Path, tmp_path: Path) -> Path:
     target = tmp_path / "copy"
     shutil.copytree(built, target)
     return target
+
+
+@pytest.mark.parametrize("holding", ["user-files", "other-summary", "corrupt-summary", "file"])
+def test_overwrite_replaces_only_a_data_set(tmp_path, holding):
+    out = tmp_path / "out"
+    if holding == "file":
+        out.write_text("notes")
+    else:
+        out.mkdir()
+        (out / "important.txt").write_text("keep me")
+        summary = {"other-summary": '{"kind": "stepwise", "env": "hrm/Hanoi-v0", "final_eval": 0.9}', "corrupt-summary": "{"}
+        if holding in summary:
+            (out / "summary.json").write_text(summary[holding])
+    before = {path: path.read_bytes() for path in [out, *out.rglob("*")] if path.is_file()}
+    why = "is a file or a symbolic link" if holding == "file" else "is not a data set of this suite .*summary"
+    with pytest.raises(ValueError, match=re.escape(f"out={str(out)!r} ") + why):
+        build(parse_spec(SMALL), out, "test", overwrite=True, progress=False)
+    assert {path: path.read_bytes() for path in [out, *out.rglob("*")] if path.is_file()} == before
+    assert sorted(tmp_path.iterdir()) == [out]
+
+
+def test_overwrite_replaces_a_data_set(built, tmp_path):
+    copy = _copy(built, tmp_path)
+    (copy / "important.txt").write_text("inside a data set: replaced with it")
+    np.save(copy / "train" / "action.npy", np.zeros(3))
+    build(parse_spec(SMALL), copy, "test", overwrite=True, progress=False)
+    assert not (copy / "important.txt").exists() and validate(copy).violations == []
+    assert sorted(tmp_path.iterdir()) == [copy]
 
 
 def test_validation_catches_a_wrong_label(built, tmp_path):
