@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 import re
 import subprocess
 import sys
@@ -108,6 +109,21 @@ def test_overwrite_replaces_a_data_set(built, tmp_path):
     build(parse_spec(SMALL), copy, "test", overwrite=True, progress=False)
     assert not (copy / "important.txt").exists() and validate(copy).violations == []
     assert sorted(tmp_path.iterdir()) == [copy]
+
+
+def test_build_removes_only_stale_temporary_folders(tmp_path):
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    dead, alive = finished.pid, os.getppid()
+    stale = tmp_path / f".tiny.tmp-{dead}"
+    kept = [f".tiny.tmp-{alive}", f".other.tmp-{dead}", f"tiny.tmp-{dead}", f".tiny.tmp-{dead}x", ".tiny.tmp-abc", f".tiny.old-{dead}"]
+    for folder in [stale, *(tmp_path / name for name in kept)]:
+        folder.mkdir()
+        (folder / "x.npy").write_bytes(b"partial")
+    (tmp_path / f".tiny.tmp-{dead + 1}").write_text("a file, not a build's folder")
+    build(parse_spec(SMALL), tmp_path / "tiny", "test", progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*kept, f".tiny.tmp-{dead + 1}", "tiny"])
+    assert all((tmp_path / name / "x.npy").read_bytes() == b"partial" for name in kept)
 
 
 def test_validation_catches_a_wrong_label(built, tmp_path):
