@@ -1,5 +1,6 @@
-"""Validation of a built data set: no train/test overlap, every label re-checked against the oracle,
-counts as in ``summary.json``, tokens inside the vocabulary. ``python -m train.datasets validate DIR``."""
+"""Validation of a built data set: ``summary.json`` of the suite's format, no train/test overlap, every label
+re-checked against the oracle, counts as in ``summary.json``, tokens inside the vocabulary. Every problem,
+a malformed file included, is a violation of the report, never an exception. ``python -m train.datasets validate DIR``."""
 
 from __future__ import annotations
 
