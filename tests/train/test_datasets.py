@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +83,49 @@ def _copy(built: Path, tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.parametrize("holding", ["user-files", "other-summary", "corrupt-summary", "file"])
+def test_overwrite_replaces_only_a_data_set(tmp_path, holding):
+    out = tmp_path / "out"
+    if holding == "file":
+        out.write_text("notes")
+    else:
+        out.mkdir()
+        (out / "important.txt").write_text("keep me")
+        summary = {"other-summary": '{"kind": "stepwise", "env": "hrm/Hanoi-v0", "final_eval": 0.9}', "corrupt-summary": "{"}
+        if holding in summary:
+            (out / "summary.json").write_text(summary[holding])
+    before = {path: path.read_bytes() for path in [out, *out.rglob("*")] if path.is_file()}
+    why = "is a file or a symbolic link" if holding == "file" else "is not a data set of this suite .*summary"
+    with pytest.raises(ValueError, match=re.escape(f"out={str(out)!r} ") + why):
+        build(parse_spec(SMALL), out, "test", overwrite=True, progress=False)
+    assert {path: path.read_bytes() for path in [out, *out.rglob("*")] if path.is_file()} == before
+    assert sorted(tmp_path.iterdir()) == [out]
+
+
+def test_overwrite_replaces_a_data_set(built, tmp_path):
+    copy = _copy(built, tmp_path)
+    (copy / "important.txt").write_text("inside a data set: replaced with it")
+    np.save(copy / "train" / "action.npy", np.zeros(3))
+    build(parse_spec(SMALL), copy, "test", overwrite=True, progress=False)
+    assert not (copy / "important.txt").exists() and validate(copy).violations == []
+    assert sorted(tmp_path.iterdir()) == [copy]
+
+
+def test_build_removes_only_stale_temporary_folders(tmp_path):
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    dead, alive = finished.pid, os.getppid()
+    stale = tmp_path / f".tiny.tmp-{dead}"
+    kept = [f".tiny.tmp-{alive}", f".other.tmp-{dead}", f"tiny.tmp-{dead}", f".tiny.tmp-{dead}x", ".tiny.tmp-abc", f".tiny.old-{dead}"]
+    for folder in [stale, *(tmp_path / name for name in kept)]:
+        folder.mkdir()
+        (folder / "x.npy").write_bytes(b"partial")
+    (tmp_path / f".tiny.tmp-{dead + 1}").write_text("a file, not a build's folder")
+    build(parse_spec(SMALL), tmp_path / "tiny", "test", progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*kept, f".tiny.tmp-{dead + 1}", "tiny"])
+    assert all((tmp_path / name / "x.npy").read_bytes() == b"partial" for name in kept)
+
+
 def test_validation_catches_a_wrong_label(built, tmp_path):
     copy = _copy(built, tmp_path)
     actions = np.load(copy / "train" / "action.npy")
@@ -115,6 +160,75 @@ def test_truncated_and_missing_files_are_named(built, tmp_path):
         StepwiseDataset(copy, "test")
     report = validate(copy)
     assert any("step.npy" in v for v in report.violations) and any("optimal.npy" in v for v in report.violations)
+
+
+def _edit_summary(change):
+    """A corruption of a copied set: ``change`` maps its summary.json (loaded) to what is written back."""
+
+    def corrupt(folder: Path) -> None:
+        path = folder / "summary.json"
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+    return corrupt
+
+
+def _without(summary: dict, *keys: str) -> dict:
+    parent = summary
+    for key in keys[:-1]:
+        parent = parent[key]
+    del parent[keys[-1]]
+    return summary
+
+
+def _shorten_sizes(summary: dict, per_size: bool) -> dict:
+    train = summary["splits"]["train"]
+    dropped = train["sizes"].pop()
+    if per_size:
+        del train["per_size"][dropped]
+    return summary
+
+
+def _puzzle_index_out_of_range(folder: Path) -> None:
+    puzzle = np.load(folder / "train" / "puzzle.npy")
+    puzzle[3] = 10**6
+    np.save(folder / "train" / "puzzle.npy", puzzle)
+
+
+CORRUPTIONS = {
+    "list": (_edit_summary(lambda s: []), "summary must be an object, got []"),
+    "null": (_edit_summary(lambda s: None), "summary must be an object, got None"),
+    "not-json": (lambda folder: (folder / "summary.json").write_bytes(b"\xff{"), "unreadable or corrupt JSON in"),
+    "no-splits": (_edit_summary(lambda s: _without(s, "splits")), "summary lacks the key 'splits'"),
+    "no-per_size": (_edit_summary(lambda s: _without(s, "splits", "train", "per_size")), "splits.train lacks the key 'per_size'"),
+    "no-static_keys": (_edit_summary(lambda s: _without(s, "splits", "test", "static_keys")), "splits.test lacks the key 'static_keys'"),
+    "split-not-object": (_edit_summary(lambda s: {**s, "splits": {"test": 3}}), "splits.test must be an object"),
+    "switched-env": (_edit_summary(lambda s: {**s, "env": "hrm/Maze-v0"}), "env 'hrm/Maze-v0' cannot be made with its obs_env_kwargs"),
+    "unknown-env": (_edit_summary(lambda s: {**s, "env": "hrm/Chess-v0"}), "summary.env must be one of"),
+    "extra-key": (_edit_summary(lambda s: {**s, "colour": 1}), "summary has the unknown key 'colour'"),
+    "mistyped-count": (_edit_summary(lambda s: {**s, "splits": {"test": {**s["splits"]["test"], "samples": "9"}}}), "must be an integer >= 0"),
+    "sizes-shortened": (_edit_summary(lambda s: _shorten_sizes(s, per_size=False)), "splits.train.sizes ['1', '2'] and the keys of"),
+    "sizes-and-per_size-shortened": (_edit_summary(lambda s: _shorten_sizes(s, per_size=True)), "puzzle_size.npy holds size index 2"),
+    "puzzle-index-out-of-range": (_puzzle_index_out_of_range, "puzzle.npy: sample 3 has puzzle index 1000000"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_validation_reports_a_malformed_summary_or_index(built, tmp_path, name):
+    corrupt, problem = CORRUPTIONS[name]
+    copy = _copy(built, tmp_path)
+    corrupt(copy)
+    report = validate(copy)
+    assert any(problem in v for v in report.violations), report.violations
+    assert report.text().endswith(f"FAILED with {len(report.violations)} violations")
+
+
+@pytest.mark.parametrize("name", ["null", "puzzle-index-out-of-range"])
+def test_cli_validate_reports_without_traceback(built, tmp_path, name):
+    corrupt, problem = CORRUPTIONS[name]
+    copy = _copy(built, tmp_path)
+    corrupt(copy)
+    result = subprocess.run([sys.executable, "-m", "train.datasets", "validate", str(copy)], capture_output=True, text=True, cwd=ROOT)
+    assert (result.returncode, result.stderr) == (1, "") and problem in result.stdout
 
 
 def test_mismatched_shape_is_refused(built, tmp_path):

@@ -240,6 +240,30 @@ def test_validation_catches_count_and_seed_range_mismatch(city, tmp_path):
     assert any("example count of size 8 differs" in v for v in violations)
 
 
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"env": "hrm/Hanoi-v0"}, "env 'hrm/Hanoi-v0' has no seq2seq sets"),
+        ({"env": "hrm/Sudoku-v0"}, "env 'hrm/Sudoku-v0' cannot be made with its obs_env_kwargs"),
+        ({"splits": {"train": {"examples": 4}}}, "splits.train lacks the key 'groups'"),
+        ({"kind": "stepwise"}, "splits.train lacks the key 'static_keys'"),
+    ],
+)
+def test_validation_reports_a_malformed_summary(city, tmp_path, change, problem):
+    copy = _copy(city, tmp_path)
+    summary = json.loads((copy / "summary.json").read_text())
+    (copy / "summary.json").write_text(json.dumps({**summary, **change}))
+    assert any(problem in v for v in validate(copy).violations)
+
+
+def test_validation_reports_a_size_index_out_of_range(city, tmp_path):
+    copy = _copy(city, tmp_path)
+    sizes = np.load(copy / "test" / "puzzle_size.npy")
+    sizes[1] = 5
+    np.save(copy / "test" / "puzzle_size.npy", sizes)
+    assert any("puzzle_size.npy holds size index 5, outside the 1 sizes ['12']" in v for v in validate(copy).violations)
+
+
 def test_truncated_missing_and_mismatched_files_are_named(city, tmp_path):
     copy = _copy(city, tmp_path)
     path = copy / "train" / "all__inputs.npy"

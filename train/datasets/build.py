@@ -10,7 +10,7 @@ from typing import Any
 
 from train.datasets import stepwise
 from train.datasets.spec import DatasetSpec
-from train.datasets.storage import atomic_directory, save_json
+from train.datasets.storage import atomic_directory, load_json, save_json
 
 VERSIONED = ("hrm-envs", "numpy", "gymnasium", "networkx", "torch")
 
@@ -25,15 +25,38 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def check_replaceable(out: Path) -> None:
+    """Refuse (``ValueError``) to let ``overwrite=true`` replace ``out`` unless it is missing or a data set of this
+    suite: a folder whose ``summary.json`` is readable and of the suite's format. Anything else stays untouched."""
+    from train.datasets.validate import summary_problems
+
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file or a symbolic link; overwrite=true replaces only a data set folder")
+    try:
+        problems = summary_problems(load_json(out / "summary.json"))
+    except ValueError as error:
+        problems = [str(error)]
+    if problems:
+        raise ValueError(
+            f"out={str(out)!r} is not a data set of this suite ({problems[0]}); overwrite=true replaces only those, "
+            "so move or delete it yourself or choose another out"
+        )
+
+
 def build(spec: DatasetSpec, out: str | Path, command: str, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Build every split of ``spec`` into ``out`` and validate it; returns the summary.
 
     Deterministic: the same preset gives byte-identical files. Atomic: written to a temporary folder
-    and renamed, so an interrupted build leaves nothing at ``out``.
+    and renamed, so an interrupted build leaves nothing at ``out``. ``overwrite`` replaces only a data
+    set (see ``check_replaceable``).
     """
     from train.datasets.validate import validate
 
     started = time.perf_counter()
+    if overwrite:
+        check_replaceable(Path(out))
     with atomic_directory(out, overwrite=overwrite) as folder:
         exclude: set[str] = set()
         splits = {}

@@ -20,10 +20,20 @@ from train.datasets.storage import load_array, load_json
 
 def observation_space(summary: dict) -> gym.spaces.Dict:
     """The observation space of a built set (its env made with ``summary["obs_env_kwargs"]``)."""
-    env = gym.make(summary["env"], **summary["obs_env_kwargs"])
+    try:
+        env = gym.make(summary["env"], **summary["obs_env_kwargs"])
+    except (TypeError, ValueError, gym.error.Error) as error:  # e.g. the env of another set's kwargs
+        raise ValueError(f"summary.json: env {summary['env']!r} cannot be made with its obs_env_kwargs: {error}") from None
     space = env.observation_space
     env.close()
     return space
+
+
+def _check_size_indices(puzzle_size: np.ndarray, sizes: list[str], path: Path) -> None:
+    """Refuse size indices outside the split's ``sizes`` (they would be miscounted or index out of range)."""
+    outside = puzzle_size[(puzzle_size < 0) | (puzzle_size >= len(sizes))]
+    if outside.size:
+        raise ValueError(f"{path} holds size index {int(outside[0])}, outside the {len(sizes)} sizes {sizes} of summary.json")
 
 
 class StepwiseSplit:
@@ -49,6 +59,13 @@ class StepwiseSplit:
         self.puzzle_size = load_array(folder / "puzzle_size.npy", p, np.int32)
         if self.offsets[0] != 0 or self.offsets[-1] != self.num_samples or (np.diff(self.offsets) < 1).any():
             raise ValueError(f"{folder / 'puzzle_offsets.npy'} is inconsistent with {self.num_samples} samples")
+        numbering = np.repeat(np.arange(self.num_puzzles), np.diff(self.offsets))
+        if not np.array_equal(self.puzzle, numbering):
+            first = int(np.flatnonzero(self.puzzle != numbering)[0])
+            raise ValueError(
+                f"{folder / 'puzzle.npy'}: sample {first} has puzzle index {self.puzzle[first]}, puzzle_offsets.npy says {numbering[first]}"
+            )
+        _check_size_indices(self.puzzle_size, info["sizes"], folder / "puzzle_size.npy")
         self.observation_space = observation_space(self.summary)
         self.per_sample: dict[str, np.ndarray] = {}
         self.per_puzzle: dict[str, np.ndarray] = {}
@@ -156,6 +173,7 @@ class Seq2SeqSplit:
             self.puzzle_base = load_array(folder / "puzzle_base.npy", (p,), np.int32)
             self.puzzle_variant = load_array(folder / "puzzle_variant.npy", (p,), np.int32)
             self.puzzle_size = load_array(folder / "puzzle_size.npy", (p,), np.int32)
+            _check_size_indices(self.puzzle_size, info["sizes"], folder / "puzzle_size.npy")
             transforms = load_array(folder / "puzzle_transform.npy", dtype=np.int64)
             if transforms.ndim != 2 or transforms.shape[0] != p:
                 raise ValueError(f"data file {folder / 'puzzle_transform.npy'} has shape {transforms.shape}, expected ({p}, params)")

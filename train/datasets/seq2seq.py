@@ -221,6 +221,9 @@ def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Any) -> None
     from train.datasets.validate import check_overlap, check_seed_ranges
 
     env_id = summary["env"]
+    if env_id not in SOLUTION_CHECKS:
+        report.fail(f"summary.json: env {env_id!r} has no seq2seq sets; seq2seq envs: {sorted(SOLUTION_CHECKS)}")
+        return
     oracle = oracle_for(env_id)
     solution_ok = SOLUTION_CHECKS[env_id]
     example_hashes: dict[str, set[str]] = {}

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,14 +15,42 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _temporary_name(target: Path, pid: int | str) -> str:
+    """The name of the temporary folder in which process ``pid`` builds ``target``."""
+    return f".{target.name}.tmp-{pid}"
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id runs; when that cannot be told, it counts as running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; an id too large for a process
+        pass
+    return True
+
+
+def _remove_stale_temporary_folders(target: Path) -> None:
+    """Delete the temporary folders that killed builds of ``target`` left beside it: only folders named as
+    ``_temporary_name`` names them whose process is gone."""
+    pattern = re.compile(re.escape(_temporary_name(target, "")) + r"([1-9][0-9]*)")
+    for path in target.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink() and not _process_exists(int(match[1])):
+            shutil.rmtree(path)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``target`` (``ValueError`` if it exists and not ``overwrite``)."""
+    """Yield a temporary folder; on success it replaces ``target`` (``ValueError`` if it exists and not ``overwrite``;
+    the caller checks that an existing ``target`` may go). Stale temporary folders of killed builds are removed first."""
     target = Path(target)
     if target.exists() and not overwrite:
         raise ValueError(f"out={str(target)!r} already exists; pass overwrite=true to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    _remove_stale_temporary_folders(target)
+    tmp = target.parent / _temporary_name(target, os.getpid())
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -67,8 +96,8 @@ def load_json(path: Path) -> Any:
         raise ValueError(f"missing data file {path}")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"corrupt JSON in {path}: {error}") from None
+    except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
+        raise ValueError(f"unreadable or corrupt JSON in {path}: {error}") from None
 
 
 def content_hash(*arrays: np.ndarray) -> str:

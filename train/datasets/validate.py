@@ -1,5 +1,6 @@
-"""Validation of a built data set: no train/test overlap, every label re-checked against the oracle,
-counts as in ``summary.json``, tokens inside the vocabulary. ``python -m train.datasets validate DIR``."""
+"""Validation of a built data set: ``summary.json`` of the suite's format, no train/test overlap, every label
+re-checked against the oracle, counts as in ``summary.json``, tokens inside the vocabulary. Every problem,
+a malformed file included, is a violation of the report, never an exception. ``python -m train.datasets validate DIR``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from hrm_envs import encoder_for
+from hrm_envs import ENV_ENTRY_POINTS, encoder_for
 from oracles import oracle_for
 from train.datasets.draw import puzzle_hash
+from train.datasets.spec import KINDS
 from train.datasets.storage import load_json
 
 
@@ -30,6 +32,74 @@ class Report:
             lines.append(f"... and {len(self.violations) - 50} more violations")
         lines.append("OK" if not self.violations else f"FAILED with {len(self.violations)} violations")
         return "\n".join(lines)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# summary.json's format: key -> (check, what the check wants); per kind, the keys of a split and of a size.
+_INT = (_is_int, "an integer")
+_COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_OBJECT = (lambda v: isinstance(v, dict), "an object")
+_TEXTS = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings")
+_RANGE = (lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)) and v[0] <= v[1], "[first, last] integers")
+SUMMARY_FORMAT = {
+    "name": _TEXT,
+    "kind": (lambda v: v in KINDS, f"one of {list(KINDS)}"),
+    "env": (lambda v: v in ENV_ENTRY_POINTS, f"one of {sorted(ENV_ENTRY_POINTS)}"),
+    "env_kwargs": _OBJECT,
+    "size_arg": _TEXT,
+    "obs_env_kwargs": _OBJECT,
+    "num_aug": _COUNT,
+    "variants": (lambda v: isinstance(v, bool), "true or false"),
+    "splits": (lambda v: isinstance(v, dict) and len(v) > 0, "a non-empty object"),
+    "build_command": _TEXT,
+    "versions": _OBJECT,
+}
+_SPLIT_COMMON = {"bases": _COUNT, "puzzles": _COUNT, "per_size": _OBJECT, "seed": _INT, "seed_range": _RANGE, "sizes": _TEXTS}
+SPLIT_FORMAT = {
+    "stepwise": {**_SPLIT_COMMON, "requested_puzzles": _COUNT, "samples": _COUNT, "static_keys": _TEXTS, "num_actions": _COUNT},
+    "seq2seq": {
+        **_SPLIT_COMMON, "requested_bases": _COUNT, "groups": _COUNT, "examples": _COUNT, "num_aug": _COUNT, "augmentation": _TEXT,
+        "constant_answer_token_accuracy": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    },
+}  # fmt: skip
+SIZE_FORMAT = {"stepwise": {"puzzles": _COUNT, "samples": _COUNT}, "seq2seq": {"bases": _COUNT, "groups": _COUNT, "examples": _COUNT}}
+
+
+def _format_problems(data: Any, expected: dict[str, tuple], where: str) -> list[str]:
+    """Missing, unknown and mistyped keys of ``data`` against ``expected``."""
+    if not isinstance(data, dict):
+        return [f"{where} must be an object, got {data!r:.60}"]
+    problems = [f"{where} lacks the key {key!r}" for key in expected if key not in data]
+    problems += [f"{where} has the unknown key {key!r}; allowed: {sorted(expected)}" for key in data if key not in expected]
+    for key, (ok, wanted) in expected.items():
+        if key in data and not ok(data[key]):
+            problems.append(f"{where}.{key} must be {wanted}, got {data[key]!r:.60}")
+    return problems
+
+
+def summary_problems(summary: Any) -> list[str]:
+    """What makes ``summary`` (a loaded summary.json) other than this suite's format (keys, types, each split's
+    sizes named in its ``per_size``); empty if it is one. The counts are checked against the data files later."""
+    problems = _format_problems(summary, SUMMARY_FORMAT, "summary")
+    if problems:
+        return problems
+    kind = summary["kind"]
+    for split_name, split in summary["splits"].items():
+        where = f"splits.{split_name}"
+        split_problems = _format_problems(split, SPLIT_FORMAT[kind], where)
+        problems += split_problems
+        if split_problems:
+            continue
+        sizes, per_size = split["sizes"], split["per_size"]
+        if len(set(sizes)) != len(sizes) or set(sizes) != set(per_size):
+            problems.append(f"{where}.sizes {sizes} and the keys of {where}.per_size {sorted(per_size)} must name the same sizes")
+        for label, entry in per_size.items():
+            problems += _format_problems(entry, SIZE_FORMAT[kind], f"{where}.per_size.{label}")
+    return problems
 
 
 def _broken_transitions(data: Any, oracle: Any) -> np.ndarray:
@@ -126,14 +196,17 @@ def validate(folder: str | Path) -> Report:
     report = Report()
     try:
         summary = load_json(folder / "summary.json")
-        if summary.get("kind") == "stepwise":
+        problems = summary_problems(summary)
+        for problem in problems:
+            report.fail(f"{folder / 'summary.json'}: {problem}")
+        if problems:  # the checks below read the data files through the summary
+            return report
+        if summary["kind"] == "stepwise":
             _validate_stepwise(folder, summary, report)
-        elif summary.get("kind") == "seq2seq":
+        else:
             from train.datasets.seq2seq import validate_seq2seq
 
             validate_seq2seq(folder, summary, report)
-        else:
-            report.fail(f"{folder / 'summary.json'}: unknown kind {summary.get('kind')!r}")
     except ValueError as error:
         report.fail(str(error))
     return report
