@@ -155,7 +155,9 @@ def test_model_config_errors_name_the_key(encoder):
 
 def test_optimizer_settings_are_validated_and_scheduled(encoder):
     for bad, message in (({"lr": 0}, "train.lr"), ({"schedule": "step"}, "train.schedule"),
-                         ({"momentum": 0.9}, r"unknown optimizer keys \['momentum'\]"), ({"betas": [0.9]}, "train.betas")):
+                         ({"momentum": 0.9}, r"unknown train keys \['train\.momentum'\]"),
+                         ({"lr": float("nan")}, r"train\.lr must be a finite number, got nan"),
+                         ({"betas": 5}, r"train\.betas must be a list of 2 items"), ({"betas": [0.9]}, "train.betas")):
         with pytest.raises(ValueError, match=message):
             Learner(model_cfg("mlp"), bad, encoder)
     assert [lr_factor(s, 4, 100, "constant", 1.0) for s in (0, 3, 50)] == [0.25, 1.0, 1.0]
