@@ -27,7 +27,8 @@ owns the model (``learner.module``; ``learner.model`` is it wrapped in ``Distrib
 ``optimal`` / ``action_mask`` (policy task, plus ``labels`` with ``token_labels``) or ``tokens`` / ``labels``
 (token task): for HRM one ACT segment with the carry kept across steps (deep supervision; halted rows take the
 batch's rows) and :func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
-The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys (``train.schema.OPTIM``): ``lr``,
+The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. A non-finite loss or gradient norm raises
+:class:`DivergedError` (a ``ValueError``) naming the step. ``optim_cfg`` keys (``train.schema.OPTIM``): ``lr``,
 ``weight_decay``, ``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``,
 ``grad_clip``, ``ema`` (null, or the decay of an exponential moving average of the weights, as TRM:
 ``learner.eval_module``, which acts, is evaluated and is what ``load_policy`` returns).
@@ -247,6 +248,11 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, lr_
     return lr_min_ratio + (1 - lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+class DivergedError(FloatingPointError, ValueError):
+    """Training produced a non-finite loss or gradient; a ``ValueError``, so the entry points report it and exit
+    non-zero."""
+
+
 class Learner:
     """Model, optimizer, schedule, HRM carry and step counter (see the module docstring)."""
 
@@ -297,10 +303,16 @@ class Learner:
         else:
             out = self.model(data)
             loss, metrics = baseline_loss(out, data, self.config)
+        if not torch.isfinite(loss):  # one check per step: NaN / inf weights give a non-finite loss at once
+            raise DivergedError(f"training diverged at step {self.step + 1}: the loss is {float(loss.detach())} "
+                                "(non-finite weights or inputs); lower train.lr or raise train.warmup_steps")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip is not None:
             metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.module.parameters(), float(self.grad_clip))
+            if not torch.isfinite(metrics["grad_norm"]):  # computed anyway: keep a non-finite step off the weights
+                raise DivergedError(f"training diverged at step {self.step + 1}: the gradient norm is "
+                                    f"{float(metrics['grad_norm'])}; lower train.lr or raise train.warmup_steps")
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.module)

@@ -178,6 +178,7 @@ def test_label_budget_is_exact(tmp_path):
         (["dagger.max_labels=3"], r"dagger\.max_labels must be null or >= dagger\.envs \(4\) with dagger\.init=expert"),
         (["train.lr=inf"], "train.lr must be a finite number, got inf"),
         (["+train.lrr=1"], r"unknown train keys \['train\.lrr'\]"),
+        (["train.lr=1e30"], r"training diverged at step 2: the loss is nan"),  # after round 0's collection
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, message):

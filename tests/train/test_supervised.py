@@ -196,6 +196,14 @@ def test_cli_reports_bad_config_without_traceback(data_dir, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_diverging_run_stops_with_the_step_and_exit_code_2(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a finite lr the schema accepts, but the weights overflow at once
+        supervised.main(config(overrides(data_dir, tmp_path / "run", "train.lr=1e30")))
+    assert exit_info.value.code == 2
+    assert "error: training diverged at step 2: the loss is nan" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_ddp_two_processes_train_only_rank_zero_writes_and_resume_is_exact(data_dir, tmp_path):
     """Two ranks with HRM carries and ACT exploration: rank 0 alone prints, logs and writes last.pt; 1 epoch + a
     resume to 2 gives the 2-epoch run's weights (rank 1's carry and RNG come back from last.rank1.pt)."""
