@@ -65,21 +65,17 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import hrm_envs  # noqa: F401  (registers the env ids)
-from hrm_envs.core import int_arg
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from oracles.base import Oracle
 from train.datasets import StepwiseSplit
 from train.evaluate import evaluate_policies
 from train.learner import Learner, MetricsLogger, init_weights, load_checkpoint, save_checkpoint
-from train.rollout import OracleHorizon, SizeMixture, Transitions, check_horizon, collect, env_fns
+from train.rollout import OracleHorizon, SizeMixture, Transitions, collect, env_fns
+from train.schema import DAGGER, check_config
 from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-SCHEDULES = ("constant", "linear", "exponential")
-INITS = ("expert", "dataset")
-VECTOR_MODES = ("auto", "sync", "async")
-SIZE_SAMPLING = ("per_env", "per_reset")
 # Config keys a resumed run may change (budgets can be extended; everything else must match).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", "dagger.max_labels",
              "dagger.max_minutes", "dagger.eval_puzzles", "train.epochs", "train.eval", "train.log_every")
@@ -87,43 +83,12 @@ RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", 
 
 # ------------------------------------------------------------------------------------------------ config
 def check_dagger_config(cfg: DictConfig) -> None:
-    """``ValueError`` naming the ``dagger`` key and what is allowed."""
-    allowed = {"rounds", "max_labels", "max_minutes", "init", "beta", "envs", "steps", "horizon", "vector", "sizes",
-               "size_sampling", "curriculum_rounds", "train_steps", "eval_puzzles", "eval_ood_every", "token_labels",
-               "episode_restart"}
-    unknown = sorted(set(cfg.dagger) - allowed)
-    if unknown:
-        raise ValueError(f"unknown dagger keys {unknown}; allowed: {sorted(allowed)}")
+    """``ValueError`` naming the key and what is allowed (:data:`train.schema.DAGGER`, then the label budget)."""
+    check_config(cfg, DAGGER)
     d = cfg.dagger
-    for key in ("envs", "steps", "train_steps"):
-        int_arg(d[key], f"dagger.{key}", 1)
-    for key in ("rounds", "curriculum_rounds", "eval_puzzles", "eval_ood_every"):
-        int_arg(d[key], f"dagger.{key}", 0)
-    for key in ("max_labels", "max_minutes"):
-        if d[key] is not None and (isinstance(d[key], bool) or not isinstance(d[key], (int, float)) or d[key] <= 0):
-            raise ValueError(f"dagger.{key} must be null or a number > 0, got {d[key]!r}")
-    if d.init not in INITS:
-        raise ValueError(f"dagger.init must be one of {INITS}, got {d.init!r}")
-    if d.size_sampling not in SIZE_SAMPLING:
-        raise ValueError(f"dagger.size_sampling must be one of {SIZE_SAMPLING}, got {d.size_sampling!r}")
-    restart = 0.0 if d.get("episode_restart") is None else d.episode_restart
-    if isinstance(restart, bool) or not isinstance(restart, (int, float)) or not 0.0 <= restart <= 1.0:
-        raise ValueError(f"dagger.episode_restart must be a number in [0, 1], got {restart!r}")
-    if not isinstance(d.token_labels, bool):
-        raise ValueError(f"dagger.token_labels must be true or false, got {d.token_labels!r}")
-    if d.vector not in VECTOR_MODES:
-        raise ValueError(f"dagger.vector must be one of {VECTOR_MODES}, got {d.vector!r}")
-    beta = d.beta
-    if set(beta) != {"schedule", "start", "end", "decay"}:
-        raise ValueError(f"dagger.beta must have exactly the keys schedule, start, end, decay; got {sorted(beta)}")
-    if beta.schedule not in SCHEDULES:
-        raise ValueError(f"dagger.beta.schedule must be one of {SCHEDULES}, got {beta.schedule!r}")
-    for key in ("start", "end", "decay"):
-        if not 0.0 <= float(beta[key]) <= 1.0:
-            raise ValueError(f"dagger.beta.{key} must lie in [0, 1], got {beta[key]!r}")
-    int_arg(cfg.train.batch_size, "train.batch_size", 1)
-    check_horizon(cfg.env.get("eval_horizon"))
-    check_horizon(d.horizon, "dagger.horizon")
+    if d.init == "expert" and d.max_labels is not None and d.max_labels < d.envs:
+        raise ValueError(f"dagger.max_labels must be null or >= dagger.envs ({d.envs}) with dagger.init=expert: "
+                         f"round 0 collects at least one step on every sub-env, got {d.max_labels}")
 
 
 def beta_for_round(beta: DictConfig, round_index: int, rounds: int) -> float:

@@ -49,8 +49,9 @@ from train.datasets.loading import StepwiseSplit  # noqa: E402
 from train.rollout import (  # noqa: E402
     OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize,
     teacher_forcing_hits)
+from train.schema import EVALUATE, REFERENCES, check_config  # noqa: E402
 
-REFERENCE_METHODS = ("oracle", "random")
+REFERENCE_METHODS = REFERENCES
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -386,22 +387,21 @@ def evaluation_env(given: dict[str, Any] | None, checkpoints: list[str]) -> dict
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.checkpoint`` (and the reference rows) and write the report into ``cfg.out``."""
+    check_config(cfg, EVALUATE)
     checkpoints = OmegaConf.to_container(cfg.checkpoint, resolve=True) if OmegaConf.is_list(cfg.checkpoint) else (
         [cfg.checkpoint] if cfg.checkpoint else [])
     names = list(cfg.names) or [Path(p).parent.name or Path(p).stem for p in checkpoints]
     if len(names) != len(checkpoints):
         raise ValueError(f"names must give one name per checkpoint ({len(checkpoints)}), got {len(names)}")
     references = list(cfg.references)
-    for name in references:
-        if name not in REFERENCE_METHODS:
-            raise ValueError(f"references must be a subset of {REFERENCE_METHODS}, got {name!r}")
     if len(set(names + references)) != len(names) + len(references):
         raise ValueError(f"method names must be unique, got {names + references}")
     given = OmegaConf.to_container(cfg.env, resolve=True) if cfg.get("env") is not None else None
     env = evaluation_env(given, checkpoints)
     sizes = OmegaConf.to_container(cfg.sizes, resolve=True) if cfg.sizes is not None else list(env["eval_sizes"])
     sizes = check_sizes(sizes, cfg.episodes)
-    torch.set_num_threads(cfg.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     env_kwargs = dict(env.get("kwargs") or {})
     probe = gym.make(env["id"], **env_kwargs)
     encoder, padding = encoder_for(probe), probe.unwrapped.padding

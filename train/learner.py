@@ -27,10 +27,11 @@ owns the model (``learner.module``; ``learner.model`` is it wrapped in ``Distrib
 ``optimal`` / ``action_mask`` (policy task, plus ``labels`` with ``token_labels``) or ``tokens`` / ``labels``
 (token task): for HRM one ACT segment with the carry kept across steps (deep supervision; halted rows take the
 batch's rows) and :func:`agents.hrm.act_loss` (set loss + 0.5 * Q losses); for baselines :func:`agents.baselines.baseline_loss`.
-The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. ``optim_cfg`` keys: ``lr``, ``weight_decay``,
-``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``, ``grad_clip``, ``ema``
-(null, or the decay of an exponential moving average of the weights, as TRM: ``learner.eval_module``, which
-acts, is evaluated and is what ``load_policy`` returns).
+The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. A non-finite loss or gradient norm raises
+:class:`DivergedError` (a ``ValueError``) naming the step. ``optim_cfg`` keys (``train.schema.OPTIM``): ``lr``,
+``weight_decay``, ``betas``, ``warmup_steps``, ``schedule`` (``constant`` | ``cosine``), ``lr_min_ratio``,
+``grad_clip``, ``ema`` (null, or the decay of an exponential moving average of the weights, as TRM:
+``learner.eval_module``, which acts, is evaluated and is what ``load_policy`` returns).
 
 Checkpoints: ``save_checkpoint(path, learner, config, epoch, batch_in_epoch)`` writes model, optimizer,
 schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and the run's config atomically
@@ -68,10 +69,10 @@ from torch import nn
 from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
 from agents.hrm import HRM, HRMCarry, HRMConfig, act_loss
 from hrm_envs.encoding import Encoder, acting_tokens, grid_width
+from train.schema import OPTIM, check_config
 
 MODEL_KINDS = ("hrm", "trm", "mlp", "lstm", "transformer", "gnn")
 TASKS = ("policy", "tokens")
-SCHEDULES = ("constant", "cosine")
 ENCODER_FIXED = ("vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab", "acting_tokens")
 DEPTH_KINDS = ("mlp", "lstm", "gnn")
 MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers", "continues")
@@ -230,28 +231,10 @@ class ModelPolicy:
 
 # ------------------------------------------------------------------------------------------------ training
 def _check_optim(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {"lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip", "ema"}
-    unknown = sorted(set(cfg) - allowed)
-    if unknown:
-        raise ValueError(f"unknown optimizer keys {unknown}; allowed: {sorted(allowed)}")
+    """The optimizer settings with their defaults; ``ValueError`` naming a ``train.*`` key the schema refuses."""
     out = {"lr": 1e-3, "weight_decay": 0.1, "betas": (0.9, 0.95), "warmup_steps": 0, "schedule": "constant",
            "lr_min_ratio": 1.0, "grad_clip": 1.0, "ema": None, **cfg}
-    if not float(out["lr"]) > 0:
-        raise ValueError(f"train.lr must be > 0, got {out['lr']!r}")
-    if float(out["weight_decay"]) < 0:
-        raise ValueError(f"train.weight_decay must be >= 0, got {out['weight_decay']!r}")
-    if len(out["betas"]) != 2 or not all(0 <= float(b) < 1 for b in out["betas"]):
-        raise ValueError(f"train.betas must be two numbers in [0, 1), got {out['betas']!r}")
-    if int(out["warmup_steps"]) < 0:
-        raise ValueError(f"train.warmup_steps must be >= 0, got {out['warmup_steps']!r}")
-    if out["schedule"] not in SCHEDULES:
-        raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {out['schedule']!r}")
-    if not 0 <= float(out["lr_min_ratio"]) <= 1:
-        raise ValueError(f"train.lr_min_ratio must lie in [0, 1], got {out['lr_min_ratio']!r}")
-    if out["grad_clip"] is not None and not float(out["grad_clip"]) > 0:
-        raise ValueError(f"train.grad_clip must be > 0 or null, got {out['grad_clip']!r}")
-    if out["ema"] is not None and not 0 < float(out["ema"]) < 1:
-        raise ValueError(f"train.ema must be null or a decay in (0, 1), got {out['ema']!r}")
+    check_config({"train": out}, OPTIM)
     return out
 
 
@@ -263,6 +246,11 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str, lr_
         return 1.0
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return lr_min_ratio + (1 - lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class DivergedError(FloatingPointError, ValueError):
+    """Training produced a non-finite loss or gradient; a ``ValueError``, so the entry points report it and exit
+    non-zero."""
 
 
 class Learner:
@@ -315,10 +303,16 @@ class Learner:
         else:
             out = self.model(data)
             loss, metrics = baseline_loss(out, data, self.config)
+        if not torch.isfinite(loss):  # one check per step: NaN / inf weights give a non-finite loss at once
+            raise DivergedError(f"training diverged at step {self.step + 1}: the loss is {float(loss.detach())} "
+                                "(non-finite weights or inputs); lower train.lr or raise train.warmup_steps")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip is not None:
             metrics["grad_norm"] = nn.utils.clip_grad_norm_(self.module.parameters(), float(self.grad_clip))
+            if not torch.isfinite(metrics["grad_norm"]):  # computed anyway: keep a non-finite step off the weights
+                raise DivergedError(f"training diverged at step {self.step + 1}: the gradient norm is "
+                                    f"{float(metrics['grad_norm'])}; lower train.lr or raise train.warmup_steps")
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.module)

@@ -32,13 +32,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 import hrm_envs  # noqa: F401
-from hrm_envs.core import int_arg
 from train.rollout import env_fns
+from train.schema import PPO, check_config
 from train.supervised import load_preset
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-POLICIES = ("hrm", "mlp")
-VECTORS = ("dummy", "subproc")
 
 
 class PPOPolicy:
@@ -100,26 +98,11 @@ class DeadlinePPO(MaskablePPO):
             del self.rollout_buffer.get
 
 
-def check_ppo_config(ppo: DictConfig) -> None:
-    allowed = {"policy", "minutes", "timesteps", "envs", "vector", "n_steps", "batch_size", "n_epochs", "lr",
-               "ent_coef", "gamma"}
-    unknown = sorted(set(ppo) - allowed)
-    if unknown:
-        raise ValueError(f"unknown ppo keys {unknown}; allowed: {sorted(allowed)}")
-    if ppo.policy not in POLICIES:
-        raise ValueError(f"ppo.policy must be one of {POLICIES}, got {ppo.policy!r}")
-    if ppo.vector not in VECTORS:
-        raise ValueError(f"ppo.vector must be one of {VECTORS}, got {ppo.vector!r}")
-    if not float(ppo.minutes) > 0:
-        raise ValueError(f"ppo.minutes must be > 0, got {ppo.minutes!r}")
-    for key in ("timesteps", "envs", "n_steps", "batch_size", "n_epochs"):
-        int_arg(ppo[key], f"ppo.{key}", 1)
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train MaskablePPO within the budget; returns timing and the training-episode success rate."""
-    check_ppo_config(cfg.ppo)
-    torch.set_num_threads(cfg.threads)
+    check_config(cfg, PPO)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True)

@@ -49,9 +49,10 @@ from train.datasets.loading import observation_space
 from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, init_weights, interrupts_at_safe_points,
                            load_checkpoint, load_rank_state, save_checkpoint, save_rank_state, unwrap)
 from train.rollout import check_horizon, run_episodes, summarize
+from train.schema import OPTIM, SUPERVISED, check_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-OPTIM_KEYS = ("lr", "weight_decay", "betas", "warmup_steps", "schedule", "lr_min_ratio", "grad_clip", "ema")
+OPTIM_KEYS = tuple(key.removeprefix("train.") for key in OPTIM)
 # Config keys a resumed run may change (everything else must match the checkpoint).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
              "train.stop_at_train_accuracy")
@@ -100,26 +101,6 @@ def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
     if env_cfg.eval_split not in summary["splits"]:
         raise ValueError(f"env.eval_split must be one of {sorted(summary['splits'])}, got {env_cfg.eval_split!r}")
     return root
-
-
-def check_run_config(cfg: DictConfig) -> None:
-    """Values Hydra cannot check: ``ValueError`` naming the key and what is allowed."""
-    train = cfg.train
-    for key in ("epochs", "batch_size", "log_every"):
-        if not isinstance(train[key], int) or train[key] < 1:
-            raise ValueError(f"train.{key} must be an int >= 1, got {train[key]!r}")
-    for key in ("tf_samples", "train_tf_samples", "puzzles"):
-        if not isinstance(train.eval[key], int) or train.eval[key] < 0:
-            raise ValueError(f"train.eval.{key} must be an int >= 0, got {train.eval[key]!r}")
-    if not isinstance(train.eval.batch_size, int) or train.eval.batch_size < 1:
-        raise ValueError(f"train.eval.batch_size must be an int >= 1, got {train.eval.batch_size!r}")
-    target = train.stop_at_train_accuracy
-    if target is not None and not (isinstance(target, (int, float)) and 0 < target <= 1):
-        raise ValueError(f"train.stop_at_train_accuracy must be null or in (0, 1], got {target!r}")
-    if not isinstance(cfg.threads, int) or cfg.threads < 0:
-        raise ValueError(f"threads must be an int >= 0, got {cfg.threads!r}")
-    if not list(cfg.env.eval_sizes):
-        raise ValueError("env.eval_sizes must list at least one size")
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -282,7 +263,7 @@ def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one supervised training run; returns the last evaluation metrics."""
-    check_run_config(cfg)
+    check_config(cfg, SUPERVISED)
     device, rank, world = setup_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -173,7 +173,12 @@ def test_label_budget_is_exact(tmp_path):
         (["+dagger.foo=1"], "unknown dagger keys"),
         (["resume=true"], "no checkpoint"),
         (["dagger.token_labels=1"], "dagger.token_labels"),
-        (["dagger.episode_restart=1.5"], "dagger.episode_restart must be a number in \\[0, 1\\]"),
+        (["dagger.episode_restart=1.5"], "dagger.episode_restart must be null or a number in \\[0, 1\\]"),
+        (["dagger.max_labels=nan"], "dagger.max_labels must be a finite number, got nan"),
+        (["dagger.max_labels=3"], r"dagger\.max_labels must be null or >= dagger\.envs \(4\) with dagger\.init=expert"),
+        (["train.lr=inf"], "train.lr must be a finite number, got inf"),
+        (["+train.lrr=1"], r"unknown train keys \['train\.lrr'\]"),
+        (["train.lr=1e30"], r"training diverged at step 2: the loss is nan"),  # after round 0's collection
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, message):

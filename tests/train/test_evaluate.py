@@ -88,6 +88,9 @@ def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
         (["checkpoint=/nonexistent/last.pt"], "does not exist"),
         (["checkpoint=/nonexistent/model.zip"], "does not exist"),
         (["env.eval_horizon=-1"], "env.eval_horizon"),
+        (["threads=-1"], "threads must be an int >= 0, got -1"),
+        (["out=/proc/x"], "out must be a writable folder path, got '/proc/x'"),
+        (["seed=1.5"], "seed must be an int >= 0, got 1.5"),
     ],
 )
 def test_bad_input_names_the_argument(tmp_path, overrides, message):

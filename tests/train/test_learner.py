@@ -19,7 +19,7 @@ from agents.hrm import HRM, set_loss
 from hrm_envs.encoding import encoder_for, grid_width
 from oracles import oracle_for
 from train.learner import (
-    MODEL_KINDS, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, config_mismatches,
+    MODEL_KINDS, DivergedError, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, config_mismatches,
     interrupts_at_safe_points,
     load_checkpoint, load_policy, lr_factor, model_config, on_grid, save_checkpoint, token_adjacency,
 )
@@ -155,11 +155,30 @@ def test_model_config_errors_name_the_key(encoder):
 
 def test_optimizer_settings_are_validated_and_scheduled(encoder):
     for bad, message in (({"lr": 0}, "train.lr"), ({"schedule": "step"}, "train.schedule"),
-                         ({"momentum": 0.9}, r"unknown optimizer keys \['momentum'\]"), ({"betas": [0.9]}, "train.betas")):
+                         ({"momentum": 0.9}, r"unknown train keys \['train\.momentum'\]"),
+                         ({"lr": float("nan")}, r"train\.lr must be a finite number, got nan"),
+                         ({"betas": 5}, r"train\.betas must be a list of 2 items"), ({"betas": [0.9]}, "train.betas")):
         with pytest.raises(ValueError, match=message):
             Learner(model_cfg("mlp"), bad, encoder)
     assert [lr_factor(s, 4, 100, "constant", 1.0) for s in (0, 3, 50)] == [0.25, 1.0, 1.0]
     assert lr_factor(100, 0, 100, "cosine", 0.1) == pytest.approx(0.1) and lr_factor(50, 0, 100, "cosine", 0.0) == 0.5
+
+
+def test_a_diverging_step_stops_training_naming_the_step(encoder):
+    torch.manual_seed(0)
+    learner = Learner(model_cfg("hrm"), {"lr": 1e30}, encoder)  # finite, but one step makes the weights overflow
+    batch = oracle_batch(16)
+    learner.train_step(batch)
+    with pytest.raises(DivergedError, match=r"^training diverged at step 2: the loss is nan"):
+        learner.train_step(batch)
+    assert learner.step == 1 and isinstance(DivergedError("x"), ValueError)
+    # A non-finite gradient never reaches the weights (its norm is computed for grad_clip anyway).
+    learner = Learner(model_cfg("mlp"), {}, encoder)
+    weights = [p.detach().clone() for p in learner.module.parameters()]
+    next(learner.module.parameters()).register_hook(lambda grad: torch.full_like(grad, float("inf")))
+    with pytest.raises(DivergedError, match=r"^training diverged at step 1: the gradient norm is inf"):
+        learner.train_step(batch)
+    assert all(torch.equal(a, b) for a, b in zip(weights, learner.module.parameters())) and learner.step == 0
 
 
 def test_token_graph_is_a_grid_for_square_layouts_else_complete():

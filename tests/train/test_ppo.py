@@ -43,6 +43,10 @@ def test_update_after_the_deadline_still_takes_one_minibatch(tmp_path):
 def test_bad_ppo_keys_are_refused(tmp_path):
     with pytest.raises(ValueError, match="ppo.n_epochs"):
         train(ppo_config(tmp_path, "ppo.n_epochs=0"))
+    with pytest.raises(ValueError, match="ppo.lr must be a finite number, got inf"):
+        train(ppo_config(tmp_path, "ppo.lr=inf"))
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got 1.5"):
+        train(ppo_config(tmp_path, "seed=1.5"))
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("ppo", overrides=[f"out={tmp_path / 'x'}", "+ppo.epochs=3"])
     with pytest.raises(ValueError, match="unknown ppo keys"):

@@ -157,7 +157,13 @@ def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["train.lr=-1"], r"train\.lr must be > 0"),
+    (["train.lr=-1"], r"train\.lr must be a number > 0"),
+    (["train.lr=inf"], r"train\.lr must be a finite number, got inf"),
+    (["train.betas=5"], r"train\.betas must be a list of 2 items"),
+    (["seed=1.5"], r"seed must be an int >= 0, got 1\.5"),
+    (["threads=-1"], r"threads must be an int >= 0, got -1"),
+    (["out=/proc/x"], r"out must be a writable folder path, got '/proc/x'"),
+    (["+train.lrr=1"], r"unknown train keys \['train\.lrr'\]"),
     (["train.epochs=0"], r"train\.epochs must be an int >= 1"),
     (["model.hidden_size=30"], r"hidden_size \(30\) must be divisible by num_heads"),
     (["+model.vocab_size=20"], r"must not set \['vocab_size'\]"),
@@ -186,7 +192,16 @@ def test_unknown_keys_and_choices_fail_in_hydra(data_dir, tmp_path):
 def test_cli_reports_bad_config_without_traceback(data_dir, tmp_path):
     result = subprocess.run([sys.executable, "-m", "train.supervised", *overrides(data_dir, tmp_path / "r", "train.lr=-1")],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "error: train.lr must be > 0" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "error: train.lr must be a number > 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_diverging_run_stops_with_the_step_and_exit_code_2(data_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a finite lr the schema accepts, but the weights overflow at once
+        supervised.main(config(overrides(data_dir, tmp_path / "run", "train.lr=1e30")))
+    assert exit_info.value.code == 2
+    assert "error: training diverged at step 2: the loss is nan" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_ddp_two_processes_train_only_rank_zero_writes_and_resume_is_exact(data_dir, tmp_path):

@@ -34,9 +34,11 @@ def _build_command() -> None:
     def main(cfg: DictConfig) -> None:
         from train.datasets.build import build
         from train.datasets.spec import parse_spec
+        from train.schema import DATASETS, check_config
 
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("out=", "overwrite=", "progress="))]
         try:
+            check_config(cfg, DATASETS)
             spec = parse_spec(OmegaConf.to_container(cfg.preset, resolve=True))
             summary = build(
                 spec, cfg.out, " ".join(["python -m train.datasets", *overrides]), overwrite=cfg.overwrite, progress=cfg.progress
