@@ -40,6 +40,8 @@ VARIANTS = ("hrm", "trm")
 LOSSES = ("stablemax", "softmax")
 INFERENCE_HALTING = ("q_head", "max_steps")
 GLOBAL_READOUTS = ("prefix", "acting_token")
+DEPTH_TRAINING = ("fixed", "progressive")
+HALT_SCALES = ("fixed", "tokens", "side")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,17 @@ class HRMConfig:
     decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
     ``start`` and returns the states it ends in, and in training a halted row whose ``continues`` (batch key)
     is true keeps its carry while it takes its episode's next state.
+
+    Depth and halting (thinking longer on larger puzzles). ``depth_training="progressive"``: in training each
+    :meth:`HRM.forward` first runs a random number of segments in ``[0, depth_extra_max]`` without gradient, then
+    the graded segment (Bansal et al. 2022's progressive loss on top of deep supervision): no behaviour can be
+    tied to a segment count, the latent is pushed towards a fixed point that more segments keep, and the Q-head
+    learns whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
+    activations). At inference, ``halt_scale`` sets each sequence's cap on segments: ``"fixed"``
+    ``halt_max_steps``; ``"tokens"`` / ``"side"`` ``halt_max_steps`` times its real (non-padding, id != 0) tokens
+    / their square root (a grid's side) relative to ``halt_reference`` real tokens, never fewer than
+    ``halt_max_steps``. ``halt_tolerance > 0`` also halts a sequence once a segment changes its ``z_H`` by less
+    than that fraction of its norm (convergence).
     """
 
     vocab_size: int
@@ -100,6 +113,11 @@ class HRMConfig:
     global_readout: str = "prefix"
     acting_tokens: tuple[int, ...] = ()
     episode_carry: bool = False
+    depth_training: str = "fixed"
+    depth_extra_max: int = 0
+    halt_scale: str = "fixed"
+    halt_reference: int = 0
+    halt_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
@@ -109,7 +127,7 @@ class HRMConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions",
-                     "attention_window", "attention_grid"):
+                     "attention_window", "attention_grid", "depth_extra_max", "halt_reference"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -152,6 +170,18 @@ class HRMConfig:
         if self.global_readout == "acting_token" and not (self.acting_tokens and self.global_actions):
             raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
                              "(maze, city)")
+        if self.depth_training not in DEPTH_TRAINING:
+            raise ValueError(f"depth_training must be one of {DEPTH_TRAINING}, got {self.depth_training!r}")
+        if self.depth_training == "progressive" and self.depth_extra_max < 1:
+            raise ValueError("depth_training='progressive' needs depth_extra_max >= 1 (extra segments without gradient)")
+        if self.halt_scale not in HALT_SCALES:
+            raise ValueError(f"halt_scale must be one of {HALT_SCALES}, got {self.halt_scale!r}")
+        if self.halt_scale != "fixed" and self.halt_reference < 1:
+            raise ValueError(f"halt_scale={self.halt_scale!r} needs halt_reference >= 1 (the real tokens of a puzzle "
+                             f"that halt_max_steps segments suffice for)")
+        if isinstance(self.halt_tolerance, bool) or not isinstance(self.halt_tolerance, (int, float)) or not (
+                0.0 <= self.halt_tolerance < 1.0):
+            raise ValueError(f"halt_tolerance must be a number in [0, 1), got {self.halt_tolerance!r}")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
         if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
@@ -376,6 +406,10 @@ class HRM(nn.Module):
         z_L = torch.where(_rows(fresh, carry.z_L), self.L_init, carry.z_L)
         steps = torch.where(halted, 0, carry.steps)
         x, rotary = self.embed(data)
+        if self.training and config.depth_training == "progressive":
+            with torch.no_grad():  # a random depth before the graded segment; it saves no activations
+                for _ in range(int(torch.randint(0, config.depth_extra_max + 1, ()))):
+                    z_H, z_L = self._segment(z_H, z_L, x, rotary)
         z_H, z_L = self._segment(z_H, z_L, x, rotary)
         out = self._read(z_H, data["tokens"])
         with torch.no_grad():
@@ -398,9 +432,22 @@ class HRM(nn.Module):
             z_H, z_L = z_H.detach(), z_L.detach()
         return HRMCarry(z_H, z_L, steps, new_halted, data), out
 
+    def segment_caps(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Each sequence's cap on inference segments (B,): ``halt_max_steps``, scaled by ``halt_scale`` with the
+        sequence's real (non-padding) tokens against ``halt_reference``, never below ``halt_max_steps``."""
+        config = self.config
+        caps = torch.full((tokens.shape[0],), config.halt_max_steps, dtype=torch.long, device=tokens.device)
+        if config.halt_scale == "fixed":
+            return caps
+        ratio = (tokens != 0).sum(1).double() / config.halt_reference
+        if config.halt_scale == "side":
+            ratio = ratio.sqrt()
+        return torch.maximum(caps, torch.ceil(config.halt_max_steps * ratio - 1e-9).long())
+
     def predict(self, batch: dict[str, torch.Tensor], grad: bool = False,
                 start: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Run segments until every sequence halted (Q-head, no exploration) or ``halt_max_steps``.
+        """Run segments until every sequence halted (Q-head, no exploration, convergence with ``halt_tolerance``)
+        or reached its cap (:meth:`segment_caps`: ``halt_max_steps``, scaled with the puzzle by ``halt_scale``).
 
         With ``inference_halting="max_steps"`` every sequence runs ``halt_max_steps`` segments (the reference
         HRM's evaluation; the Q-head then only matters in training).
@@ -430,15 +477,19 @@ class HRM(nn.Module):
             x, rotary = self.embed(batch)
             done = torch.zeros(z_H.shape[0], dtype=torch.bool, device=z_H.device)
             segments = torch.zeros(z_H.shape[0], dtype=torch.long, device=z_H.device)
+            caps = self.segment_caps(batch["tokens"])
             result: dict[str, torch.Tensor] = {}
-            for step in range(1, config.halt_max_steps + 1):
+            for step in range(1, int(caps.max()) + 1):
                 new_H, new_L = self._segment(z_H, z_L, x, rotary)
                 out = self._read(new_H, batch["tokens"])
                 if config.episode_carry:
                     out["z_H"], out["z_L"] = new_H, new_L
-                wants = torch.full_like(done, step == config.halt_max_steps)
+                wants = step >= caps
                 if config.inference_halting == "q_head":
                     wants = wants | self._wants_halt(out["q_halt"], out["q_continue"])
+                if config.halt_tolerance > 0:
+                    change = (new_H - z_H).flatten(1).norm(dim=1) / z_H.flatten(1).norm(dim=1).clamp_min(1e-12)
+                    wants = wants | (change < config.halt_tolerance)
                 halt_now = ~done & wants
                 entry_H = torch.where(_rows(halt_now, z_H), z_H, entry_H)
                 entry_L = torch.where(_rows(halt_now, z_L), z_L, entry_L)

@@ -490,7 +490,7 @@ def init_weights(path: str | Path, learner: Learner) -> None:
 
 
 #: HRMConfig fields that change only how a trained HRM / TRM acts, so evaluation may override them.
-ACTING_FIELDS = ("inference_halting", "halt_max_steps")
+ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_reference", "halt_tolerance")
 
 
 def on_grid(config: HRMConfig, encoder: Encoder, where: str = "checkpoint") -> HRMConfig:

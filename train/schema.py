@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from agents.hrm import INFERENCE_HALTING, HRMConfig
+from agents.hrm import HALT_SCALES, INFERENCE_HALTING, HRMConfig
 from hrm_envs.core import is_int
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -278,6 +278,8 @@ EVALUATE = {
     "references": List(item=Choice(choices=REFERENCES)), "sizes": List(min_items=1, null=True),
     "episodes": Int(low=1), "seed": Int(low=0), "held_out_from": List(item=Str()),
     "act.inference_halting": Choice(choices=INFERENCE_HALTING, null=True), "act.halt_max_steps": Int(low=1, null=True),
+    "act.halt_scale": Choice(choices=HALT_SCALES, null=True), "act.halt_reference": Int(low=1, null=True),
+    "act.halt_tolerance": Num(low=0, high=1, high_open=True, null=True),
     "threads": Int(low=0), "out": OutDir(null=True),
 }
 

@@ -458,3 +458,97 @@ def test_a_continuing_halted_row_keeps_its_carry_and_takes_the_new_input() -> No
     model.eval()
     resumed = model.predict(following, start=(carry.z_H, carry.z_L))["z_H"]
     torch.testing.assert_close(continued.z_H[0], resumed[0])
+
+
+# ----------------------------------------------------------------- depth training and scaling halts
+def counting_segments(model: HRM) -> list[int]:
+    """Wrap ``model._segment`` to count its calls (one list entry per call: 1)."""
+    calls: list[int] = []
+    segment = model._segment
+
+    def counted(*args):
+        calls.append(1)
+        return segment(*args)
+
+    model._segment = counted
+    return calls
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("depth_training", "random", "depth_training must be one of"),
+    ("depth_extra_max", -1, "depth_extra_max"),
+    ("halt_scale", "area", "halt_scale must be one of"),
+    ("halt_tolerance", 1.0, "halt_tolerance"),
+    ("halt_tolerance", float("nan"), "halt_tolerance"),
+    ("halt_tolerance", True, "halt_tolerance"),
+])
+def test_depth_and_halting_fields_are_validated(field, value, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        SMALL.with_(**{field: value})
+    with pytest.raises(ValueError, match="depth_extra_max >= 1"):
+        SMALL.with_(depth_training="progressive")
+    with pytest.raises(ValueError, match="halt_reference >= 1"):
+        SMALL.with_(halt_scale="side")
+
+
+def test_progressive_training_runs_a_random_depth_without_gradient_before_the_graded_segment() -> None:
+    torch.manual_seed(0)
+    config = SMALL.with_(variant="trm", depth_training="progressive", depth_extra_max=3, halt_exploration_prob=0.0)
+    model = HRM(config).train()
+    calls = counting_segments(model)
+    batch = reverse_batch(4)
+    carry = model.initial_carry(batch)
+    depths = []
+    for _ in range(40):
+        before = len(calls)
+        carry, _ = model(carry, batch)
+        depths.append(len(calls) - before)
+    assert set(depths) == {1, 2, 3, 4}  # 0..3 extra segments, then the graded one
+    model.eval()
+    before = len(calls)
+    model(model.initial_carry(batch), batch)
+    assert len(calls) - before == 1  # evaluation runs the graded segment only
+
+
+def test_progressive_depth_keeps_the_memory_of_one_segment() -> None:
+    """The extra segments save no activations: the graph of a step is that of the fixed-depth model."""
+    batch = reverse_batch(4)
+    sizes = []
+    for extra in (1, 8):
+        torch.manual_seed(0)
+        config = SMALL.with_(depth_training="progressive", depth_extra_max=extra, halt_exploration_prob=0.0)
+        sizes.append(saved_bytes(HRM(config).train(), batch))
+    torch.manual_seed(0)
+    fixed = saved_bytes(HRM(SMALL.with_(halt_exploration_prob=0.0)).train(), batch)
+    assert sizes == [fixed, fixed]
+
+
+@pytest.mark.parametrize("scale, expected", [("fixed", [2, 2, 2]), ("tokens", [8, 4, 2]), ("side", [4, 3, 2])])
+def test_segment_caps_grow_with_the_real_tokens(scale, expected) -> None:
+    config = SMALL.with_(halt_max_steps=2, halt_scale=scale, halt_reference=0 if scale == "fixed" else 4,
+                         inference_halting="max_steps")
+    model = HRM(config).eval()
+    tokens = torch.randint(1, 10, (3, 16))
+    tokens[1, 8:] = 0  # padding: 8 real tokens
+    tokens[2, 3:] = 0  # 3 real tokens: fewer than the reference, still halt_max_steps
+    assert model.segment_caps(tokens).tolist() == expected
+    assert model.predict({"tokens": tokens})["segments"].tolist() == expected
+
+
+def test_a_converged_latent_halts_before_the_cap() -> None:
+    config = SMALL.with_(halt_max_steps=8, inference_halting="max_steps", halt_tolerance=0.01)
+    model = HRM(config).eval()
+    batch = reverse_batch(2)
+    fixed_point = model._segment
+
+    def still(z_H, z_L, x, rotary):  # a fixed point after the first segment: the second changes nothing
+        if still.calls == 0:
+            still.calls += 1
+            return fixed_point(z_H, z_L, x, rotary)
+        return z_H, z_L
+    still.calls = 0
+    model._segment = still
+    assert model.predict(batch)["segments"].tolist() == [2, 2]
+    model = HRM(config.with_(halt_tolerance=0.0)).eval()
+    still.calls, fixed_point, model._segment = 0, model._segment, still
+    assert model.predict(batch)["segments"].tolist() == [8, 8]

@@ -243,3 +243,14 @@ def test_success_figures_carry_wilson_intervals(tmp_path):
     from train.evaluate import markdown_table
 
     assert "| oracle | 4 | 20 | 1.000 [0.84, 1.00] |" in markdown_table(results)
+
+
+def test_act_overrides_scale_the_segments_with_the_puzzle(tmp_path):
+    """``act.halt_scale=tokens``: a checkpoint trained with 2 segments thinks in proportion to the disks."""
+    path = tiny_checkpoint(tmp_path / "hrm" / "last.pt", {"env": hanoi_env_config()})
+    out = run(config(tmp_path, f"checkpoint={path}", "references=[]", "act.inference_halting=max_steps",
+                     "act.halt_scale=tokens", "act.halt_reference=2", "sizes=[2,4,6]", env=None))
+    segments = {size: out["results"]["hrm"][size]["mean_segments"] for size in ("2", "4", "6")}
+    assert segments == {"2": 2.0, "4": 4.0, "6": 6.0}
+    with pytest.raises(ValueError, match="act.halt_scale must be null or one of"):
+        run(config(tmp_path, f"checkpoint={path}", "act.halt_scale=area", env=None))
