@@ -5,20 +5,25 @@
 Observations go through the env's encoder (``hrm_envs.encoding.encoder_for``) into tokens; the action logits
 come from HRM's size-independent policy head (the encoder's ``per_token_actions`` / ``global_actions``
 layout), masked by ``obs["action_mask"]`` (and by any ``action_masks`` SB3 passes). Acting runs ACT
-segments until the Q-head halts or ``halt_max_steps`` (:meth:`agents.hrm.HRM.predict`); the halting segment
-is re-run with gradient so PPO's ``evaluate_actions`` trains the model (one-step gradient). The value head
-reads z_H at slot 0. Segments used by the last call are in ``last_segments``; :meth:`predict_with_segments`
-returns them with the actions. PPO does not train the Q-head (it has no Q loss), so halting stays as
-initialised unless the model was pretrained with :func:`agents.hrm.act_loss`.
+segments until the Q-head halts or ``halt_max_steps`` (:meth:`agents.hrm.HRM.predict`). Halting
+(``halt_max_steps``, ``inference_halting``) not set in ``hrm_config`` is the project's model config's
+(``configs/model/hrm.yaml``, as ``train.ppo`` and ``train.dagger`` act), not HRMConfig's bare defaults (8
+segments per step). The halting segment is re-run with gradient so PPO's ``evaluate_actions`` trains the model
+(one-step gradient). The value head reads z_H at slot 0. Segments used by the last call are in
+``last_segments``; :meth:`predict_with_segments` returns them with the actions. PPO does not train the Q-head
+(it has no Q loss), so halting stays as initialised unless the model was pretrained with
+:func:`agents.hrm.act_loss`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from omegaconf import OmegaConf
 from sb3_contrib.common.maskable.distributions import MaskableDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
@@ -26,13 +31,24 @@ from stable_baselines3.common.type_aliases import Schedule
 from agents.hrm import HRM, HRMConfig
 from agents.layers import linear
 from hrm_envs.encoding import acting_tokens, encoder_for
+from train.learner import ACTING_FIELDS
+
+MODEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "model" / "hrm.yaml"
+
+
+def default_halting() -> dict[str, Any]:
+    """The halting fields (``train.learner.ACTING_FIELDS``) of the project's HRM model config."""
+    config = OmegaConf.to_container(OmegaConf.load(MODEL_CONFIG), resolve=True)
+    return {key: config[key] for key in ACTING_FIELDS if config.get(key) is not None}
 
 
 class HRMPolicy(MaskableActorCriticPolicy):
     """Maskable actor-critic whose actor and critic are one HRM (see the module docstring).
 
     ``hrm_config`` holds HRMConfig fields other than the ones the encoder fixes (vocab_size, seq_len,
-    per_token_actions, global_actions); ``token_vocab`` is forced to 0.
+    per_token_actions, global_actions); ``token_vocab`` is forced to 0. Halting fields it leaves out come from
+    :func:`default_halting`. ``last_segments``: the ACT segments each row of the last forward pass used (also
+    returned by :meth:`predict_with_segments`).
     """
 
     def __init__(
@@ -47,7 +63,7 @@ class HRMPolicy(MaskableActorCriticPolicy):
         if not isinstance(observation_space, spaces.Dict) or "action_mask" not in observation_space.spaces:
             raise ValueError("observation_space must be a Dict with an 'action_mask' entry")
         self.env_id = env_id
-        self.hrm_config = dict(hrm_config or {})
+        self.hrm_config = {**default_halting(), **(hrm_config or {})}  # saved with the model: halting as built
         self.encoder = encoder_for(env_id, observation_space)
         fixed = {"vocab_size", "seq_len", "per_token_actions", "global_actions", "token_vocab", "acting_tokens"}
         if fixed & set(self.hrm_config):

@@ -129,10 +129,9 @@ class HeldOut:
         if (source / "summary.json").is_file():
             split = StepwiseSplit(source, "train")
             return [split.obs_batch(np.arange(split.num_samples))]
-        from train.dagger import load_round  # train.dagger imports this module
+        from train.dagger import aggregate_rounds, load_round  # train.dagger imports this module
 
-        folder = source / "aggregate" if (source / "aggregate").is_dir() else source
-        rounds = sorted(folder.glob("round_*.npz"))
+        rounds = aggregate_rounds(source)  # checked against the aggregate's manifest: ValueError naming a bad round
         if not rounds:
             raise ValueError(f"held_out_from entries must be step-wise data set folders (with summary.json) or "
                              f"train.dagger run folders (with aggregate/round_*.npz), got {str(source)!r}")

@@ -304,9 +304,10 @@ def summarize(episodes: list[Episode], tf_accuracy: dict[str, float] | None = No
 class Transitions:
     """Steps collected on a vector env, env-major: row ``i * steps + t`` is step ``t`` of sub-env ``i``.
 
-    Each sub-env's rows are consecutive, so ``done`` (= terminated or truncated) splits them into episodes;
-    the last episode of each sub-env may be cut by the end of collection (``done`` False there).
-    ``learner_action`` / ``segments`` are -1 / 0 where the learner was not queried (``beta == 1``).
+    Each sub-env's rows are consecutive (``env_index`` names the sub-env of each row), so ``done`` (=
+    terminated or truncated) and a change of ``env_index`` split them into episodes; the last episode of each
+    sub-env may be cut by the end of collection (``done`` False there). ``learner_action`` / ``segments`` are
+    -1 / 0 where the learner was not queried (``beta == 1``).
     """
 
     obs: Obs
@@ -321,6 +322,7 @@ class Transitions:
     terminated: np.ndarray  # bool
     truncated: np.ndarray  # bool
     success: np.ndarray  # bool, True on the terminating step of a successful episode
+    env_index: np.ndarray  # int64: the sub-env of the vector env the row came from
 
     @property
     def done(self) -> np.ndarray:
@@ -376,7 +378,7 @@ def collect(
             ("obs", obs), ("next_obs", final), ("action", action), ("expert_action", labels.action),
             ("optimal", labels.optimal), ("learner_action", learner_action), ("expert_executed", use_expert),
             ("segments", segments), ("reward", reward.astype(np.float32)), ("terminated", terminated),
-            ("truncated", truncated), ("success", success),
+            ("truncated", truncated), ("success", success), ("env_index", np.arange(n, dtype=np.int64)),
         ):
             columns[key].append(value)
         obs = next_obs

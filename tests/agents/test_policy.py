@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from sb3_contrib import MaskablePPO
 
 import hrm_envs  # noqa: F401  (registers the ids)
-from agents.policy import HRMPolicy
+from agents.policy import MODEL_CONFIG, HRMPolicy
 
 SMALL = {"hidden_size": 32, "num_heads": 2, "H_layers": 1, "L_layers": 1, "H_cycles": 1, "L_cycles": 1,
          "halt_max_steps": 3}
@@ -34,6 +36,29 @@ def test_predict_returns_legal_actions_and_segments() -> None:
     with torch.no_grad():
         policy.model.q_head.bias.copy_(torch.tensor([5.0, -5.0]))  # a Q-head that halts at once
     assert policy.predict_with_segments(obs)[1][0] == 1
+
+
+def test_halting_defaults_to_the_model_config_and_segments_are_reported() -> None:
+    """Without halting fields in hrm_config the policy acts as configs/model/hrm.yaml says (not HRMConfig's 8
+    segments per step); ``last_segments`` and ``predict_with_segments`` report what each decision used."""
+    model_config = OmegaConf.load(MODEL_CONFIG)
+    env = gym.make("hrm/Hanoi-v0", num_disks=3, max_disks=4)
+    small = {k: v for k, v in SMALL.items() if k != "halt_max_steps"}
+    policy = MaskablePPO(HRMPolicy, env, policy_kwargs={"hrm_config": small}, n_steps=64, batch_size=32,
+                         device="cpu").policy
+    assert policy.config.halt_max_steps == model_config.halt_max_steps < 8
+    assert policy.config.inference_halting == model_config.inference_halting
+    assert policy.hrm_config["halt_max_steps"] == model_config.halt_max_steps  # saved with the model
+    obs, _ = env.reset(seed=0)
+    action, segments = policy.predict_with_segments(obs)
+    assert obs["action_mask"][int(action)] == 1
+    # the fresh Q-head never halts (q_halt == q_continue), so every decision runs the config's maximum
+    np.testing.assert_array_equal(segments, [model_config.halt_max_steps])
+    np.testing.assert_array_equal(policy.last_segments, segments)
+    explicit = MaskablePPO(HRMPolicy, env, policy_kwargs={"hrm_config": {**small, "halt_max_steps": 5,
+                                                                         "inference_halting": "max_steps"}},
+                           device="cpu").policy
+    assert explicit.predict_with_segments(obs)[1][0] == 5  # an explicit config wins
 
 
 def test_evaluate_actions_has_gradient_and_matches_rollout_log_prob() -> None:

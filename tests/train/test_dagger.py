@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,6 +16,7 @@ from hydra import compose, initialize_config_dir
 import train.dagger as dagger
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
+from train.evaluate import HeldOut
 from train.learner import Learner, load_policy
 from train.rollout import Transitions, collect, env_fns
 
@@ -135,6 +137,150 @@ def test_export_is_a_documented_npz_that_imitation_code_can_read(tmp_path):
     assert (index, beta, len(transitions)) == (1, 0.5, n)
 
 
+# A finished run of rounds 0..2 whose learner acts half the time (episodes end terminated, truncated or cut).
+FINISHED = ("dagger.rounds=2", "dagger.train_steps=2", "dagger.eval_puzzles=0", "dagger.beta.schedule=constant",
+            "dagger.beta.start=0.5")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    dagger.run(config(root, *FINISHED))
+    return root / "run"
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def alter(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# round, damage, message with the manifest, message without it (an aggregate from before manifests)
+DAMAGE = {
+    "truncated": (2, truncate, r"round_0002.npz is damaged: \d+ bytes, \d+ when written", r"round_0002.npz is unreadable"),
+    "deleted": (1, Path.unlink, r"round_0001.npz is missing", r"round_0001.npz is missing"),
+    "altered": (1, alter, r"round_0001.npz is damaged: its sha256 differs", None),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_or_missing_round_is_named_on_resume_and_by_every_reader(finished_run, tmp_path, damage):
+    run = copy_run(finished_run, tmp_path)
+    index, hurt, message, legacy_message = DAMAGE[damage]
+    path = run / "aggregate" / dagger.round_name(index)
+    hurt(path)
+    with pytest.raises(ValueError, match=message):  # not re-collected by the current model, not a BadZipFile
+        dagger.run(config(tmp_path, *FINISHED, "resume=true"))
+    with pytest.raises(ValueError, match=message):
+        HeldOut.load([run])
+    with pytest.raises(ValueError, match=message):
+        list(dagger.episodes(run))
+    with pytest.raises(ValueError, match=message):
+        dagger.load_round(path)
+    (run / "aggregate" / dagger.MANIFEST).unlink()
+    if legacy_message is not None:
+        with pytest.raises(ValueError, match=legacy_message):
+            dagger.run(config(tmp_path, *FINISHED, "resume=true"))
+        with pytest.raises(ValueError, match=legacy_message):
+            HeldOut.load([run])
+
+
+def test_a_resumed_run_needs_every_round_its_checkpoint_trained_on(finished_run, tmp_path):
+    run = copy_run(finished_run, tmp_path)
+    (run / "aggregate" / dagger.MANIFEST).unlink()  # without a manifest the last round's loss is seen too
+    (run / "aggregate" / "round_0002.npz").unlink()
+    with pytest.raises(ValueError, match=r"has trained on 3 rounds but .* holds 2: round file .*round_0002.npz is "
+                                         "missing"):
+        dagger.run(config(tmp_path, *FINISHED, "resume=true"))
+
+
+def test_the_manifest_records_every_round_and_a_resume_records_what_it_lacks(finished_run, tmp_path):
+    run = copy_run(finished_run, tmp_path)
+    aggregate = run / "aggregate"
+    entries = json.loads((aggregate / dagger.MANIFEST).read_text())["rounds"]
+    assert [e["file"] for e in entries] == [dagger.round_name(i) for i in range(3)]
+    for entry in entries:
+        assert entry == {"file": entry["file"], **dagger.file_digest(aggregate / entry["file"]),
+                         "rows": len(dagger.load_round(aggregate / entry["file"])[0])}
+    # killed between writing round 2 and recording it: readers refuse it, a resumed run records it
+    (aggregate / dagger.MANIFEST).write_text(json.dumps({"rounds": entries[:2]}))
+    with pytest.raises(ValueError, match="round_0002.npz is not in .*manifest.json"):
+        HeldOut.load([run])
+    final = dagger.run(config(tmp_path, *FINISHED, "dagger.rounds=3", "resume=true"))
+    assert final["rounds"] == 4
+    recorded = json.loads((aggregate / dagger.MANIFEST).read_text())["rounds"]
+    assert recorded[:3] == entries and recorded[3]["file"] == "round_0003.npz"
+    assert not list(aggregate.glob(".*tmp*"))
+
+
+def test_an_aggregate_from_before_manifests_and_env_index_is_read_and_recorded(finished_run, tmp_path):
+    run = copy_run(finished_run, tmp_path)
+    aggregate = run / "aggregate"
+    (aggregate / dagger.MANIFEST).unlink()
+    for path in aggregate.glob("round_*.npz"):
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k != "env_index"}
+        np.savez_compressed(path, **arrays)
+    transitions, _, _ = dagger.load_round(aggregate / "round_0001.npz")
+    assert (transitions.env_index == -1).all()
+    for episode in dagger.episodes(run):  # split by obs where the sub-env is unknown: within one block of 24
+        assert episode.env_index == -1 and len(set(episode.rows // 24)) == 1
+    assert HeldOut.load([run]).keys
+    dagger.run(config(tmp_path, *FINISHED, "resume=true"))
+    recorded = json.loads((aggregate / dagger.MANIFEST).read_text())["rounds"]
+    assert [e["file"] for e in recorded] == [dagger.round_name(i) for i in range(3)]
+    assert all(e["sha256"] == dagger.file_digest(aggregate / e["file"])["sha256"] for e in recorded)
+
+
+def test_episodes_are_whole_imitation_trajectories_of_one_sub_env(finished_run):
+    """The export read as ``imitation`` trajectories: obs with T + 1 rows, T actions, a terminal flag; the rows
+    of an episode link up (next_obs of step t is the obs of step t + 1) and come from one sub-env."""
+    raw = {}
+    for index in range(3):
+        with np.load(finished_run / "aggregate" / dagger.round_name(index)) as data:
+            raw[index] = {k: data[k] for k in data.files}
+    episodes = list(dagger.episodes(finished_run))
+    trajectories = []
+    for episode in episodes:
+        arrays, rows = raw[episode.round], episode.rows
+        steps = len(rows)
+        trajectory = {"obs": episode.obs, "acts": episode.expert_actions, "terminal": episode.terminal}
+        assert all(len(v) == steps + 1 for v in trajectory["obs"].values()) and len(trajectory["acts"]) == steps
+        assert set(arrays["env_index"][rows]) == {episode.env_index}
+        np.testing.assert_array_equal(trajectory["acts"], arrays["expert_action"][rows])
+        np.testing.assert_array_equal(episode.actions, arrays["action"][rows])
+        for key, value in trajectory["obs"].items():
+            np.testing.assert_array_equal(arrays[f"next_obs.{key}"][rows[:-1]], arrays[f"obs.{key}"][rows[1:]])
+            np.testing.assert_array_equal(value[:-1], arrays[f"obs.{key}"][rows])
+            np.testing.assert_array_equal(value[-1], arrays[f"next_obs.{key}"][rows[-1]])
+        assert not arrays["done"][rows[:-1]].any()
+        assert trajectory["terminal"] == bool(arrays["terminated"][rows[-1]])
+        assert episode.finished == bool(arrays["done"][rows[-1]]) == (episode.terminal or episode.truncated)
+        if not episode.finished:  # cut by the round's end: its sub-env's last row
+            assert rows[-1] % 24 == 23
+        trajectories.append(trajectory)
+    for index, arrays in raw.items():  # every row once, in order
+        np.testing.assert_array_equal(np.concatenate([e.rows for e in episodes if e.round == index]),
+                                      np.arange(len(arrays["action"])))
+        np.testing.assert_array_equal(arrays["env_index"], np.repeat(np.arange(4), 24))
+        # splitting on done alone would join a sub-env's cut episode to the next sub-env's first one
+        ends = np.flatnonzero(arrays["done"])
+        assert any(len(set(arrays["env_index"][a + 1 : b + 1])) > 1 for a, b in zip([-1, *ends], ends))
+    kinds = {(e.terminal, e.truncated, e.finished) for e in episodes}
+    assert kinds == {(True, False, True), (False, True, True), (False, False, False)}, kinds
+    assert len(list(dagger.episodes(finished_run / "aggregate" / "round_0001.npz"))) == sum(
+        e.round == 1 for e in episodes)
+
+
 def test_dataset_init_is_the_supervised_start(tmp_path):
     from omegaconf import OmegaConf
 
@@ -151,6 +297,9 @@ def test_dataset_init_is_the_supervised_start(tmp_path):
     transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
     assert final["labels"] == len(transitions) == summary["splits"]["train"]["samples"]
     assert transitions.expert_executed.all() and transitions.success.sum() == summary["splits"]["train"]["puzzles"]
+    assert (transitions.env_index == 0).all()
+    whole = list(dagger.episodes(tmp_path / "run"))  # one episode per puzzle, each solved
+    assert len(whole) == summary["splits"]["train"]["puzzles"] and all(e.terminal and e.success for e in whole)
 
 
 def test_label_budget_is_exact(tmp_path):

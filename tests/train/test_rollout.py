@@ -86,6 +86,7 @@ def test_collect_with_expert_only_labels_every_state_and_solves_everything():
     assert (t.action == t.expert_action).all()
     assert t.optimal[np.arange(len(t)), t.expert_action].all()
     assert t.done.any() and (t.success == t.terminated).all()  # every finished expert episode succeeds
+    np.testing.assert_array_equal(t.env_index, np.repeat(np.arange(3), 40))  # the sub-env of every row
     # rows of one sub-env are consecutive: next_obs is the following row's obs unless the episode ended there
     for i in range(3):
         rows = np.arange(i * 40, (i + 1) * 40 - 1)
