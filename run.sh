@@ -6,7 +6,7 @@
 # Torch: a torch already in .venv is kept. Otherwise a wheel that pip finds locally (its
 # find-links, e.g. a CPU build lying on the machine) is preferred; else PyPI's default build.
 # To choose yourself, set HRM_TORCH_INDEX to a wheel index (PyTorch publishes a CPU-only one)
-# or HRM_TORCH_SPEC to a pip requirement (default "torch>=2.4").
+# or HRM_TORCH_SPEC to a pip requirement (default "torch>=2.5").
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${HRM_VENV:-.venv}
@@ -17,7 +17,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VPY="$VENV/bin/python"
 if ! "$VPY" -c "import torch" 2>/dev/null; then
-  spec=${HRM_TORCH_SPEC:-torch>=2.4}
+  spec=${HRM_TORCH_SPEC:-torch>=2.5}
   if [ -n "${HRM_TORCH_INDEX:-}" ]; then
     "$VPY" -m pip install "$spec" --extra-index-url "$HRM_TORCH_INDEX"
   elif "$VPY" -m pip install --no-index --no-deps "$spec" 2>/dev/null; then

@@ -42,6 +42,8 @@ INFERENCE_HALTING = ("q_head", "max_steps")
 GLOBAL_READOUTS = ("prefix", "acting_token")
 DEPTH_TRAINING = ("fixed", "progressive")
 HALT_SCALES = ("fixed", "tokens", "side")
+#: The HRMConfig fields that change how a trained model acts, not its weights (evaluation may override them).
+ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_reference", "halt_tolerance")
 
 
 @dataclass(frozen=True)

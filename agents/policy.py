@@ -28,16 +28,15 @@ from sb3_contrib.common.maskable.distributions import MaskableDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 
-from agents.hrm import HRM, HRMConfig
+from agents.hrm import ACTING_FIELDS, HRM, HRMConfig
 from agents.layers import linear
 from hrm_envs.encoding import acting_tokens, encoder_for
-from train.learner import ACTING_FIELDS
 
 MODEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "model" / "hrm.yaml"
 
 
 def default_halting() -> dict[str, Any]:
-    """The halting fields (``train.learner.ACTING_FIELDS``) of the project's HRM model config."""
+    """The halting fields (``agents.hrm.ACTING_FIELDS``) of the project's HRM model config."""
     config = OmegaConf.to_container(OmegaConf.load(MODEL_CONFIG), resolve=True)
     return {key: config[key] for key in ACTING_FIELDS if config.get(key) is not None}
 

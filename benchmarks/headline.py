@@ -90,6 +90,7 @@ from pathlib import Path
 from typing import Any
 
 from train.evaluate import write_report
+from train.learner import strict_json, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -458,9 +459,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary["minutes_wall"] = round((time.monotonic() - started) / 60, 2)
     summary["minutes_rows"] = round(sum(minutes[name] for name, _ in jobs if name in minutes), 2)
     summary["fresh_run"] = all(name in fresh for name, _ in jobs if (out / f"{name}.done").exists())
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "summary.json", summary)
     (out / "summary.md").write_text(markdown(summary))
-    print(json.dumps(summary))
+    print(strict_json(summary))
     return summary
 
 

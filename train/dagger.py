@@ -26,7 +26,11 @@ One run, top to bottom (see ``run``):
 4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
 
 Resume: ``last.pt`` records the rounds the model has trained on; rounds already in ``aggregate/`` are loaded,
-not collected again, so a kill at any point loses at most the optimizer steps of the current round. Each round's
+not collected again, so a kill at any point loses at most the optimizer steps of the current round. A run
+killed before its first ``last.pt`` (during round 0) resumes too: ``resume=true`` then restarts it from round 0
+in the same folder, reusing the rounds it collected, once ``config.json`` (the configuration the run started
+with) matches outside the resumable keys. ``resume=false`` refuses any folder holding a run's start
+(``last.pt``, ``config.json`` or round 0), so a run is never mixed with another one's rounds. Each round's
 training reseeds from ``(seed, round)`` and restarts the ACT carry and episode streams, so a resumed run trains
 and collects exactly as the unbroken run would have (a run extended to more rounds differs: the learning-rate
 schedule spans ``dagger.rounds``). ``aggregate/manifest.json`` (rewritten atomically after each round file)
@@ -35,9 +39,10 @@ of an aggregate (:func:`episodes`, ``train.evaluate``'s ``held_out_from``) check
 a missing, truncated or altered round with a ``ValueError`` naming the file (an aggregate written before
 manifests is checked for gaps and readability, and a resumed run records its manifest).
 
-Outputs in ``out``: ``last.pt`` (``train.learner`` checkpoint; ``python -m train.evaluate checkpoint=...``),
-``aggregate/round_NNNN.npz`` and ``aggregate/manifest.json``, ``metrics.jsonl`` and ``tensorboard/`` (phases
-``train``, ``collect``, ``eval``), ``final.json`` (the last evaluation and the label count).
+Outputs in ``out``: ``config.json`` (the configuration the run started with), ``last.pt`` (``train.learner``
+checkpoint; ``python -m train.evaluate checkpoint=...``), ``aggregate/round_NNNN.npz`` and
+``aggregate/manifest.json``, ``metrics.jsonl`` and ``tensorboard/`` (phases ``train``, ``collect``, ``eval``),
+``final.json`` (the last evaluation and the label count; strict JSON, NaN as null).
 
 Demonstration export: each ``aggregate/round_NNNN.npz`` (``numpy.load``; see :func:`save_round`) holds
 ``obs.<key>`` / ``next_obs.<key>`` (the env's Dict observation, one row per step), ``action`` (executed),
@@ -84,15 +89,18 @@ from oracles.base import Oracle
 from train.datasets import StepwiseSplit
 from train.datasets.storage import load_json
 from train.evaluate import evaluate_policies
-from train.learner import Learner, MetricsLogger, init_weights, load_checkpoint, save_checkpoint
+from train.learner import (Learner, MetricsLogger, config_mismatches, init_weights, load_checkpoint, save_checkpoint,
+                           strict_json, write_json)
 from train.rollout import OracleHorizon, SizeMixture, Transitions, collect, env_fns
 from train.schema import DAGGER, check_config
-from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed, truncate_jsonl
+from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # Config keys a resumed run may change (budgets can be extended; everything else must match).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", "dagger.max_labels",
              "dagger.max_minutes", "dagger.eval_puzzles", "train.epochs", "train.eval", "train.log_every")
+#: The configuration a run started with, in ``out``: checked when ``resume=true`` finds no ``last.pt``.
+RUN_CONFIG = "config.json"
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -497,18 +505,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                       token_labels=oracle.token_label_classes if token_oracle is not None else 0)
     checkpoint = out / "last.pt"
     trained_rounds = 0  # rounds 0..trained_rounds-1 are in the model
-    if cfg.resume:
-        if not checkpoint.is_file():
-            raise ValueError(f"resume=true but there is no checkpoint at {checkpoint}")
+    if cfg.resume and checkpoint.is_file():
         trained_rounds, _ = load_checkpoint(checkpoint, learner, config, ignore=RESUMABLE)
-        truncate_jsonl(out / "metrics.jsonl", learner.step)
         print(f"resumed from {checkpoint}: {trained_rounds} rounds trained (step {learner.step})", flush=True)
-    elif checkpoint.exists() or round_path(out, 0).exists():
-        raise ValueError(f"out={str(out)!r} already holds a run; pass resume=true or choose another out")
-    elif cfg.init_from:
-        init_weights(cfg.init_from, learner)
-        print(f"weights from {cfg.init_from}", flush=True)
-    logger = MetricsLogger(out, purge_step=learner.step if cfg.resume else None)
+    else:
+        if cfg.resume:  # killed before its first checkpoint: start again, reusing the rounds already collected
+            rounds = check_restart(out, config)
+            print(f"no checkpoint at {checkpoint} yet: restarting the run from round 0, reusing its {rounds} "
+                  "collected round(s)", flush=True)
+        elif checkpoint.exists() or (out / RUN_CONFIG).exists() or round_path(out, 0).exists():
+            raise ValueError(f"out={str(out)!r} already holds a run; pass resume=true to continue it (a run killed "
+                             "before its first last.pt restarts from round 0 with the rounds it collected) or choose "
+                             "another out")
+        write_json(out / RUN_CONFIG, config)
+        if cfg.init_from:
+            init_weights(cfg.init_from, learner)
+            print(f"weights from {cfg.init_from}", flush=True)
+    logger = MetricsLogger(out, resume_step=learner.step if cfg.resume else None)
     print(f"DAgger {cfg.model.name}: {learner.num_parameters():,} parameters on {device}; collection sizes {sizes}, "
           f"{d.envs} envs x {d.steps} steps per round", flush=True)
 
@@ -601,8 +614,31 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if "out_success" not in metrics:  # resumed after the last round, or no OOD evaluation in it
         metrics = {**metrics, **evaluate_round(cfg, learner, sizes, aggregate.size, ood=True)}
     final = {"rounds": trained_rounds, "labels": aggregate.size, "steps": learner.step, **metrics}
-    (out / "final.json").write_text(json.dumps(final, indent=1))
+    write_json(out / "final.json", final)
     return final
+
+
+def check_restart(out: Path, config: dict[str, Any]) -> int:
+    """``resume=true`` in a folder without ``last.pt``: the run's ``config.json`` must match ``config`` (outside
+    :data:`RESUMABLE`), so its collected rounds can be reused; returns how many there are. ``ValueError`` when
+    there is no run to restart or it was of another configuration."""
+    path = out / RUN_CONFIG
+    rounds = len(list((out / "aggregate").glob("round_*.npz")))
+    if not path.is_file():
+        if rounds:
+            raise ValueError(f"resume=true: {out} holds {rounds} collected round(s) but neither last.pt nor "
+                             f"{RUN_CONFIG}, so the configuration that collected them cannot be checked; choose "
+                             "another out")
+        raise ValueError(f"resume=true but there is no checkpoint at {out / 'last.pt'} and no run started in {out}")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is unreadable: {error}") from None
+    mismatches = config_mismatches(saved, json.loads(strict_json(config)), RESUMABLE)
+    if mismatches:
+        raise ValueError(f"resume=true: {out} holds the start of a run of another configuration ({path}): "
+                         + "; ".join(mismatches))
+    return rounds
 
 
 def evaluate_round(cfg: DictConfig, learner: Learner, sizes: list[Any], labels: int, ood: bool) -> dict[str, Any]:
@@ -637,7 +673,7 @@ def round_line(round_index: int, m: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="dagger")
 def main(cfg: DictConfig) -> None:
     try:
-        print(json.dumps(run(cfg)))
+        print(strict_json(run(cfg)))
     except ValueError as error:  # bad config, data set, round file or checkpoint: a message, not a traceback
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

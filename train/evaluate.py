@@ -18,13 +18,14 @@ are compared without the env's padding (``PuzzleEnv.padding``), so sources built
 ``act.inference_halting`` / ``act.halt_max_steps`` (null = the checkpoint's) change how HRM / TRM checkpoints
 act, e.g. ``act.inference_halting=max_steps act.halt_max_steps=4`` runs 4 ACT segments per decision.
 Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
-``train.supervised`` / ``train.dagger`` (``train.learner``).
+``train.supervised`` / ``train.dagger`` (``train.learner``). Neither kind is unpickled (unpickling runs whatever
+code a file carries): a checkpoint that needs it is refused, except a ``.zip`` with ``trust_pickle=true``, for
+files you trust only (e.g. your own, saved by an older ``train.ppo``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train.datasets.loading import StepwiseSplit  # noqa: E402
+from train.learner import load_policy, write_json  # noqa: E402
 from train.rollout import (  # noqa: E402
     OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize,
     teacher_forcing_hits)
@@ -335,23 +337,23 @@ def write_report(results: dict[str, dict[str, Any]], out: str | Path, meta: dict
     """Write ``results.json`` (with ``meta``), ``results.md`` and the plots into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"meta": meta or {}, "results": results}, indent=1))
+    write_json(out / "results.json", {"meta": meta or {}, "results": results})
     (out / "results.md").write_text(markdown_table(results))
     plots = plot_report(results, out)
     return {"json": out / "results.json", "markdown": out / "results.md", **{p.stem: p for p in plots}}
 
 
 # --------------------------------------------------------------------------- command line
-def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | None = None) -> Policy:
-    """A policy from a checkpoint: ``.zip`` = MaskablePPO (``train.ppo``), else a ``train.learner`` checkpoint
-    (``acting``: HRM / TRM acting overrides, see :func:`train.learner.load_policy`)."""
+def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | None = None,
+                    trust_pickle: bool = False) -> Policy:
+    """A policy from a checkpoint: ``.zip`` = MaskablePPO (``train.ppo``; ``trust_pickle``: see
+    :func:`train.ppo.load_model`), else a ``train.learner`` checkpoint (``acting``: HRM / TRM acting overrides,
+    see :func:`train.learner.load_policy`). Neither unpickles anything unless ``trust_pickle``."""
     path = Path(path)
     if path.suffix == ".zip":
         from train.ppo import PPOPolicy
 
-        return PPOPolicy(path)
-    from train.learner import load_policy
-
+        return PPOPolicy(path, trust_pickle)
     return load_policy(path, encoder, acting=acting)
 
 
@@ -407,7 +409,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     probe.close()
     policies: dict[str, Policy | None] = {name: None for name in references}
     acting = {k: v for k, v in OmegaConf.to_container(cfg.act, resolve=True).items() if v is not None}
-    policies.update({name: load_any_policy(path, encoder, acting) for name, path in zip(names, checkpoints)})
+    if not isinstance(cfg.trust_pickle, bool):
+        raise ValueError(f"trust_pickle must be true or false, got {cfg.trust_pickle!r}")
+    policies.update({name: load_any_policy(path, encoder, acting, cfg.trust_pickle)
+                     for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
     horizon = check_horizon(env.get("eval_horizon"))
     held_out = HeldOut.load(list(cfg.held_out_from), padding) if cfg.held_out_from else None

@@ -35,18 +35,21 @@ The set loss is ``-log sum_{a optimal} p(a)`` over legal actions. A non-finite l
 
 Checkpoints: ``save_checkpoint(path, learner, config, epoch, batch_in_epoch)`` writes model, optimizer,
 schedule, HRM carry, RNG states (python, numpy, torch, cuda), step, epoch and the run's config atomically
-(temporary file + rename). ``load_checkpoint(path, learner, config, ignore)`` restores them and returns
-``(epoch, batch_in_epoch)``; a checkpoint whose config differs (outside the ``ignore``d dotted keys) raises
-``ValueError`` naming every mismatching key with both values (a key missing from an older config equals null).
+(temporary file + rename), as tensors and plain data only. Every reader loads with ``weights_only=True``: a
+file that needs other pickled objects (which could run any code on loading) is refused with a ``ValueError``.
+``load_checkpoint(path, learner, config, ignore)`` restores them and returns ``(epoch, batch_in_epoch)``; a
+checkpoint whose config differs (outside the ``ignore``d dotted keys) raises ``ValueError`` naming every
+mismatching key with both values (a key missing from an older config equals null).
 ``save_rank_state`` / ``load_rank_state`` keep a DDP rank > 0's carry and RNG beside it (``last.rank1.pt``).
 ``checkpoint_config(path)`` reads only the config; ``load_policy(path, encoder, device)`` rebuilds the model alone
 as a :class:`ModelPolicy` (``train.evaluate``); ``on_grid`` lets a ``rope2d`` grid model act on the evaluation
 env's grid width (trained on mazes padded to 15, tested on 31).
 
-Logging: ``MetricsLogger(out_dir, enabled)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
-``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing; ``purge_step`` (on
-resume) drops TensorBoard events after that step. ``interrupts_at_safe_points()`` defers the first Ctrl-C to
-an event the training loop polls between batches.
+Logging: ``MetricsLogger(out_dir, enabled, resume_step)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
+``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing. A fresh run
+(``resume_step=None``) starts a new log; a resumed one drops rows and TensorBoard events after its checkpoint's
+step. Every JSON a run writes is strict (``strict_json`` / ``write_json``: NaN and infinities as ``null``).
+``interrupts_at_safe_points()`` defers the first Ctrl-C to an event the training loop polls between batches.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import signal
 import threading
@@ -67,7 +71,7 @@ import torch
 from torch import nn
 
 from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
-from agents.hrm import HRM, HRMCarry, HRMConfig, act_loss
+from agents.hrm import ACTING_FIELDS, HRM, HRMCarry, HRMConfig, act_loss
 from hrm_envs.encoding import Encoder, acting_tokens, grid_width
 from train.schema import OPTIM, check_config
 
@@ -328,15 +332,24 @@ class Learner:
 
 # ------------------------------------------------------------------------------------------------ checkpoints
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The python, numpy, torch (and CUDA) RNG states as tensors and plain lists / numbers, which
+    ``torch.load(weights_only=True)`` reads (numpy's key array becomes a list of ints)."""
+    version, internal, gauss = random.getstate()
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss],
+             "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore :func:`rng_state` (also the tuple / numpy-array form of older checkpoints)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -425,14 +438,45 @@ def _atomic_save(state: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+_reconstruct = np.zeros(0).__reduce__()[0]  # numpy's array rebuilder (numpy._core or numpy.core.multiarray)
+#: What checkpoints written before the RNG state became plain lists hold beyond tensors and plain data: numpy's
+#: uint32 RNG key array (rebuilding a numpy array runs no code of the file's choosing; numpy 1 named the
+#: rebuilder numpy.core.multiarray._reconstruct).
+LEGACY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), _reconstruct,
+                  (_reconstruct, "numpy.core.multiarray._reconstruct")]
+
+
 def _read(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents, read with ``weights_only=True``: tensors and plain data only.
+
+    Unpickling arbitrary objects can run any code a file carries, so a checkpoint that needs other Python
+    objects (any global beyond :data:`LEGACY_GLOBALS`) is refused with a ``ValueError`` naming them."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(LEGACY_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = _unsafe_globals(path)
+        if not unsafe:
+            raise ValueError(f"checkpoint {path} is unreadable or truncated: {error}") from None
+        raise ValueError(f"checkpoint {path} holds pickled Python objects ({', '.join(unsafe)}), not only tensors "
+                         "and plain data: refused, because unpickling them would run whatever code the file "
+                         "carries. train.learner checkpoints hold none; load only checkpoints written by "
+                         "train.supervised / train.dagger") from None
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise ValueError(f"checkpoint {path} is unreadable or truncated: {error}") from None
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The globals a pickled checkpoint names beyond the allowed ones (read without unpickling; [] if unreadable)."""
+    allowed = {entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+               for entry in LEGACY_GLOBALS}
+    try:
+        return [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path) if name not in allowed]
+    except Exception:  # noqa: BLE001 - not a readable pickle at all
+        return []
 
 
 def checkpoint_config(path: str | Path) -> dict[str, Any]:
@@ -490,7 +534,6 @@ def init_weights(path: str | Path, learner: Learner) -> None:
 
 
 #: HRMConfig fields that change only how a trained HRM / TRM acts, so evaluation may override them.
-ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_reference", "halt_tolerance")
 
 
 def on_grid(config: HRMConfig, encoder: Encoder, where: str = "checkpoint") -> HRMConfig:
@@ -533,10 +576,51 @@ def load_policy(
 
 
 # ------------------------------------------------------------------------------------------------ logging
-class MetricsLogger:
-    """TensorBoard scalars + ``metrics.jsonl`` in ``out_dir``; a disabled logger ignores everything."""
+def strict_json(data: Any, indent: int | None = None) -> str:
+    """``data`` as strict JSON: non-finite floats (NaN, +-inf), which strict parsers reject, become ``null``."""
+    return json.dumps(_finite(data), indent=indent, allow_nan=False)
 
-    def __init__(self, out_dir: str | Path, enabled: bool = True, purge_step: int | None = None):
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
+
+
+def _atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file in the same folder, then rename: a kill leaves the old file or the new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented strict JSON (:func:`strict_json`) atomically: the runs' ``final.json`` etc."""
+    _atomic_write_text(path, strict_json(data, indent=1) + "\n")
+
+
+def _truncate_jsonl(path: str | Path, step: int) -> None:
+    """Drop metric rows written after ``step`` (the checkpoint a resumed run continues from), atomically."""
+    path = Path(path)
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        _atomic_write_text(path, "".join(row + "\n" for row in rows))
+
+
+class MetricsLogger:
+    """TensorBoard scalars + ``metrics.jsonl`` (strict JSON: NaN and infinities as null) in ``out_dir``.
+
+    ``resume_step=None`` (a fresh run) starts ``metrics.jsonl`` anew and hides TensorBoard events an earlier,
+    uncheckpointed run left in the folder; a resumed run passes its checkpoint's step, and rows and events after
+    it are dropped. A disabled logger (DDP ranks > 0) ignores everything."""
+
+    def __init__(self, out_dir: str | Path, enabled: bool = True, resume_step: int | None = None):
         self.enabled = enabled
         self.writer = None
         if enabled:
@@ -544,14 +628,16 @@ class MetricsLogger:
 
             out_dir = Path(out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
-            self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step)
-            self.jsonl = open(out_dir / "metrics.jsonl", "a")
+            self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resume_step or 0)
+            if resume_step is not None:
+                _truncate_jsonl(out_dir / "metrics.jsonl", resume_step)
+            self.jsonl = open(out_dir / "metrics.jsonl", "w" if resume_step is None else "a")
 
     def log(self, step: int, epoch: int, phase: str, metrics: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         row = {"step": step, "epoch": epoch, "phase": phase, **metrics}
-        self.jsonl.write(json.dumps(row) + "\n")
+        self.jsonl.write(strict_json(row) + "\n")
         self.jsonl.flush()
         for key, value in metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):

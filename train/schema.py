@@ -280,7 +280,7 @@ EVALUATE = {
     "act.inference_halting": Choice(choices=INFERENCE_HALTING, null=True), "act.halt_max_steps": Int(low=1, null=True),
     "act.halt_scale": Choice(choices=HALT_SCALES, null=True), "act.halt_reference": Int(low=1, null=True),
     "act.halt_tolerance": Num(low=0, high=1, high_open=True, null=True),
-    "threads": Int(low=0), "out": OutDir(null=True),
+    "threads": Int(low=0), "out": OutDir(null=True), "trust_pickle": Bool(),
 }
 
 DATASETS = {"out": OutDir(), "overwrite": Bool(), "progress": Bool(), "preset": Open()}

@@ -13,7 +13,9 @@ plus the optimality ratio and mean ACT segments: TF = share of held-out oracle s
 per-size success, training loss / accuracy / ACT steps. Seq2seq: exact-sequence, per-token and q_halt
 accuracy and mean ACT steps on held-out examples (city routing: also the route metrics of
 ``hrm_envs.city.metrics``). Outputs in ``out``: ``last.pt`` (written atomically every epoch and on
-Ctrl-C), ``metrics.jsonl``, ``tensorboard/``. The data set is built with ``train.datasets`` when
+Ctrl-C), ``metrics.jsonl`` (strict JSON; a fresh run, ``resume=false`` in a folder without ``last.pt``, e.g. one
+killed before its first checkpoint, starts it anew; a resumed run drops the rows after its checkpoint),
+``tensorboard/``. The data set is built with ``train.datasets`` when
 ``env.data_dir`` is missing. Only rank 0 evaluates, logs and writes ``last.pt``; every other rank keeps its
 carry and RNG in ``last.rankR.pt`` beside it, so DDP resumes are exact too (a rank whose file is of another
 step, e.g. after a kill between the two saves, restarts its carry and reseeds).
@@ -310,7 +312,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             learner.carry = None
             torch.manual_seed(cfg.seed + 1000 * rank + learner.step)
         if rank == 0:
-            truncate_jsonl(out / "metrics.jsonl", learner.step)
             print(f"resumed from {checkpoint} at epoch {start_epoch + 1} batch {skip} (step {learner.step})", flush=True)
     elif checkpoint.exists():
         raise ValueError(f"out={str(out)!r} already holds a run ({checkpoint}); pass resume=true or choose another out")
@@ -318,7 +319,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.manual_seed(cfg.seed + 1000 * rank)
         if cfg.init_from:
             init_weights(cfg.init_from, learner)
-    logger = MetricsLogger(out, enabled=rank == 0, purge_step=learner.step if cfg.resume else None)
+    # A fresh run starts a new metrics.jsonl (an earlier run killed before its first last.pt left rows there).
+    logger = MetricsLogger(out, enabled=rank == 0, resume_step=learner.step if cfg.resume else None)
     if rank == 0:
         print(f"{cfg.model.name}: {learner.num_parameters():,} parameters; {len(data)} training samples "
               f"({task} task), {steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs on {device} x {world}",
@@ -394,13 +396,6 @@ def reached(target: float | None, metrics: dict[str, Any], device: torch.device,
     if world > 1:
         dist.broadcast(flag, 0)  # also keeps the ranks in step while rank 0 evaluates
     return bool(flag.item())
-
-
-def truncate_jsonl(path: Path, step: int) -> None:
-    """Drop metric rows written after the checkpoint a resumed run continues from."""
-    if path.is_file():
-        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(row + "\n" for row in rows))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="supervised")

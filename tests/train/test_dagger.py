@@ -115,6 +115,49 @@ def test_a_run_resumed_after_a_kill_trains_as_the_unbroken_run(tmp_path, monkeyp
     assert all(np.array_equal(unbroken_round[key], resumed_round[key]) for key in unbroken_round.files)
 
 
+def test_a_run_killed_before_its_first_checkpoint_restarts_with_resume_and_reuses_its_rounds(tmp_path, monkeypatch):
+    args = ("dagger.rounds=1", "dagger.train_steps=5", "dagger.eval_puzzles=0")
+    dagger.run(config(tmp_path / "unbroken", *args))
+    original, calls = Learner.train_step, {"train": 0, "collect": 0}
+
+    def dying_step(self, batch):
+        calls["train"] += 1
+        if calls["train"] == 3:  # round 0 collected and saved, no last.pt yet
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Learner, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        dagger.run(config(tmp_path / "broken", *args))
+    monkeypatch.setattr(Learner, "train_step", original)
+    run_dir = tmp_path / "broken" / "run"
+    assert not (run_dir / "last.pt").exists() and (run_dir / "aggregate" / "round_0000.npz").exists()
+    with pytest.raises(ValueError, match="already holds a run; pass resume=true"):
+        dagger.run(config(tmp_path / "broken", *args))
+    with pytest.raises(ValueError, match=r"another configuration .*dagger\.steps: checkpoint 24, now 12"):
+        dagger.run(config(tmp_path / "broken", "resume=true", "dagger.steps=12", *args))
+    (run_dir / "config.json").rename(tmp_path / "config.json")  # a run started by an older train.dagger
+    with pytest.raises(ValueError, match="1 collected round.*cannot be checked"):
+        dagger.run(config(tmp_path / "broken", "resume=true", *args))
+    (tmp_path / "config.json").rename(run_dir / "config.json")
+
+    collect = dagger.collect
+
+    def counting_collect(*a, **k):
+        calls["collect"] += 1
+        return collect(*a, **k)
+
+    monkeypatch.setattr(dagger, "collect", counting_collect)
+    final = dagger.run(config(tmp_path / "broken", "resume=true", *args))
+    assert calls["collect"] == 1 and final["rounds"] == 2  # round 0 reused, round 1 collected
+    unbroken, restarted = (torch.load(tmp_path / name / "run" / "last.pt", weights_only=True)["model"]
+                           for name in ("unbroken", "broken"))
+    assert all(torch.equal(unbroken[key], restarted[key]) for key in unbroken)
+    logged = [[(r["step"], r["phase"]) for r in map(json.loads, (tmp_path / name / "run" / "metrics.jsonl").open())]
+              for name in ("unbroken", "broken")]
+    assert logged[0] == logged[1]  # the killed attempt's rows are gone, round 0's collection row kept
+
+
 def test_export_is_a_documented_npz_that_imitation_code_can_read(tmp_path):
     dagger.run(config(tmp_path, "dagger.rounds=1", "dagger.train_steps=5", "dagger.eval_puzzles=0",
                       "dagger.beta.schedule=constant", "dagger.beta.start=0.5"))

@@ -20,8 +20,8 @@ from hrm_envs.encoding import encoder_for, grid_width
 from oracles import oracle_for
 from train.learner import (
     MODEL_KINDS, DivergedError, Learner, MetricsLogger, ModelPolicy, check_fits, checkpoint_config, config_mismatches,
-    interrupts_at_safe_points,
-    load_checkpoint, load_policy, lr_factor, model_config, on_grid, save_checkpoint, token_adjacency,
+    init_weights, interrupts_at_safe_points, load_checkpoint, load_policy, load_rank_state, lr_factor, model_config,
+    on_grid, save_checkpoint, strict_json, token_adjacency, write_json,
 )
 from train.rollout import run_episodes, summarize
 
@@ -221,6 +221,57 @@ def test_checkpoint_round_trip_is_atomic_and_refuses_other_configs(encoder, tmp_
         load_checkpoint(path, other, config)
 
 
+class RunsAShellCommand:
+    """Unpickling this runs ``touch marker``: what a malicious checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_holding_pickled_code_is_refused_without_running_it(encoder, tmp_path):
+    marker, evil = tmp_path / "marker", tmp_path / "evil.pt"
+    torch.save({"config": {}, "model_config": {}, "step": 0, "rng": RunsAShellCommand(marker)}, evil)
+    learner = Learner(model_cfg("mlp"), {}, encoder)
+    readers = [lambda: checkpoint_config(evil), lambda: load_policy(evil, encoder),
+               lambda: load_checkpoint(evil, learner, {}), lambda: init_weights(evil, learner)]
+    for read in readers:
+        with pytest.raises(ValueError, match=r"holds pickled Python objects \(posix\.system\).*refused"):
+            read()
+        assert not marker.exists()
+    torch.save({"step": 0, "rng": RunsAShellCommand(marker)}, tmp_path / "evil.rank1.pt")  # a DDP rank's part
+    with pytest.raises(ValueError, match="pickled Python objects"):
+        load_rank_state(evil, learner, 1)
+    assert not marker.exists()
+    torch.load(evil, weights_only=False)  # the repro is real: unpickling runs the command
+    assert marker.exists()
+
+
+def test_checkpoints_hold_plain_data_and_older_ones_with_numpy_rng_still_load(encoder, tmp_path):
+    import random
+
+    learner = Learner(model_cfg("hrm"), {}, encoder)
+    random.seed(1)
+    np.random.seed(2)
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, learner, {"run": 1}, epoch=1)
+    draws = (random.random(), np.random.rand())
+    state = torch.load(path, weights_only=True)  # no allow-listed globals needed: tensors and plain data only
+    assert isinstance(state["rng"]["numpy"][1], list)
+    # a checkpoint of an earlier version: python's tuple state and numpy's (name, uint32 array, ...) tuple
+    state["rng"]["python"], state["rng"]["numpy"] = random.getstate(), np.random.get_state()
+    state["step"] = 7
+    torch.save(state, tmp_path / "old.pt")
+    later = (random.random(), np.random.rand())
+    for name, expected in (("last.pt", draws), ("old.pt", later)):
+        random.seed(9)
+        np.random.seed(9)
+        load_checkpoint(tmp_path / name, learner, {"run": 1})
+        assert (random.random(), np.random.rand()) == expected
+
+
 def test_metrics_logger_writes_jsonl_and_tensorboard(tmp_path):
     logger = MetricsLogger(tmp_path, enabled=True)
     logger.log(5, 1, "train", {"loss": 0.5, "note": "x"})
@@ -232,6 +283,37 @@ def test_metrics_logger_writes_jsonl_and_tensorboard(tmp_path):
     silent.log(1, 1, "train", {"loss": 1.0})
     silent.close()
     assert not (tmp_path / "rank1").exists()
+
+
+def strict(text: str):
+    """``json.loads`` that refuses NaN and infinities, as strict JSON parsers do."""
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_metrics_and_run_json_are_strict_and_a_fresh_log_replaces_an_old_one(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    for step in (5, 10, 15):
+        logger.log(step, 1, "eval", {"loss": float("nan"), "gap": float("-inf"), "tf": 0.5, "sizes": [1.0, math.inf]})
+    logger.close()
+    rows = [strict(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0] == {"step": 5, "epoch": 1, "phase": "eval", "loss": None, "gap": None, "tf": 0.5,
+                       "sizes": [1.0, None]}
+    resumed = MetricsLogger(tmp_path, resume_step=10)  # resumed from a checkpoint at step 10: later rows go
+    resumed.log(15, 2, "eval", {"tf": 0.75})
+    resumed.close()
+    steps = [strict(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 15]
+    fresh = MetricsLogger(tmp_path)  # a fresh run in a folder an uncheckpointed run left rows in
+    fresh.log(5, 1, "train", {"loss": 1.0})
+    fresh.close()
+    assert [strict(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        {"step": 5, "epoch": 1, "phase": "train", "loss": 1.0}]
+    write_json(tmp_path / "final.json", {"success": float("nan"), "rounds": 3})
+    assert strict((tmp_path / "final.json").read_text()) == {"success": None, "rounds": 3}
+    assert strict_json({"a": (float("inf"), 1)}) == '{"a": [null, 1]}'
 
 
 def test_config_mismatches_treat_a_missing_key_as_null():

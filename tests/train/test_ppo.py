@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import time
+import zipfile
 
+import cloudpickle
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common import save_util
 
-from train.ppo import CONFIG_DIR, DeadlinePPO, train
+import hrm_envs  # noqa: F401
+from train.ppo import CONFIG_DIR, PLAIN_MEMBER, DeadlinePPO, PPOPolicy, save_model, train
 
 
 def ppo_config(tmp_path, *overrides: str):
@@ -60,3 +70,62 @@ def test_hrm_policy_trains_from_the_model_configs_defaults(tmp_path):
     assert cfg.model.attention_window is None
     progress = train(cfg)
     assert progress["timesteps"] >= 2 * 16 and (tmp_path / "ppo" / "model.zip").is_file()
+    policy = PPOPolicy(tmp_path / "ppo" / "model.zip")  # rebuilt from plain data, no unpickling
+    obs = {k: v[None] for k, v in gym.make("hrm/Hanoi-v0").reset(seed=0)[0].items()}
+    actions, segments = policy.act_batch(obs)
+    assert obs["action_mask"][0, actions[0]] and segments[0] >= 1
+
+
+class RunsAShellCommand:
+    """Unpickling this runs ``touch marker``: what a malicious model.zip entry could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def rewrite_data(path, out, change) -> None:
+    """A copy of the zip at ``path`` whose ``data`` JSON went through ``change``."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            payload = source.read(name)
+            if name == "data":
+                data = json.loads(payload)
+                change(data)
+                payload = json.dumps(data).encode()
+            target.writestr(name, payload)
+
+
+def test_saved_models_load_without_unpickling_and_pickled_code_is_refused(tmp_path, monkeypatch):
+    env = gym.make("hrm/Hanoi-v0", num_disks=3)
+    model = MaskablePPO("MultiInputPolicy", env, n_steps=16, batch_size=8, n_epochs=1, device="cpu", seed=0)
+    model.learn(16)  # the last observation and episode buffers are pickled entries too
+    path = tmp_path / "model.zip"
+    save_model(model, path, "mlp")
+    obs = {k: np.stack([env.reset(seed=s)[0][k] for s in range(4)]) for k in env.observation_space.spaces}
+    expected = model.predict(obs, action_masks=obs["action_mask"].astype(bool), deterministic=True)[0]
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("cloudpickle.loads called")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(save_util.cloudpickle, "loads", no_unpickling)
+        assert np.array_equal(PPOPolicy(path).act_batch(obs)[0], expected)
+
+    marker = tmp_path / "marker"
+    evil = {":type:": "x", ":serialized:": base64.b64encode(cloudpickle.dumps(RunsAShellCommand(marker))).decode()}
+    rewrite_data(path, tmp_path / "replaced.zip", lambda data: data.update(observation_space=evil))
+    assert np.array_equal(PPOPolicy(tmp_path / "replaced.zip").act_batch(obs)[0], expected)  # rebuilt, not read
+    rewrite_data(path, tmp_path / "extra.zip", lambda data: data.update(gift=evil))
+    with pytest.raises(ValueError, match=r"pickled entries \['gift'\].*trust_pickle=true"):
+        PPOPolicy(tmp_path / "extra.zip")
+    assert not marker.exists()
+    cloudpickle.loads(base64.b64decode(evil[":serialized:"]))  # the payload is real: unpickling runs it
+    assert marker.exists()
+
+    model.save(tmp_path / "plain_sb3.zip")  # SB3's own save: no plain description, so opt-in only
+    with pytest.raises(ValueError, match=f"no {PLAIN_MEMBER}.*trust_pickle=true"):
+        PPOPolicy(tmp_path / "plain_sb3.zip")
+    assert np.array_equal(PPOPolicy(tmp_path / "plain_sb3.zip", trust_pickle=True).act_batch(obs)[0], expected)

@@ -124,6 +124,24 @@ def test_resume_after_kill_and_ctrl_c_is_exact(data_dir, tmp_path, monkeypatch):
     assert all(torch.equal(ref_state[k], state[k]) for k in ref_state)
 
 
+def test_a_fresh_start_after_a_kill_before_the_first_checkpoint_starts_a_new_log(data_dir, tmp_path, monkeypatch):
+    args = ["train.epochs=1", "train.eval.puzzles=0"]  # 10 steps, a train row every 5
+    out, real_step = tmp_path / "run", supervised.Learner.train_step
+
+    def killed_at_step_7(self, batch):
+        if self.step == 7:
+            raise SystemExit("killed")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(supervised.Learner, "train_step", killed_at_step_7)
+    with pytest.raises(SystemExit):
+        supervised.train(config(overrides(data_dir, out, *args)))
+    assert not (out / "last.pt").exists() and [r["step"] for r in rows(out, "train")] == [5]
+    monkeypatch.setattr(supervised.Learner, "train_step", real_step)
+    supervised.train(config(overrides(data_dir, out, *args)))  # resume=false: the run starts over
+    assert [r["step"] for r in rows(out, "train")] == [5, 10]  # not the killed run's row 5 again
+
+
 def test_init_from_starts_from_another_runs_weights_with_a_fresh_schedule(data_dir, tmp_path, monkeypatch):
     args = ["train.epochs=1", "train.eval.puzzles=0"]
     supervised.train(config(overrides(data_dir, tmp_path / "first", *args)))
