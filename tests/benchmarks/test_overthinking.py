@@ -104,6 +104,10 @@ def test_bad_arguments_are_refused_naming_them(hrm_checkpoint, tmp_path):
     out = ["--out", str(tmp_path)]
     with pytest.raises(ValueError, match=r"--multiples must be integers >= 1, got \[0, 2\]"):
         main(["--checkpoint", hrm_checkpoint, "--multiples", "0", "2", *out])
+    with pytest.raises(ValueError, match=r"--multiples must name at least one multiple \(or pass --segments\)"):
+        main(["--checkpoint", hrm_checkpoint, "--multiples", *out])
+    with pytest.raises(ValueError, match=r"--tolerance must lie in \[0, 1\)"):
+        main(["--checkpoint", hrm_checkpoint, "--tolerance", "-0.1", *out])
     with pytest.raises(ValueError, match="--sizes must name at least one puzzle size"):
         main(["--checkpoint", hrm_checkpoint, "--sizes", *out])
     with pytest.raises(ValueError, match="--segments must be integers >= 1"):
