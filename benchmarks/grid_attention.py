@@ -25,19 +25,23 @@ batch x cells of one attention (or block) application per second. ``block`` time
 (hidden heads x head_dim, expansion 4, 2-D rotary) with the GridWindow mask at ``--block-side`` and with the
 reference attention swapped in.
 
-Measured on this machine (2 shared cores, loaded by other jobs; one run, ``--threads 1``, defaults), seconds per
-call and speedup over ``gathered``, window 1, batch 8, heads 4, head_dim 16, prefix 1:
+Measured on this machine (2 cores shared with other jobs, load ~5; one run of the defaults: ``--threads 1``,
+window 1, batch 8, heads 4, head_dim 16, prefix 1), seconds per call and speedup over ``gathered``:
 
-- side 63, forward: gathered 0.116 s; fused 0.035 s (3.3x); stacked_matmul 0.17 s (0.7x); unfold 0.58 s (0.2x);
-  depthwise_conv 0.31 s (0.4x).
-- side 63, forward + backward: gathered 0.29 s; fused 0.13 s (2.2x); stacked_matmul 0.72 s (0.4x);
-  unfold 1.3 s (0.2x); depthwise_conv 1.1 s (0.3x).
-- side 31, forward + backward: gathered 0.046 s; fused 0.022 s (2.1x).
-- block at side 63 (hidden 64), forward + backward: ~0.95 M cells/s with fused, 1.4x the reference block.
+- side 63, forward: gathered 0.052 s; fused 0.020 s (2.6x); stacked_matmul 0.138 s (0.38x); unfold 0.375 s
+  (0.14x); depthwise_conv 0.217 s (0.24x).
+- side 63, forward + backward: gathered 0.187 s (0.17 M cells/s); fused 0.086 s (2.2x, 0.37 M cells/s);
+  stacked_matmul 0.403 s (0.46x); unfold 0.890 s (0.21x); depthwise_conv 0.823 s (0.23x).
+- side 31, forward + backward: gathered 0.032 s; fused 0.016 s (2.0x); the others 0.3x - 0.5x.
+- Block at side 63 (hidden 64, SwiGLU inner 256): 107 k cells/s forward, 41 k cells/s forward + backward with
+  fused, 0.98x the block with gathered in that run: the block's time (~0.78 s forward + backward) is mostly its
+  linears, the attention's ~0.1 s gain is ~10% of it and within one run's noise (a separate 5-round timing: 0.74 s
+  against 0.82 s, 1.1x).
 
-The unfold / conv formulations lose because they materialise (offsets x head_dim) copies of keys and values (and
-unfold the whole square, 9 offsets for 5 at window 1) and their backward folds the copies back; the per-offset
-work here is a few flops per byte, so copies cost more than the loop over 5 (or 13) offsets saves. The fused form
+The stacked / unfold / conv formulations lose because they materialise (offsets x head_dim) copies of keys and
+values (unfold even the whole square, 9 offsets to keep 5 at window 1) and their backward folds the copies back;
+the work per offset is a few flops per byte, so the copies cost more than the loop over 5 (or 13) offsets they
+replace, and the stacked matmul is a batch of one (offsets x head_dim) @ (head_dim x 1) product per cell. The fused form
 wins by writing nothing but the scores, the output and one gradient buffer per tensor.
 """
 
