@@ -16,6 +16,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 #: Standard deviation of a standard normal truncated to [-2, 2]; dividing by it restores the asked-for std.
 _TRUNC2_STD = 0.8796256610342398
@@ -148,6 +149,50 @@ def local_attention_mask(length: int, prefix: int, window: int, device: torch.de
     return torch.where(tokens[:, None], near & tokens[None, :], True)
 
 
+Region = tuple[tuple[slice, slice], tuple[slice, slice]]
+
+
+class _GridAttention(torch.autograd.Function):
+    """Softmax attention of each grid cell over the cells at fixed (row, column) offsets, with a hand-written
+    backward. ``regions`` pairs, per offset, the cells whose shifted cell lies on the grid with those shifted
+    cells (no padding: an edge cell never sees a cell off the grid, nor wraps around). Every score, product and
+    gradient is accumulated in place into one buffer per tensor, so forward and backward keep only q, k, v and
+    the weights, where autograd through the per-offset slices would allocate a full gradient per offset
+    (``benchmarks.grid_attention``: about 2x faster forward + backward at side 63 on one thread)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, regions: list[Region]) -> torch.Tensor:
+        """``q, k, v`` of shape (batch, heads, rows, width, head_dim) -> output of the same shape."""
+        batch, heads, rows, width, dim = q.shape
+        scale = 1.0 / math.sqrt(dim)
+        scores = q.new_full((len(regions), batch, heads, rows, width), float("-inf"))
+        for i, ((qr, qc), (kr, kc)) in enumerate(regions):
+            scores[i, :, :, qr, qc] = torch.linalg.vecdot(q[:, :, qr, qc], k[:, :, kr, kc])
+        weights = scores.mul_(scale).softmax(0)
+        out = q.new_zeros(q.shape)
+        for i, ((qr, qc), (kr, kc)) in enumerate(regions):
+            out[:, :, qr, qc].addcmul_(weights[i, :, :, qr, qc, None], v[:, :, kr, kc])
+        ctx.save_for_backward(q, k, v, weights)
+        ctx.regions, ctx.scale = regions, scale
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        q, k, v, weights = ctx.saved_tensors
+        grad_weights = torch.zeros_like(weights)
+        grad_q, grad_k, grad_v = (torch.zeros(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v))
+        for i, ((qr, qc), (kr, kc)) in enumerate(ctx.regions):
+            grad_weights[i, :, :, qr, qc] = torch.linalg.vecdot(grad_out[:, :, qr, qc], v[:, :, kr, kc])
+            grad_v[:, :, kr, kc].addcmul_(weights[i, :, :, qr, qc, None], grad_out[:, :, qr, qc])
+        grad_scores = weights * (grad_weights - (grad_weights * weights).sum(0, keepdim=True)) * ctx.scale
+        for i, ((qr, qc), (kr, kc)) in enumerate(ctx.regions):
+            grad = grad_scores[i, :, :, qr, qc, None]
+            grad_q[:, :, qr, qc].addcmul_(grad, k[:, :, kr, kc])
+            grad_k[:, :, kr, kc].addcmul_(grad, q[:, :, qr, qc])
+        return grad_q, grad_k, grad_v, None
+
+
 @dataclass(frozen=True)
 class GridWindow:
     """Local attention on a row-major grid of tokens ``width`` wide: token (r, c) attends to the tokens within
@@ -155,8 +200,9 @@ class GridWindow:
     crosses ``window`` cells per block application, along the moves (``window=1``: the 4 neighbours and itself).
 
     As with :func:`local_attention_mask`, the first ``prefix`` positions attend to every position and tokens do
-    not see them. The neighbours are gathered, O(T * window^2) per head instead of the O(T^2) of a masked dense
-    attention.
+    not see them. Each offset's scores and weighted values are computed on shifted slices of the grid,
+    O(T * window^2) per head instead of the O(T^2) of a masked dense attention (:class:`_GridAttention`; no
+    double backward).
     """
 
     prefix: int
@@ -172,6 +218,19 @@ class GridWindow:
         w = self.window
         return [(dr, dc) for dr in range(-w, w + 1) for dc in range(-w, w + 1) if abs(dr) + abs(dc) <= w]
 
+    def regions(self, rows: int) -> list[Region]:
+        """Per offset that fits on a ``rows`` x ``width`` grid: ``((rows, cols) of the attending cells, (rows,
+        cols) of the cells they see)``, the second the first shifted by the offset, both on the grid."""
+        def span(shift: int, size: int) -> tuple[slice, slice]:
+            return slice(max(0, -shift), size - max(0, shift)), slice(max(0, shift), size - max(0, -shift))
+
+        out = []
+        for dr, dc in self.offsets():
+            if abs(dr) < rows and abs(dc) < self.width:
+                (qr, kr), (qc, kc) = span(dr, rows), span(dc, self.width)
+                out.append(((qr, qc), (kr, kc)))
+        return out
+
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Attention output for queries, keys and values of shape (batch, heads, prefix + T, head_dim)."""
         batch, heads, length, dim = q.shape
@@ -179,20 +238,12 @@ class GridWindow:
         if tokens < 1 or tokens % self.width:
             raise ValueError(f"a grid of width {self.width} needs a positive multiple of {self.width} tokens after "
                              f"the {self.prefix} prefix slots, got {tokens}")
-        rows, width, w = tokens // self.width, self.width, self.window
+        rows = tokens // self.width
 
         def grid(t: torch.Tensor) -> torch.Tensor:
-            return t[:, :, self.prefix:].reshape(batch, heads, rows, width, dim)
+            return t[:, :, self.prefix:].reshape(batch, heads, rows, self.width, dim)
 
-        keys, values = (F.pad(grid(t), (0, 0, w, w, w, w)) for t in (k, v))
-        inside = F.pad(torch.ones(rows, width, dtype=torch.bool, device=q.device), (w, w, w, w))
-        queries = grid(q) / math.sqrt(dim)
-        windows = [(slice(w + dr, w + dr + rows), slice(w + dc, w + dc + width)) for dr, dc in self.offsets()]
-        scores = torch.stack([(queries * keys[:, :, r, c]).sum(-1).masked_fill(~inside[r, c], float("-inf"))
-                              for r, c in windows], dim=-1)
-        weights = scores.softmax(-1)
-        out = sum(weights[..., i, None] * values[:, :, r, c] for i, (r, c) in enumerate(windows))
-        out = out.reshape(batch, heads, tokens, dim)
+        out = _GridAttention.apply(grid(q), grid(k), grid(v), self.regions(rows)).reshape(batch, heads, tokens, dim)
         if self.prefix:
             out = torch.cat([F.scaled_dot_product_attention(q[:, :, : self.prefix], k, v), out], dim=2)
         return out

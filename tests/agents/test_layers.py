@@ -1,4 +1,5 @@
-"""Shared layers: grid-window attention against a dense Manhattan mask, edges, prefix, bad input."""
+"""Shared layers: grid-window attention against a dense Manhattan mask and the benchmark's formulations, edges,
+prefix, bad input."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import GridWindow
+from agents.layers import Block, GridRotary, GridWindow
+from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
 
 def manhattan_mask(prefix: int, rows: int, width: int, window: int) -> torch.Tensor:
@@ -21,16 +23,66 @@ def manhattan_mask(prefix: int, rows: int, width: int, window: int) -> torch.Ten
     return mask
 
 
-@pytest.mark.parametrize("prefix, rows, width, window", [(1, 4, 5, 1), (2, 3, 3, 2), (0, 5, 4, 1), (1, 1, 6, 1)])
+# Edges everywhere: non-square grids (rows != width), one row / one column, grids narrower than the window,
+# with and without prefix slots, windows 1 and 2.
+GRIDS = [(1, 4, 5, 1), (2, 3, 3, 2), (0, 5, 4, 1), (1, 1, 6, 1), (1, 6, 1, 2), (0, 2, 7, 2), (3, 7, 5, 2),
+         (1, 3, 3, 3), (1, 2, 8, 3)]
+
+
+def _outputs_and_grads(attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    out = attend(q, k, v)
+    probe = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)  # every output's gradient differs
+    return (out, *torch.autograd.grad((out * probe).sum(), (q, k, v)))
+
+
+@pytest.mark.parametrize("prefix, rows, width, window", GRIDS)
 def test_grid_window_equals_dense_masked_attention(prefix: int, rows: int, width: int, window: int) -> None:
+    """Outputs and q/k/v gradients equal a dense attention under the Manhattan mask (float64, tight)."""
     torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 3, prefix + rows * width, 8, requires_grad=True) for _ in range(3))
-    ours = GridWindow(prefix, width, window).attend(q, k, v)
-    dense = F.scaled_dot_product_attention(q, k, v, attn_mask=manhattan_mask(prefix, rows, width, window))
-    assert torch.allclose(ours, dense, atol=1e-5)
-    grads = torch.autograd.grad(ours.square().sum(), (q, k, v))
-    dense_grads = torch.autograd.grad(dense.square().sum(), (q, k, v))
-    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(grads, dense_grads))
+    q, k, v = (torch.randn(2, 3, prefix + rows * width, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = manhattan_mask(prefix, rows, width, window)
+    ours = _outputs_and_grads(GridWindow(prefix, width, window).attend, q, k, v)
+    dense = _outputs_and_grads(lambda *qkv: F.scaled_dot_product_attention(*qkv, attn_mask=mask), q, k, v)
+    for a, b in zip(ours, dense):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("prefix, rows, width, window", GRIDS)
+@pytest.mark.parametrize("name", sorted(FORMULATIONS))
+def test_benchmark_formulations_equal_grid_window(name: str, prefix: int, rows: int, width: int, window: int) -> None:
+    """Every formulation benchmarks.grid_attention times computes GridWindow's outputs and gradients."""
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(2, 3, prefix + rows * width, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    grid = GridWindow(prefix, width, window)
+    theirs = _outputs_and_grads(lambda *qkv: FORMULATIONS[name](grid, *qkv), q, k, v)
+    for a, b in zip(_outputs_and_grads(grid.attend, q, k, v), theirs):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_grid_window_gradcheck_on_strided_inputs() -> None:
+    """Numerical gradients agree, on q/k/v that are strided views as in Attention (a permuted fused projection)."""
+    torch.manual_seed(0)
+    qkv = torch.randn(1, 1 + 2 * 3, 3, 2, 4, dtype=torch.float64, requires_grad=True)  # batch, L, (q, k, v), heads, dim
+    window = GridWindow(1, 3, 2)
+
+    def attend(qkv: torch.Tensor) -> torch.Tensor:
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        return window.attend(q, k, v)
+
+    assert torch.autograd.gradcheck(attend, (qkv,))
+
+
+def test_block_with_grid_window_matches_the_reference_attention() -> None:
+    """A whole Block (rotary, fused projection, MLP) gives the same output and parameter gradients either way."""
+    torch.manual_seed(0)
+    block = Block(16, 2, 2.0).double()
+    x = torch.randn(2, 1 + 5 * 3, 16, dtype=torch.float64)
+    rotary = tuple(t.double() for t in GridRotary(8)(1, 15, 3))
+    results = []
+    for mask in (GridWindow(1, 3, 1), GatheredWindow(1, 3, 1)):
+        out = block(x, rotary, mask)
+        results.append((out, *torch.autograd.grad(out.square().sum(), list(block.parameters()))))
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(*results))
 
 
 def test_grid_window_does_not_wrap_around_rows() -> None:
