@@ -139,7 +139,7 @@ def test_moves_costs_one_way_and_arrival():
     obs, _ = env.reset(options={"puzzle": _corridor()})
     assert obs["action_mask"].tolist() == [1, 1, 0, 0]  # up the column, right along the one-way street
     obs, reward, terminated, _, info = env.step(3)  # off the grid
-    assert info == {"illegal_move": True, "cost": ILLEGAL_COST} and obs["position"].tolist() == [5, 0]
+    assert info == {"illegal_move": True, "cost": ILLEGAL_COST, "is_success": False} and obs["position"].tolist() == [5, 0]
     assert reward == pytest.approx(-0.01 * ILLEGAL_COST) and not terminated
     obs, _, _, _, info = env.step(1)
     assert obs["position"].tolist() == [5, 1] and info["cost"] == COST[0, RESIDENTIAL, 1] == 8

@@ -69,7 +69,7 @@ def test_moves_illegal_moves_stop_and_costs():
     env = HanoiEnv(max_disks=3)
     env.reset(options={"puzzle": {"start": "000", "goal": "222"}})
     obs, reward, terminated, truncated, info = env.step(3 * 1 + 2)  # disk 1 is covered by disk 0
-    assert info == {"illegal_move": True, "cost": 1.0} and obs["state"].tolist() == [0, 0, 0]
+    assert info == {"illegal_move": True, "cost": 1.0, "is_success": False} and obs["state"].tolist() == [0, 0, 0]
     assert not terminated and reward == pytest.approx(-0.01)
     obs, _, _, _, info = env.step(0 * 3 + 0)  # onto its own peg
     assert info["illegal_move"] and obs["state"].tolist() == [0, 0, 0]

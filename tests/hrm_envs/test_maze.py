@@ -147,7 +147,7 @@ def test_moves_illegal_moves_goal_and_costs():
     assert obs["position"].tolist() == [1, 1] and obs["goal"].tolist() == [5, 5]
     assert obs["action_mask"].tolist() == [0, 1, 0, 0]
     obs, reward, terminated, truncated, info = env.step(0)  # into the wall above
-    assert info == {"illegal_move": True, "cost": 1.0} and obs["position"].tolist() == [1, 1]
+    assert info == {"illegal_move": True, "cost": 1.0, "is_success": False} and obs["position"].tolist() == [1, 1]
     assert reward == pytest.approx(-0.01) and not terminated and not truncated
     for action in (1, 1, 2, 2):
         obs, _, terminated, _, info = env.step(action)

@@ -264,9 +264,9 @@ def test_write_erase_illegal_moves_costs_and_success():
     # cell 2 (row 0): 5 is in the row -> masked; 1 is consistent but wrong (solution 4) -> legal
     assert obs["action_mask"][_action(2, 4)] == 0 and obs["action_mask"][_action(2, 0)] == 1
     obs, reward, terminated, truncated, info = env.step(_action(2, 4))
-    assert info == {"illegal_move": True, "cost": 1.0} and obs["grid"][0, 2] == 0 and reward == pytest.approx(-0.01)
+    assert info == {"illegal_move": True, "cost": 1.0, "is_success": False} and obs["grid"][0, 2] == 0 and reward == pytest.approx(-0.01)
     obs, _, _, _, info = env.step(_action(2, 0))
-    assert info == {"illegal_move": False, "cost": 1.0} and obs["grid"][0, 2] == 1 and obs["givens"][0, 2] == 0
+    assert info == {"illegal_move": False, "cost": 1.0, "is_success": False} and obs["grid"][0, 2] == 1 and obs["givens"][0, 2] == 0
     assert obs["action_mask"][_action(2, 9)] == 1 and obs["action_mask"][_action(2, 3)] == 0  # erase, no overwrite
     assert obs["action_mask"][_action(3, 0)] == 0  # the wrong 1 now blocks 1 in the row
     assert obs["action_mask"][_action(0, 9)] == 0  # givens cannot be erased
