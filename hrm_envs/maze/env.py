@@ -118,7 +118,7 @@ class MazeEnv(PuzzleEnv):
     def puzzle(self) -> MazePuzzle:
         """The maze with the current position as its start (e.g. to restart from here)."""
         self.require_reset()
-        return MazePuzzle(self._walls.copy(), self._position, self._goal)
+        return MazePuzzle(self._walls, self._position, self._goal)  # copies the walls
 
     def _load(self, options: dict[str, Any]) -> int:
         if "puzzle" in options:
