@@ -247,8 +247,24 @@ def test_givens_override_and_determinism():
 
 def test_unreachable_givens_range(monkeypatch):
     monkeypatch.setattr(generator_module, "MAX_ATTEMPTS", 3)
-    with pytest.raises(ValueError, match="no easy box=3 puzzle with givens in \\(17, 18\\)"):
-        SudokuGenerator(3, "easy", givens=(17, 18))(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no easy box=3 puzzle with givens in \\(23, 23\\)"):
+        SudokuGenerator(3, "easy", givens=(23, 23))(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"box": 4, "difficulty": "easy", "givens": 55},
+        {"box": 4, "difficulty": "medium", "givens": (60, 88)},
+        {"box": 3, "difficulty": "extreme", "givens": 17},
+        {"box": 3, "difficulty": "easy", "givens": (17, 22)},
+    ],
+)
+def test_givens_below_what_digging_reaches_fail_fast(kwargs):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"out of reach for {kwargs['difficulty']} box={kwargs['box']} puzzles.*upper end >="):
+        SudokuEnv(**kwargs).reset(seed=0)
+    assert time.perf_counter() - start < 1.0
 
 
 # --- dynamics --------------------------------------------------------------------------------------
