@@ -4,7 +4,8 @@
 deterministic seeded resets, masks that agree with ``action_masks()`` and with the observation
 space, ``info["cost"]`` and ``info["is_success"]`` (True only on a successful termination) on every step,
 illegal actions that leave the state unchanged, ``copy.deepcopy`` independence, ``ResetNeeded`` on a step
-after the episode's end, ``ValueError`` on out-of-space actions, and both render modes. ``vector_oracle_successes`` plays the batched oracle on a vector env.
+after the episode's end, ``ValueError`` on out-of-space actions, and both render modes.
+``vector_oracle_successes`` plays the batched oracle on a vector env.
 """
 
 from __future__ import annotations

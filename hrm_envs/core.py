@@ -34,17 +34,12 @@ def finite_arg(value: Any, name: str, low: float = -math.inf) -> float:
     return float(value)
 
 
-def max_bound_hint(name: str, value: int) -> str:
-    """The ``size_range`` hint for a range capped by the env's shape argument ``name`` (e.g. ``max_size``)."""
-    return f" ({name}={value}; raise {name} for larger puzzles)"
-
-
 def size_range(
-    value: int | tuple[int, int] | list[int], name: str, low: int, high: int, hint: str = ""
+    value: int | tuple[int, int] | list[int], name: str, low: int, high: int, high_arg: str | None = None
 ) -> tuple[int, int]:
     """Normalise an int or an inclusive ``(lo, hi)`` range, checked against ``[low, high]``.
 
-    ``hint`` is appended to the out-of-range message (e.g. which argument sets ``high``).
+    ``high_arg`` names the argument that set ``high`` (e.g. ``max_size``), so the message says what to raise.
     """
     if is_int(value):
         lo = hi = int(value)
@@ -53,6 +48,7 @@ def size_range(
     else:
         raise ValueError(f"{name} must be an int or an inclusive (lo, hi) pair of ints, got {value!r}")
     if not low <= lo <= hi <= high:
+        hint = f" ({high_arg}={high}; raise {high_arg} for larger puzzles)" if high_arg else ""
         raise ValueError(f"{name} must lie in [{low}, {high}]{hint} with lo <= hi, got {value!r}")
     return lo, hi
 

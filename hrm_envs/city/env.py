@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from hrm_envs.core import PuzzleEnv, int_arg, max_bound_hint, size_range
+from hrm_envs.core import PuzzleEnv, int_arg, size_range
 from hrm_envs.city.generator import (
     MAX_SIZE,
     MIN_SIZE,
@@ -93,7 +93,7 @@ class CityRoutingEnv(PuzzleEnv):
         )
         self.max_size = int_arg(max_size, "max_size", MIN_SIZE, MAX_SIZE)
         self.vehicle = None if vehicle is None else vehicle_id(vehicle)
-        self.generator = CityGenerator(size_range(size, "size", MIN_SIZE, self.max_size, max_bound_hint("max_size", self.max_size)), traffic)
+        self.generator = CityGenerator(size_range(size, "size", MIN_SIZE, self.max_size, "max_size"), traffic)
         self._num_actions = 4
         self.action_space = spaces.Discrete(4)
         m = self.max_size

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
-from hrm_envs.core import PuzzleEnv, int_arg, max_bound_hint, size_range
+from hrm_envs.core import PuzzleEnv, int_arg, size_range
 from hrm_envs.hanoi.generator import NUM_PEGS, HanoiGenerator, HanoiPuzzle
 from hrm_envs.hanoi.viewer import render_ansi, render_rgb
 
@@ -96,7 +96,8 @@ class HanoiEnv(PuzzleEnv):
             render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
         )
         self.max_disks = int_arg(max_disks, "max_disks", 1, 30)
-        self.generator = HanoiGenerator(size_range(num_disks, "num_disks", 1, self.max_disks, max_bound_hint("max_disks", self.max_disks)), start, goal)
+        disks = size_range(num_disks, "num_disks", 1, self.max_disks, "max_disks")
+        self.generator = HanoiGenerator(disks, start, goal)
         self._num_actions = 3 * self.max_disks + 1
         self.stop_action = 3 * self.max_disks
         self.action_space = spaces.Discrete(self._num_actions)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from hrm_envs.core import PuzzleEnv, int_arg, max_bound_hint, size_range
+from hrm_envs.core import PuzzleEnv, int_arg, size_range
 from hrm_envs.maze.generator import MAX_SIZE, MIN_SIZE, MOVES, MazeGenerator, MazePuzzle
 from hrm_envs.maze.viewer import render_ansi, render_rgb
 
@@ -94,7 +94,8 @@ class MazeEnv(PuzzleEnv):
             render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
         )
         self.max_size = int_arg(max_size, "max_size", MIN_SIZE, MAX_SIZE)
-        self.generator = MazeGenerator(size_range(size, "size", MIN_SIZE, self.max_size, max_bound_hint("max_size", self.max_size)), kind, loop_fraction, min_path_len)
+        sizes = size_range(size, "size", MIN_SIZE, self.max_size, "max_size")
+        self.generator = MazeGenerator(sizes, kind, loop_fraction, min_path_len)
         self._num_actions = 4
         self.action_space = spaces.Discrete(4)
         cell = spaces.Box(0, self.max_size - 1, (2,), dtype=np.int16)
