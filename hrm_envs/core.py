@@ -65,11 +65,15 @@ class ResetNeeded(error.ResetNeeded, ValueError):
     every other misuse of the suite's envs: raised by ``step`` before ``reset`` or after the episode's end."""
 
 
-def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
-    """Wrap an env ``__init__`` so that unknown or surplus arguments raise ``ValueError`` naming the allowed ones.
+class ArgumentError(ValueError, TypeError):
+    """An unknown or surplus env constructor argument: a ``ValueError`` like every bad argument of the suite,
+    and still the ``TypeError`` Python raises for it, so callers that catch that keep working."""
 
-    Python's own ``TypeError`` would escape ``gym.make``'s error handling and break the suite's rule that bad
-    arguments raise ``ValueError``. The check costs a set difference per construction, nothing per step.
+
+def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap an env ``__init__`` so that unknown or surplus arguments raise ``ArgumentError`` naming the allowed ones.
+
+    The check costs a set difference per construction, nothing per step.
     """
     signature = inspect.signature(init)
     allowed = [name for name in signature.parameters if name != "self"]
@@ -78,11 +82,11 @@ def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
     def checked(self: "PuzzleEnv", *args: Any, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - set(allowed))
         if unknown:
-            raise ValueError(f"{type(self).__name__} got unknown argument(s) {unknown}; allowed arguments: {allowed}")
+            raise ArgumentError(f"{type(self).__name__} got unknown argument(s) {unknown}; allowed arguments: {allowed}")
         try:
             signature.bind(self, *args, **kwargs)
         except TypeError as error:
-            raise ValueError(f"{type(self).__name__}: {error}; allowed arguments: {allowed}") from None
+            raise ArgumentError(f"{type(self).__name__}: {error}; allowed arguments: {allowed}") from None
         init(self, *args, **kwargs)
 
     return checked

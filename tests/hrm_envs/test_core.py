@@ -19,7 +19,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from hrm_envs import ENV_ENTRY_POINTS
-from hrm_envs.core import ResetNeeded
+from hrm_envs.core import ArgumentError, ResetNeeded
 from oracles import oracle_for
 
 #: Small instances of every registered env, so each test stays fast.
@@ -56,6 +56,7 @@ def test_unknown_constructor_arguments_are_a_value_error(env_id):
         _env_class(env_id)(bogus=1)
     with pytest.raises(ValueError, match="allowed arguments"):
         _env_class(env_id)(*range(20))  # too many positional arguments
+    assert issubclass(ArgumentError, TypeError)  # what Python raises there, for callers that catch it
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
