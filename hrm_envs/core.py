@@ -85,8 +85,8 @@ def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
             raise ArgumentError(f"{type(self).__name__} got unknown argument(s) {unknown}; allowed arguments: {allowed}")
         try:
             signature.bind(self, *args, **kwargs)
-        except TypeError as error:
-            raise ArgumentError(f"{type(self).__name__}: {error}; allowed arguments: {allowed}") from None
+        except TypeError as mismatch:
+            raise ArgumentError(f"{type(self).__name__}: {mismatch}; allowed arguments: {allowed}") from None
         init(self, *args, **kwargs)
 
     return checked
