@@ -7,7 +7,8 @@ Importing this package registers the environment ids with Gymnasium::
 
 Every environment follows one contract (see ``docs/contract.md``): a fully observable ``Dict``
 observation of fixed-shape integer arrays that includes ``action_mask``; an ``action_masks()``
-method; ``info["cost"]`` on every step and ``info["is_success"]`` on the last one; deterministic
+method (through ``gym.make``'s wrappers: ``env.unwrapped.action_masks()``); ``info["cost"]`` and
+``info["is_success"]`` (True only on a successful termination) on every step; deterministic
 ``reset(seed=...)``; ``reset(options={"puzzle": ...})``; ``ansi`` and ``rgb_array`` rendering; and an
 oracle from ``oracles.oracle_for`` that labels any reachable observation.
 """

@@ -2,9 +2,10 @@
 
 ``check_contract(env_id, kwargs)`` runs Gymnasium's ``check_env`` and then the suite's own promises:
 deterministic seeded resets, masks that agree with ``action_masks()`` and with the observation
-space, ``info["cost"]`` on every step and ``info["is_success"]`` on the last, illegal actions that
-leave the state unchanged, ``copy.deepcopy`` independence, ``ValueError`` on out-of-space actions,
-and both render modes. ``vector_oracle_successes`` plays the batched oracle on a vector env.
+space, ``info["cost"]`` and ``info["is_success"]`` (True only on a successful termination) on every step,
+illegal actions that leave the state unchanged, ``copy.deepcopy`` independence, ``ResetNeeded`` on a step
+after the episode's end, ``ValueError`` on out-of-space actions, and both render modes.
+``vector_oracle_successes`` plays the batched oracle on a vector env.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def check_contract(env_id: str, kwargs: dict[str, Any] | None = None, seeds: ran
                 state_keys = [k for k in obs if k != "action_mask"]
                 assert all(np.array_equal(obs[k], new_obs[k]) for k in state_keys), "an illegal action changed the state"
             assert "cost" in info and info["cost"] >= 0, "info['cost'] missing or negative"
+            assert isinstance(info.get("is_success"), bool), "info['is_success'] missing"
+            assert not info["is_success"] or terminated, "info['is_success'] True on a step that did not terminate"
             assert env.observation_space.contains(new_obs), "step observation outside observation_space"
             twin_obs, _, twin_term, _, twin_info = twin.step(action)
             assert _same(new_obs, twin_obs) and twin_term == terminated and twin_info["cost"] == info["cost"], (
@@ -55,8 +58,12 @@ def check_contract(env_id: str, kwargs: dict[str, Any] | None = None, seeds: ran
             )
             obs = new_obs
             if terminated or truncated:
-                assert isinstance(info.get("is_success"), bool), "info['is_success'] missing on the last step"
-                break
+                try:
+                    env.step(action)
+                except gym.error.ResetNeeded:
+                    break
+                raise AssertionError("step() after the episode's end did not raise ResetNeeded")
+    env.reset(seed=0)
     n = env.action_space.n
     for bad in (-1, n, 1.5, "0"):
         try:

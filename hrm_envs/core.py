@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, SupportsInt
+import functools
+import inspect
+import math
+from typing import Any, Callable, SupportsInt
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import error
 
 
 def is_int(value: Any) -> bool:
@@ -21,8 +25,22 @@ def int_arg(value: Any, name: str, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-def size_range(value: int | tuple[int, int] | list[int], name: str, low: int, high: int) -> tuple[int, int]:
-    """Normalise an int or an inclusive ``(lo, hi)`` range, checked against ``[low, high]``."""
+def finite_arg(value: Any, name: str, low: float = -math.inf) -> float:
+    """Check that argument ``name`` is a finite real number ``>= low`` (bools refused); return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+    return float(value)
+
+
+def size_range(
+    value: int | tuple[int, int] | list[int], name: str, low: int, high: int, high_arg: str | None = None
+) -> tuple[int, int]:
+    """Normalise an int or an inclusive ``(lo, hi)`` range, checked against ``[low, high]``.
+
+    ``high_arg`` names the argument that set ``high`` (e.g. ``max_size``), so the message says what to raise.
+    """
     if is_int(value):
         lo = hi = int(value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
@@ -30,7 +48,8 @@ def size_range(value: int | tuple[int, int] | list[int], name: str, low: int, hi
     else:
         raise ValueError(f"{name} must be an int or an inclusive (lo, hi) pair of ints, got {value!r}")
     if not low <= lo <= hi <= high:
-        raise ValueError(f"{name} must lie in [{low}, {high}] with lo <= hi, got {value!r}")
+        hint = f" ({high_arg}={high}; raise {high_arg} for larger puzzles)" if high_arg else ""
+        raise ValueError(f"{name} must lie in [{low}, {high}]{hint} with lo <= hi, got {value!r}")
     return lo, hi
 
 
@@ -41,19 +60,62 @@ def choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+class ResetNeeded(error.ResetNeeded, ValueError):
+    """Gymnasium's ``ResetNeeded`` (what ``gym.make``'s ``OrderEnforcing`` raises), also a ``ValueError`` like
+    every other misuse of the suite's envs: raised by ``step`` before ``reset`` or after the episode's end."""
+
+
+class ArgumentError(ValueError, TypeError):
+    """An unknown or surplus env constructor argument: a ``ValueError`` like every bad argument of the suite,
+    and still the ``TypeError`` Python raises for it, so callers that catch that keep working."""
+
+
+def _checked_init(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap an env ``__init__`` so that unknown or surplus arguments raise ``ArgumentError`` naming the allowed ones.
+
+    The check costs a set difference per construction, nothing per step.
+    """
+    signature = inspect.signature(init)
+    allowed = [name for name in signature.parameters if name != "self"]
+
+    @functools.wraps(init)
+    def checked(self: "PuzzleEnv", *args: Any, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ArgumentError(f"{type(self).__name__} got unknown argument(s) {unknown}; allowed arguments: {allowed}")
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as mismatch:
+            raise ArgumentError(f"{type(self).__name__}: {mismatch}; allowed arguments: {allowed}") from None
+        init(self, *args, **kwargs)
+
+    return checked
+
+
 class PuzzleEnv(gym.Env):
-    """Base of every puzzle environment: action checking, cost/success info, truncation, masks.
+    """Base of every puzzle environment: argument and action checks, cost/success info, truncation, masks.
 
     Subclasses implement ``_load(options)`` (draw or parse a puzzle and return the step limit),
     ``_observation()``, ``_mask()`` (int8, 1 = legal) and ``_transition(action)`` returning
     ``(cost, terminated, success, info)``; ``_render_ansi`` and ``_render_rgb`` draw the state.
     Reward: ``success_reward`` on a successful terminating step, else ``-step_penalty * cost``.
+
+    Order is enforced here, not only by ``gym.make``'s wrappers: ``step``, ``render``, ``action_masks`` and
+    ``puzzle`` before the first ``reset`` and ``step`` after the episode ended (terminated or truncated) raise
+    ``ResetNeeded`` (vector envs and SB3 reset finished sub-envs before stepping them again).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
     #: Observation keys padded up to the env's size bound (``max_size``, ``max_disks``) and the value beyond the
     #: puzzle: the same puzzle under another bound is the same observation with trailing padding added or cut.
     padding: dict[str, int] = {}
+    #: Keys ``reset(options=...)`` accepts.
+    reset_options: tuple[str, ...] = ("puzzle",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _checked_init(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -65,18 +127,16 @@ class PuzzleEnv(gym.Env):
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if not (isinstance(step_penalty, (int, float)) and step_penalty >= 0):
-            raise ValueError(f"step_penalty must be a number >= 0, got {step_penalty!r}")
-        if not isinstance(success_reward, (int, float)):
-            raise ValueError(f"success_reward must be a number, got {success_reward!r}")
         self.render_mode = render_mode
-        self.step_penalty = float(step_penalty)
-        self.success_reward = float(success_reward)
+        self.step_penalty = finite_arg(step_penalty, "step_penalty", 0.0)
+        self.success_reward = finite_arg(success_reward, "success_reward")
         #: Step limit given by the user; None lets each env derive one from the puzzle in ``_load``.
         self.max_steps_arg = None if max_steps is None else int_arg(max_steps, "max_steps", 1)
         self._num_actions = 0  # set by subclasses together with action_space
         self._steps = 0
         self._max_steps = 0
+        self._loaded = False  # a puzzle has been loaded by reset()
+        self._running = False  # loaded and the episode has not ended: step() may be called
 
     # --- subclass hooks -------------------------------------------------------------------
     def _load(self, options: dict[str, Any]) -> int:
@@ -102,22 +162,37 @@ class PuzzleEnv(gym.Env):
         super().reset(seed=seed)
         if options is not None and not isinstance(options, dict):
             raise ValueError(f"options must be a dict or None, got {type(options).__name__}")
+        unknown = sorted(set(options or ()) - set(self.reset_options), key=str)
+        if unknown:
+            raise ValueError(f"options has unknown key(s) {unknown}; allowed keys: {list(self.reset_options)}")
         self._max_steps = self._load(options or {})
         self._steps = 0
-        return self._observation(), {}
+        self._loaded = self._running = True
+        return self._observation(), {"is_success": False}
 
     def step(self, action: SupportsInt):
+        if not self._running:
+            self.require_reset(stepping=True)
         cost, terminated, success, info = self._transition(self._check_action(action))
         self._steps += 1
         truncated = not terminated and self._steps >= self._max_steps
         info["cost"] = cost
+        info["is_success"] = bool(success and terminated)  # on every step, so any wrapper's truncation finds it
         if terminated or truncated:
-            info["is_success"] = bool(success and terminated)
+            self._running = False
         reward = self.success_reward if (terminated and success) else -self.step_penalty * cost
         return self._observation(), reward, terminated, truncated, info
 
+    def require_reset(self, stepping: bool = False) -> None:
+        """Raise ``ResetNeeded`` if no puzzle is loaded yet (or, ``stepping``, if the episode has ended)."""
+        if not self._loaded:
+            raise ResetNeeded(f"{type(self).__name__} has no puzzle yet: call reset() first")
+        if stepping and not self._running:
+            raise ResetNeeded(f"{type(self).__name__}'s episode has ended (terminated or truncated): call reset() first")
+
     def action_masks(self) -> np.ndarray:
         """Boolean legal-action mask, the sb3-contrib ``MaskablePPO`` convention."""
+        self.require_reset()
         return self._mask().astype(bool)
 
     @property
@@ -126,6 +201,7 @@ class PuzzleEnv(gym.Env):
         return self._max_steps
 
     def render(self):
+        self.require_reset()
         if self.render_mode == "ansi":
             return self._render_ansi()
         if self.render_mode == "rgb_array":

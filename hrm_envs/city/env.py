@@ -93,7 +93,7 @@ class CityRoutingEnv(PuzzleEnv):
         )
         self.max_size = int_arg(max_size, "max_size", MIN_SIZE, MAX_SIZE)
         self.vehicle = None if vehicle is None else vehicle_id(vehicle)
-        self.generator = CityGenerator(size_range(size, "size", MIN_SIZE, self.max_size), traffic)
+        self.generator = CityGenerator(size_range(size, "size", MIN_SIZE, self.max_size, "max_size"), traffic)
         self._num_actions = 4
         self.action_space = spaces.Discrete(4)
         m = self.max_size
@@ -116,6 +116,7 @@ class CityRoutingEnv(PuzzleEnv):
     @property
     def puzzle(self) -> CityPuzzle:
         """The current task as a puzzle, starting from the current position."""
+        self.require_reset()
         p = self._puzzle
         return CityPuzzle(p.street, p.traffic, p.oneway, p.vehicle, self._net.cell(self._pos), p.destination)
 

@@ -163,11 +163,16 @@ class RoadNetwork:
                     stack.append(u)
         return np.frombuffer(bytes(seen), dtype=np.uint8).astype(bool)
 
-    def trap_free(self, start: int, dest: int) -> bool:
-        """True iff ``dest`` is reachable from ``start`` and from every cell reachable from ``start``."""
+    def traps(self, start: int, dest: int) -> np.ndarray:
+        """Padded flat indices of the cells reachable from ``start`` that cannot reach ``dest`` (``start`` among
+        them iff there is no route): where a vehicle would be stuck, e.g. down a one-way street with no way back."""
         forward = self.reachable(start, reverse=False)
         backward = self.reachable(dest, reverse=True)
-        return bool(forward[dest]) and not (forward & ~backward).any()
+        return np.flatnonzero(forward & ~backward)
+
+    def trap_free(self, start: int, dest: int) -> bool:
+        """True iff ``dest`` is reachable from ``start`` and from every cell reachable from ``start``."""
+        return len(self.traps(start, dest)) == 0
 
 
 def _as_grid(value: Any, name: str, high: int) -> np.ndarray:
@@ -199,7 +204,9 @@ class CityPuzzle:
 
     As an option, ``reset(options={"puzzle": {...}})`` takes a ``CityPuzzle`` or a dict with keys
     ``street`` (codes 1..6, see ``STREETS``; no 0 inside the city), ``traffic`` (0..3), ``oneway``
-    (0..4), ``vehicle`` (name or id), ``start`` and ``destination`` ((row, col) pairs).
+    (0..4), ``vehicle`` (name or id), ``start`` and ``destination`` ((row, col) pairs). ``parse`` refuses
+    cities with a route but a dead end (a cell reachable from the start that cannot reach the destination,
+    e.g. down a one-way street), as the generator never draws them: no reachable state is a trap.
     """
 
     street: np.ndarray
@@ -264,8 +271,15 @@ class CityPuzzle:
             raise ValueError(f"puzzle['start'] and puzzle['destination'] must differ, both are {start}")
         puzzle = cls(street, traffic, oneway, vehicle, start, dest)
         net = puzzle.network()
-        if not net.reachable(net.flat(dest), reverse=True)[net.flat(start)]:
+        traps = net.traps(net.flat(start), net.flat(dest))
+        if net.flat(start) in traps:
             raise ValueError(f"puzzle has no route from start {start} to destination {dest} for a {VEHICLES[vehicle]}")
+        if len(traps):
+            raise ValueError(
+                f"puzzle has a dead end for a {VEHICLES[vehicle]}: {len(traps)} cell(s) reachable from start {start}, "
+                f"e.g. {net.cell(int(traps[0]))}, cannot reach destination {dest} (a one-way street with no way back?); "
+                "every cell reachable from the start must still reach the destination"
+            )
         return puzzle
 
 

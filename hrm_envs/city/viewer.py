@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrm_envs.city.generator import VEHICLES, CityPuzzle
+from hrm_envs.city.generator import STREETS, VEHICLES, CityPuzzle
 
 #: One character per street code (outside, building, residential, arterial, highway, bike lane, low bridge).
 STREET_CHARS = " #.=HbL"
 #: One-way arrows per direction (up, right, down, left).
 ARROWS = "^>v<"
+#: The last line of the ansi drawing: what each glyph means.
+LEGEND = "legend: @ vehicle, X destination, " + ", ".join(
+    f"{char} {name.replace('_', ' ')}" for char, name in zip(STREET_CHARS[1:], STREETS[1:])
+) + f", {ARROWS} one-way (travel direction); digits right of the map: traffic level 0..3"
 #: RGB per street code; traffic darkens streets towards red.
 COLOURS = np.array(
     [[255, 255, 255], [90, 90, 100], [235, 235, 225], [250, 215, 120], [240, 150, 60], [150, 215, 150], [170, 140, 230]],
@@ -24,7 +28,7 @@ def street_char(puzzle: CityPuzzle, r: int, c: int) -> str:
 
 
 def render_ansi(puzzle: CityPuzzle, position: tuple[int, int], steps: int) -> str:
-    """The map (``@`` vehicle, ``X`` destination) beside the traffic levels of the streets."""
+    """The map (``@`` vehicle, ``X`` destination) beside the traffic levels of the streets, then ``LEGEND``."""
     n = puzzle.size
     lines = [f"{VEHICLES[puzzle.vehicle]} at {position} -> {puzzle.destination}, step {steps}"]
     for r in range(n):
@@ -33,6 +37,7 @@ def render_ansi(puzzle: CityPuzzle, position: tuple[int, int], steps: int) -> st
             cells.append("@" if (r, c) == position else "X" if (r, c) == puzzle.destination else street_char(puzzle, r, c))
         traffic = "".join(str(int(t)) if puzzle.street[r, c] > 1 else " " for c, t in enumerate(puzzle.traffic[r]))
         lines.append("".join(cells) + "   " + traffic)
+    lines.append(LEGEND)
     return "\n".join(lines) + "\n"
 
 

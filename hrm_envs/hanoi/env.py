@@ -96,7 +96,8 @@ class HanoiEnv(PuzzleEnv):
             render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
         )
         self.max_disks = int_arg(max_disks, "max_disks", 1, 30)
-        self.generator = HanoiGenerator(size_range(num_disks, "num_disks", 1, self.max_disks), start, goal)
+        disks = size_range(num_disks, "num_disks", 1, self.max_disks, "max_disks")
+        self.generator = HanoiGenerator(disks, start, goal)
         self._num_actions = 3 * self.max_disks + 1
         self.stop_action = 3 * self.max_disks
         self.action_space = spaces.Discrete(self._num_actions)
@@ -113,6 +114,7 @@ class HanoiEnv(PuzzleEnv):
     @property
     def puzzle(self) -> HanoiPuzzle:
         """The current configuration and the goal, as a puzzle (e.g. to restart from here)."""
+        self.require_reset()
         return HanoiPuzzle(tuple(self._state), tuple(self._goal))
 
     def _load(self, options: dict[str, Any]) -> int:

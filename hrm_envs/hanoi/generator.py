@@ -18,13 +18,17 @@ NUM_PEGS = 3
 
 
 def _pegs(value: Any, name: str) -> tuple[int, ...]:
-    """Parse a configuration given as a sequence of ints or a string of digits."""
+    """Parse a configuration given as a 1-D sequence (list, tuple, array) of ints or a string of digits."""
     if isinstance(value, str):
         items: Sequence[Any] = [int(c) if c.isdigit() else c for c in value]
-    elif isinstance(value, (list, tuple, np.ndarray)):
-        items = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else list(value)
+    elif isinstance(value, np.ndarray) and value.ndim == 1:
+        items = value.tolist() if value.dtype.kind in "iu" else list(value)
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
     else:
-        raise ValueError(f"{name} must be a sequence of pegs (0, 1, 2), one per disk, smallest first; got {value!r}")
+        raise ValueError(
+            f"{name} must be a 1-D sequence of pegs (0, 1, 2), one per disk, smallest first, or a digit string; got {value!r}"
+        )
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < NUM_PEGS for v in items):
         raise ValueError(f"{name} must hold pegs 0, 1 or 2 only, one per disk, smallest first; got {value!r}")
     return tuple(int(v) for v in items)
@@ -32,10 +36,23 @@ def _pegs(value: Any, name: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class HanoiPuzzle:
-    """A start and a goal configuration: ``start[d]`` is the peg of disk ``d`` (0 = smallest)."""
+    """A start and a goal configuration: ``start[d]`` is the peg of disk ``d`` (0 = smallest).
+
+    Both are checked on construction (pegs 0..2, the same number of disks, at least one) and stored as
+    tuples of ints, so a puzzle always yields an observation inside the env's observation space.
+    """
 
     start: tuple[int, ...]
     goal: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        start, goal = _pegs(self.start, "puzzle start"), _pegs(self.goal, "puzzle goal")
+        if len(start) != len(goal):
+            raise ValueError(f"puzzle start and goal must have the same number of disks, got {len(start)} and {len(goal)}")
+        if not start:
+            raise ValueError("puzzle must have between 1 and max_disks disks, got 0")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "goal", goal)
 
     @property
     def num_disks(self) -> int:
@@ -45,24 +62,22 @@ class HanoiPuzzle:
     def parse(cls, value: Any, max_disks: int) -> "HanoiPuzzle":
         """Accept a ``HanoiPuzzle``, ``{"start": ..., "goal": ...}`` or a ``(start, goal)`` pair.
 
-        Each configuration is a sequence of pegs or a digit string, e.g. ``{"start": "000", "goal": [2, 2, 2]}``.
+        Each configuration is a 1-D sequence of pegs or a digit string, e.g. ``{"start": "000", "goal": [2, 2, 2]}``.
         """
         if isinstance(value, HanoiPuzzle):
-            start, goal = value.start, value.goal
+            puzzle = value
         elif isinstance(value, dict) and set(value) == {"start", "goal"}:
-            start, goal = _pegs(value["start"], "puzzle['start']"), _pegs(value["goal"], "puzzle['goal']")
+            puzzle = cls(_pegs(value["start"], "puzzle['start']"), _pegs(value["goal"], "puzzle['goal']"))
         elif isinstance(value, (tuple, list)) and len(value) == 2:
-            start, goal = _pegs(value[0], "puzzle start"), _pegs(value[1], "puzzle goal")
+            puzzle = cls(value[0], value[1])
         else:
             raise ValueError(
                 "options['puzzle'] must be a HanoiPuzzle, a dict with keys 'start' and 'goal', "
                 f"or a (start, goal) pair; got {value!r}"
             )
-        if len(start) != len(goal):
-            raise ValueError(f"puzzle start and goal must have the same number of disks, got {len(start)} and {len(goal)}")
-        if not 1 <= len(start) <= max_disks:
-            raise ValueError(f"puzzle must have between 1 and max_disks={max_disks} disks, got {len(start)}")
-        return cls(tuple(start), tuple(goal))
+        if puzzle.num_disks > max_disks:
+            raise ValueError(f"puzzle must have between 1 and max_disks={max_disks} disks, got {puzzle.num_disks}")
+        return puzzle
 
 
 class HanoiGenerator:

@@ -94,7 +94,8 @@ class MazeEnv(PuzzleEnv):
             render_mode=render_mode, step_penalty=step_penalty, success_reward=success_reward, max_steps=max_steps
         )
         self.max_size = int_arg(max_size, "max_size", MIN_SIZE, MAX_SIZE)
-        self.generator = MazeGenerator(size_range(size, "size", MIN_SIZE, self.max_size), kind, loop_fraction, min_path_len)
+        sizes = size_range(size, "size", MIN_SIZE, self.max_size, "max_size")
+        self.generator = MazeGenerator(sizes, kind, loop_fraction, min_path_len)
         self._num_actions = 4
         self.action_space = spaces.Discrete(4)
         cell = spaces.Box(0, self.max_size - 1, (2,), dtype=np.int16)
@@ -117,7 +118,8 @@ class MazeEnv(PuzzleEnv):
     @property
     def puzzle(self) -> MazePuzzle:
         """The maze with the current position as its start (e.g. to restart from here)."""
-        return MazePuzzle(self._walls.copy(), self._position, self._goal)
+        self.require_reset()
+        return MazePuzzle(self._walls, self._position, self._goal)  # copies the walls
 
     def _load(self, options: dict[str, Any]) -> int:
         if "puzzle" in options:

@@ -67,8 +67,10 @@ def bfs_distances(floor: np.ndarray, source: tuple[int, int]) -> np.ndarray:
 
 
 def _cell(value: Any, name: str) -> tuple[int, int]:
+    """A ``(row, col)`` tuple of a tuple, list or 1-D array of two ints."""
     if (
         isinstance(value, (tuple, list, np.ndarray))
+        and np.ndim(value) == 1
         and len(value) == 2
         and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
     ):
@@ -78,11 +80,34 @@ def _cell(value: Any, name: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, eq=False)
 class MazePuzzle:
-    """A maze: ``walls`` (h, w) bool (True = wall), ``start`` and ``goal`` (row, col) floor cells."""
+    """A maze: ``walls`` (h, w) bool (True = wall), ``start`` and ``goal`` (row, col) floor cells.
+
+    Checked on construction: ``walls`` a non-empty 2-D array of bools or 0/1, ``start`` and ``goal`` pairs
+    of ints (tuples, lists or arrays; stored as tuples) on floor cells. ``parse`` adds the env's checks
+    (size bound, distinct start and goal, a route).
+    """
 
     walls: np.ndarray
     start: tuple[int, int]
     goal: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        try:
+            walls = np.array(self.walls)  # a copy: the puzzle never shares the caller's array
+        except ValueError:  # ragged nested lists
+            walls = np.empty(0)
+        if walls.ndim != 2 or walls.size == 0 or walls.dtype.kind not in "biu" or not np.isin(walls, (0, 1)).all():
+            raise ValueError(f"puzzle walls must be a non-empty 2-D array of bools or 0/1 (1 = wall), got {self.walls!r:.120}")
+        walls = walls.astype(bool, copy=False)
+        h, w = walls.shape
+        for name in ("start", "goal"):
+            r, c = cell = _cell(getattr(self, name), f"puzzle {name}")
+            if not (0 <= r < h and 0 <= c < w):
+                raise ValueError(f"puzzle {name} {cell} must lie inside the {h}x{w} grid")
+            if walls[r, c]:
+                raise ValueError(f"puzzle {name} {cell} must be a floor cell, not a wall")
+            object.__setattr__(self, name, cell)
+        object.__setattr__(self, "walls", walls)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -116,33 +141,23 @@ class MazePuzzle:
         - ``{"walls": 2-D array of bools or 0/1 (1 = wall), "start": (r, c), "goal": (r, c)}``.
         """
         if isinstance(value, MazePuzzle):
-            walls, start, goal = value.walls, value.start, value.goal
+            puzzle = cls(value.walls, value.start, value.goal)
         elif isinstance(value, (str, list, tuple)) and not (isinstance(value, (list, tuple)) and not value):
-            walls, start, goal = _parse_rows(value)
+            puzzle = cls(*_parse_rows(value))
         elif isinstance(value, dict) and set(value) == {"walls", "start", "goal"}:
-            walls = np.asarray(value["walls"])
-            if walls.ndim != 2 or walls.dtype.kind not in "biu" or not np.isin(walls, (0, 1)).all():
-                raise ValueError(f"puzzle['walls'] must be a 2-D array of bools or 0/1 (1 = wall), got {value['walls']!r}")
-            start, goal = _cell(value["start"], "puzzle['start']"), _cell(value["goal"], "puzzle['goal']")
+            puzzle = cls(value["walls"], value["start"], value["goal"])
         else:
             raise ValueError(
                 "options['puzzle'] must be a MazePuzzle, a string or list of row strings "
                 f"('#' wall, ' ' floor, 'S' start, 'G' goal), or a dict with keys walls/start/goal; got {value!r}"
             )
-        walls = np.asarray(walls, dtype=bool)
-        h, w = walls.shape
-        if not (1 <= h <= max_size and 1 <= w <= max_size):
+        h, w = puzzle.shape
+        if not (h <= max_size and w <= max_size):
             raise ValueError(f"puzzle sides must lie in [1, max_size={max_size}] cells, got {h}x{w}")
-        for name, (r, c) in (("start", start), ("goal", goal)):
-            if not (0 <= r < h and 0 <= c < w):
-                raise ValueError(f"puzzle {name} {(r, c)} must lie inside the {h}x{w} grid")
-            if walls[r, c]:
-                raise ValueError(f"puzzle {name} {(r, c)} must be a floor cell, not a wall")
-        if start == goal:
-            raise ValueError(f"puzzle start and goal must differ, both are {start}")
-        puzzle = cls(walls.copy(), start, goal)
+        if puzzle.start == puzzle.goal:
+            raise ValueError(f"puzzle start and goal must differ, both are {puzzle.start}")
         if puzzle.shortest_path_len() < 0:
-            raise ValueError(f"puzzle has no route from start {start} to goal {goal}")
+            raise ValueError(f"puzzle has no route from start {puzzle.start} to goal {puzzle.goal}")
         return puzzle
 
 

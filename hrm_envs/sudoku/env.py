@@ -139,8 +139,7 @@ class SudokuEnv(PuzzleEnv):
     @property
     def puzzle(self) -> SudokuPuzzle:
         """The current puzzle: givens and its unique solution."""
-        if self._puzzle is None:
-            raise ValueError("no puzzle yet: call reset() first")
+        self.require_reset()
         return self._puzzle
 
     def _load(self, options: dict[str, Any]) -> int:

@@ -139,7 +139,7 @@ def test_moves_costs_one_way_and_arrival():
     obs, _ = env.reset(options={"puzzle": _corridor()})
     assert obs["action_mask"].tolist() == [1, 1, 0, 0]  # up the column, right along the one-way street
     obs, reward, terminated, _, info = env.step(3)  # off the grid
-    assert info == {"illegal_move": True, "cost": ILLEGAL_COST} and obs["position"].tolist() == [5, 0]
+    assert info == {"illegal_move": True, "cost": ILLEGAL_COST, "is_success": False} and obs["position"].tolist() == [5, 0]
     assert reward == pytest.approx(-0.01 * ILLEGAL_COST) and not terminated
     obs, _, _, _, info = env.step(1)
     assert obs["position"].tolist() == [5, 1] and info["cost"] == COST[0, RESIDENTIAL, 1] == 8
@@ -375,3 +375,39 @@ def test_renders():
     before = env.render().copy()
     env.step(int(np.flatnonzero(env.action_masks())[0]))
     assert not np.array_equal(before, env.render())
+
+
+def _dead_end() -> dict:
+    """The corridor city with column 5 cut above row 5: the eastbound one-way row 5 ends in a dead end at (5, 5)."""
+    puzzle = _corridor(destination=(0, 3))
+    street = puzzle["street"].copy()
+    street[:5, 5] = BUILDING
+    puzzle.update(street=street, traffic=np.where(street > 1, 1, 0).astype(np.int8), oneway=np.where(street > 1, puzzle["oneway"], 0))
+    return puzzle
+
+
+def test_cities_with_a_reachable_dead_end_are_refused():
+    puzzle = _dead_end()
+    net = CityPuzzle(*(np.asarray(puzzle[k], np.int8) for k in ("street", "traffic", "oneway")), 0, (5, 0), (0, 3)).network()
+    assert net.reachable(net.flat((0, 3)), reverse=True)[net.flat((5, 0))]  # a route exists: up column 0
+    env = CityRoutingEnv(size=6, max_size=8)
+    with pytest.raises(ValueError, match=r"dead end for a car: 5 cell\(s\) reachable from start \(5, 0\), e\.g\. \(5, 1\)"):
+        env.reset(options={"puzzle": puzzle})
+    bike = {**puzzle, "vehicle": "bicycle"}  # same rules for every vehicle
+    with pytest.raises(ValueError, match="dead end for a bicycle"):
+        env.reset(options={"puzzle": bike})
+    env.reset(options={"puzzle": _corridor()})  # the ring of the corridor city has no dead end
+
+
+def test_ansi_render_has_a_legend():
+    env = CityRoutingEnv(size=6, max_size=8, render_mode="ansi")
+    env.reset(options={"puzzle": _corridor()})
+    legend = env.render().splitlines()[-1]
+    for glyph in ("@ vehicle", "X destination", "# building", ". residential", "= arterial", "H highway", "b bike lane",
+                  "L low bridge", "^>v< one-way", "traffic level 0..3"):
+        assert glyph in legend
+
+
+def test_size_bound_names_max_size():
+    with pytest.raises(ValueError, match=r"size must lie in \[6, 40\] \(max_size=40; raise max_size for larger puzzles\)"):
+        CityRoutingEnv(size=41)

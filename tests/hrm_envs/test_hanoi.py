@@ -69,7 +69,7 @@ def test_moves_illegal_moves_stop_and_costs():
     env = HanoiEnv(max_disks=3)
     env.reset(options={"puzzle": {"start": "000", "goal": "222"}})
     obs, reward, terminated, truncated, info = env.step(3 * 1 + 2)  # disk 1 is covered by disk 0
-    assert info == {"illegal_move": True, "cost": 1.0} and obs["state"].tolist() == [0, 0, 0]
+    assert info == {"illegal_move": True, "cost": 1.0, "is_success": False} and obs["state"].tolist() == [0, 0, 0]
     assert not terminated and reward == pytest.approx(-0.01)
     obs, _, _, _, info = env.step(0 * 3 + 0)  # onto its own peg
     assert info["illegal_move"] and obs["state"].tolist() == [0, 0, 0]
@@ -271,3 +271,36 @@ def test_maskable_ppo_learns_two_disks():
         successes.append(info["is_success"])
     assert np.mean(successes) >= 0.5, np.mean(successes)
     del evaluate_policy
+
+
+@pytest.mark.parametrize(
+    "start, goal, match",
+    [
+        ((5, 5), (0, 0), "start.* must hold pegs 0, 1 or 2"),
+        ((0, 0), (0, -1), "goal.* must hold pegs 0, 1 or 2"),
+        (np.zeros((2, 2), dtype=int), [1, 1, 1, 1], "start.* must be a 1-D sequence"),
+        ((0, 1), (0,), "same number"),
+        ((), (), "between 1"),
+    ],
+)
+def test_puzzles_are_validated_on_construction(start, goal, match):
+    with pytest.raises(ValueError, match=match):
+        HanoiPuzzle(start, goal)
+    for puzzle in ({"start": start, "goal": goal}, (start, goal)):
+        with pytest.raises(ValueError, match=match):
+            HanoiEnv().reset(options={"puzzle": puzzle})
+
+
+def test_valid_puzzles_of_any_sequence_type_stay_in_the_observation_space():
+    puzzle = HanoiPuzzle([0, 2], np.array([1, 1]))
+    assert puzzle.start == (0, 2) and puzzle.goal == (1, 1) and all(type(p) is int for p in puzzle.start + puzzle.goal)
+    env = HanoiEnv(max_disks=4)
+    obs, _ = env.reset(options={"puzzle": puzzle})
+    assert env.observation_space.contains(obs) and obs["state"].tolist() == [0, 2, 3, 3]
+    with pytest.raises(ValueError, match="max_disks=4"):
+        env.reset(options={"puzzle": HanoiPuzzle((0,) * 5, (1,) * 5)})
+
+
+def test_num_disks_bound_names_max_disks():
+    with pytest.raises(ValueError, match=r"num_disks must lie in \[1, 10\] \(max_disks=10; raise max_disks"):
+        HanoiEnv(num_disks=11)

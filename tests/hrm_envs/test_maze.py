@@ -147,7 +147,7 @@ def test_moves_illegal_moves_goal_and_costs():
     assert obs["position"].tolist() == [1, 1] and obs["goal"].tolist() == [5, 5]
     assert obs["action_mask"].tolist() == [0, 1, 0, 0]
     obs, reward, terminated, truncated, info = env.step(0)  # into the wall above
-    assert info == {"illegal_move": True, "cost": 1.0} and obs["position"].tolist() == [1, 1]
+    assert info == {"illegal_move": True, "cost": 1.0, "is_success": False} and obs["position"].tolist() == [1, 1]
     assert reward == pytest.approx(-0.01) and not terminated and not truncated
     for action in (1, 1, 2, 2):
         obs, _, terminated, _, info = env.step(action)
@@ -390,3 +390,51 @@ def test_maskable_ppo_learns_small_mazes():
             done = terminated or truncated
         successes.append(info["is_success"])
     assert np.mean(successes) >= 0.8, np.mean(successes)
+
+
+OPEN = np.ones((5, 5), dtype=bool)
+OPEN[1:4, 1:4] = False  # a 3x3 room inside a wall ring
+
+
+@pytest.mark.parametrize("start", [[1, 1], (1, 1), np.array([1, 1]), [np.int64(1), 1]])
+def test_puzzle_cells_may_be_lists_or_arrays_of_two_ints(start):
+    puzzle = MazePuzzle(OPEN, start, [3, 3])
+    assert puzzle.start == (1, 1) and puzzle.goal == (3, 3) and type(puzzle.start) is tuple
+    assert puzzle.rows()[1] == "#S  #" and puzzle.shortest_path_len() == 4
+    env = MazeEnv(size=5, max_size=5)
+    obs, _ = env.reset(options={"puzzle": puzzle})
+    assert obs["position"].tolist() == [1, 1] and env.observation_space.contains(obs)
+    for action in (1, 1, 2):
+        env.step(action)
+    *_, terminated, _, info = env.step(2)
+    assert terminated and info["is_success"]
+
+
+@pytest.mark.parametrize(
+    "walls, start, match",
+    [
+        (OPEN, [1.0, 1], "start must be a \\(row, col\\) pair of ints"),
+        (OPEN, [1, 1, 1], "start must be a \\(row, col\\) pair"),
+        (OPEN, np.array([[1, 1]]), "start must be a \\(row, col\\) pair"),
+        (OPEN, "11", "start must be a \\(row, col\\) pair"),
+        (OPEN, (0, 0), "start \\(0, 0\\) must be a floor cell"),
+        (OPEN, (5, 1), "inside the 5x5 grid"),
+        (OPEN.astype(float), (1, 1), "walls must be a non-empty 2-D array"),
+        (OPEN[0], (1, 1), "walls must be a non-empty 2-D array"),
+    ],
+)
+def test_bad_puzzles_are_refused_on_construction(walls, start, match):
+    with pytest.raises(ValueError, match=match):
+        MazePuzzle(walls, start, (3, 3))
+
+
+def test_puzzle_does_not_share_the_callers_walls():
+    walls = OPEN.copy()
+    puzzle = MazePuzzle(walls, (1, 1), (3, 3))
+    walls[2, 2] = True
+    assert not puzzle.walls[2, 2]
+
+
+def test_size_bound_names_max_size():
+    with pytest.raises(ValueError, match=r"size must lie in \[5, 41\] \(max_size=41; raise max_size for larger puzzles\)"):
+        MazeEnv(size=43)

@@ -247,8 +247,24 @@ def test_givens_override_and_determinism():
 
 def test_unreachable_givens_range(monkeypatch):
     monkeypatch.setattr(generator_module, "MAX_ATTEMPTS", 3)
-    with pytest.raises(ValueError, match="no easy box=3 puzzle with givens in \\(17, 18\\)"):
-        SudokuGenerator(3, "easy", givens=(17, 18))(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no easy box=3 puzzle with givens in \\(23, 23\\)"):
+        SudokuGenerator(3, "easy", givens=(23, 23))(np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"box": 4, "difficulty": "easy", "givens": 55},
+        {"box": 4, "difficulty": "medium", "givens": (60, 88)},
+        {"box": 3, "difficulty": "extreme", "givens": 17},
+        {"box": 3, "difficulty": "easy", "givens": (17, 22)},
+    ],
+)
+def test_givens_below_what_digging_reaches_fail_fast(kwargs):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=f"out of reach for {kwargs['difficulty']} box={kwargs['box']} puzzles.*upper end >="):
+        SudokuEnv(**kwargs).reset(seed=0)
+    assert time.perf_counter() - start < 1.0
 
 
 # --- dynamics --------------------------------------------------------------------------------------
@@ -264,9 +280,9 @@ def test_write_erase_illegal_moves_costs_and_success():
     # cell 2 (row 0): 5 is in the row -> masked; 1 is consistent but wrong (solution 4) -> legal
     assert obs["action_mask"][_action(2, 4)] == 0 and obs["action_mask"][_action(2, 0)] == 1
     obs, reward, terminated, truncated, info = env.step(_action(2, 4))
-    assert info == {"illegal_move": True, "cost": 1.0} and obs["grid"][0, 2] == 0 and reward == pytest.approx(-0.01)
+    assert info == {"illegal_move": True, "cost": 1.0, "is_success": False} and obs["grid"][0, 2] == 0 and reward == pytest.approx(-0.01)
     obs, _, _, _, info = env.step(_action(2, 0))
-    assert info == {"illegal_move": False, "cost": 1.0} and obs["grid"][0, 2] == 1 and obs["givens"][0, 2] == 0
+    assert info == {"illegal_move": False, "cost": 1.0, "is_success": False} and obs["grid"][0, 2] == 1 and obs["givens"][0, 2] == 0
     assert obs["action_mask"][_action(2, 9)] == 1 and obs["action_mask"][_action(2, 3)] == 0  # erase, no overwrite
     assert obs["action_mask"][_action(3, 0)] == 0  # the wrong 1 now blocks 1 in the row
     assert obs["action_mask"][_action(0, 9)] == 0  # givens cannot be erased
