@@ -1,7 +1,7 @@
 """Hierarchical Reasoning Model (HRM) with ACT, its recursive (TRM-style) variant, heads and losses.
 
-Facts follow the reference implementation (see /work/shared/reference/hrm_notes.md); the code is this
-project's own. One call of :meth:`HRM.forward` runs ONE segment for the whole batch:
+Facts follow the reference HRM implementation (Wang et al. 2025) and the TRM paper (Jolicoeur-Martineau 2025);
+the code is this project's own. One call of :meth:`HRM.forward` runs ONE segment for the whole batch:
 
 - Sequences whose carry says ``halted`` are first replaced by the matching rows of the new ``batch``
   (fresh state from the fixed ``H_init``/``L_init`` buffers, step counter 0), so a training loop keeps a

@@ -4,7 +4,7 @@
 
 Each preset of ``configs/preset/`` is built into a temporary folder exactly as
 ``python -m train.datasets preset=NAME`` does (build, then the full validation); ``validate_seconds``
-times a second validation alone. Samples are step-wise samples or seq2seq examples. Targets (issue 5):
+times a second validation alone. Samples are step-wise samples or seq2seq examples. Targets:
 ``hanoi-paper`` builds in under 10 s and ``city-paper`` without augmentation in under 60 s.
 """
 

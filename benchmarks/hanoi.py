@@ -2,7 +2,7 @@
 
     python -m benchmarks.hanoi [--seconds 1.0]
 
-Targets (issue 2): steps/s at least 0.5x CartPole's in the same run; at least 20,000 oracle labels/s.
+Targets: steps/s at least 0.5x CartPole's in the same run; at least 20,000 oracle labels/s.
 """
 
 from __future__ import annotations

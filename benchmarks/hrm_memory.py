@@ -7,7 +7,7 @@ Memory is measured as the bytes of tensors the autograd graph saves for backward
 runs one segment per optimizer step (backward after each segment, carry detached), the full-backprop
 variant (``HRMConfig(full_backprop=True)``) keeps every update of every segment in one graph and back-propagates
 once. Saved activations are what grows with depth; parameters, optimizer state and transient buffers are
-the same for both and are left out. Targets (issue 6): one-step peak with halt_max_steps 16 within 1.25x of 2,
+the same for both and are left out. Targets: one-step peak with halt_max_steps 16 within 1.25x of 2,
 and with 8x8 cycles within 1.25x of 2x2. Throughput: training samples/s (one segment per optimizer step,
 AdamW) of the paper's Sudoku configuration and of a small default configuration, on this CPU.
 """

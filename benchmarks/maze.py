@@ -2,7 +2,7 @@
 
     python -m benchmarks.maze [--seconds 1.0]
 
-Targets (issue 3): steps/s at least 0.5x CartPole's in the same run; at least 50,000 oracle labels/s
+Targets: steps/s at least 0.5x CartPole's in the same run; at least 50,000 oracle labels/s
 after the per-instance solve; generating and solving a size-40 maze in under 10 ms.
 """
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.sudoku [--seconds 1.0]
 
-Targets (issue 4): mean solve time at most 20 ms and max at most 500 ms per hard 9x9 puzzle (the
+Targets: mean solve time at most 20 ms and max at most 500 ms per hard 9x9 puzzle (the
 stored "top95" list, many with 17 givens; each solve also proves uniqueness) on one core; at least
 20 unique 9x9 puzzles generated per second at medium difficulty. Step rates include resets, which
 generate a new puzzle each episode; ``env_steps_per_s_box3_no_reset`` shows the step cost alone.

@@ -5,10 +5,10 @@ Importing this package registers the environment ids with Gymnasium::
     import gymnasium as gym
     env = gym.make("hrm_envs:hrm/Hanoi-v0", num_disks=(3, 5))
 
-Every environment follows one contract (see ``docs/contract.md``): a fully observable ``Dict``
+Every environment follows one contract (``hrm_envs.checks.check_contract``; docs/guide.md): a fully observable ``Dict``
 observation of fixed-shape integer arrays that includes ``action_mask``; an ``action_masks()``
 method (through ``gym.make``'s wrappers: ``env.unwrapped.action_masks()``); ``info["cost"]`` and
-``info["is_success"]`` (True only on a successful termination) on every step; deterministic
+``info["is_success"]`` (True only on a successful termination) on every step and reset; deterministic
 ``reset(seed=...)``; ``reset(options={"puzzle": ...})``; ``ansi`` and ``rgb_array`` rendering; and an
 oracle from ``oracles.oracle_for`` that labels any reachable observation.
 """

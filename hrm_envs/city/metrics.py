@@ -1,4 +1,5 @@
-"""Route-quality metrics that expose cheating (seed 004), for any predicted route or path mask.
+"""Route-quality metrics that expose cheating, for any predicted route or path mask (a model that marks every
+cell, or none, as path can score high token accuracy; these metrics cannot be fooled that way).
 
 A prediction is a route (a sequence of ``(row, col)`` cells), a path mask (2-D array, non-zero =
 on the path; a ``max_size`` padded mask is cropped to the city), or seq2seq labels (use

@@ -12,7 +12,7 @@
 | Arguments | ``num_disks`` int or inclusive ``(lo, hi)`` range sampled per reset (default 3); ``max_disks`` (10) fixes the shapes; ``start``/``goal``: ``"random"`` (default) or ``"standard"`` (tower on peg 0 / peg 2); ``max_steps``; ``step_penalty``; ``success_reward``; ``render_mode`` ``"ansi"`` or ``"rgb_array"`` |
 | Puzzle option | ``reset(options={"puzzle": {"start": [0, 0, 1], "goal": "222"}})``: pegs per disk, smallest first |
 
-STOP is always legal: deciding that the goal is reached is part of the task (seed 000's 31 classes).
+STOP is always legal: deciding that the goal is reached is part of the task (the Hanoi study's 31 classes: 30 moves + STOP).
 """
 
 from __future__ import annotations
