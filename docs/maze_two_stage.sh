@@ -3,8 +3,7 @@
 #   stage 1: rope2d carry model on sides 7..15 padded to 15, 4 rounds, then resumed to 8 rounds;
 #   stage 2: from stage 1's weights, sides 11..25 padded to 25, 3 rounds, then resumed to 5 rounds;
 # then the evaluations of seed 0's final checkpoint (end of this file) on the same puzzles.
-# Safe to rerun after a kill: finished steps are skipped, a started one resumes from its last round. Run folders
-# that a session committed to docs/checkpoints/x/ (runs/ is not in git) are copied to runs/x/ first, if missing.
+# Safe to rerun after a kill: finished steps (in runs/x/) are skipped, a started one resumes from its last round.
 #   bash docs/maze_two_stage.sh SEED     # ends with one JSON line of the figures
 # A variant of stage 2 (same stage 1) gets a name suffix and its extra train.dagger overrides:
 #   bash docs/maze_two_stage.sh SEED SUFFIX OVERRIDE...   # e.g. 1 h dagger.horizon=2.0 -> maze2s_seed1_stage2h
@@ -14,9 +13,6 @@ seed=$1; suffix=${2:-}; shift $(($# < 2 ? $# : 2))
 model='model.global_readout=acting_token model.pos_encodings=rope2d model.episode_carry=true'
 stage1=maze2s_seed${seed}_stage1; stage2=maze2s_seed${seed}_stage2$suffix
 mkdir -p runs/x
-for saved in docs/checkpoints/x/{$stage1,$stage2}{,.*}; do  # a snapshot an earlier session committed (folder, logs)
-  [ -e "$saved" ] && [ ! -e "runs/x/$(basename "$saved")" ] && cp -r "$saved" runs/x/
-done
 
 rounds_done() {  # rounds recorded in runs/x/$1/final.json (0 if the step has not finished)
   .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['rounds'])" runs/x/$1/final.json \
