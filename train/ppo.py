@@ -44,6 +44,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 import hrm_envs  # noqa: F401
+from agents.policy import HRMPolicy
 from train.learner import strict_json, write_json
 from train.rollout import env_fns
 from train.schema import PPO, check_config
@@ -86,8 +87,6 @@ def space_from(data: dict[str, Any]) -> spaces.Space:
 
 def policy_classes() -> dict[str, type]:
     """``ppo.policy`` name -> policy class."""
-    from agents.policy import HRMPolicy
-
     return {"hrm": HRMPolicy, "mlp": MaskablePPO.policy_aliases["MultiInputPolicy"]}
 
 

@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from train.dagger import dataset_round, save_round
+from train.aggregate import dataset_round, save_round
 from train.datasets import build, parse_spec
 from train.datasets.loading import StepwiseSplit
 from train.evaluate import CONFIG_DIR, HeldOut, episode_seeds, evaluate_policies, held_out_seeds, run, state_keys
