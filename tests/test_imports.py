@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = ("hrm_envs", "agents", "oracles", "train", "benchmarks")
+PACKAGES = ("hrm_envs", "agents", "oracles", "train", "benchmarks", "configs")
 #: Packages that are libraries of their own: they never import the training or benchmark code.
 LIBRARIES = ("hrm_envs", "agents", "oracles")
 #: (module, imported module) -> why it is imported inside a function instead of at the top. hrm_envs must not

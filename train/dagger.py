@@ -65,6 +65,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import hrm_envs  # noqa: F401  (registers the env ids)
+from configs import CONFIG_DIR
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.aggregate import Aggregate, aggregate_rounds, dataset_round, load_round, round_path, save_round
@@ -72,10 +73,9 @@ from train.evaluate import evaluate_policies
 from train.learner import (Learner, MetricsLogger, config_mismatches, init_weights, load_checkpoint, save_checkpoint,
                            strict_json, write_json)
 from train.rollout import OracleHorizon, SizeMixture, collect, env_fns
+from train.runs import ensure_dataset, load_preset, optim_config, setup_distributed
 from train.schema import DAGGER, check_config
-from train.supervised import OPTIM_KEYS, ensure_dataset, load_preset, setup_distributed
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # Config keys a resumed run may change (budgets can be extended; everything else must match).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "dagger.rounds", "dagger.max_labels",
              "dagger.max_minutes", "dagger.eval_puzzles", "train.epochs", "train.eval", "train.log_every")
@@ -169,12 +169,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # Learner: model, AdamW and schedule over every round's optimizer steps.
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    optim_cfg = {k: (list(v) if k == "betas" else v) for k, v in config["train"].items() if k in OPTIM_KEYS}
     token_oracle = oracle if d.token_labels else None
     if token_oracle is not None and oracle.token_label_classes < 1:
         raise ValueError(f"dagger.token_labels=true needs an oracle with per-token labels; {type(oracle).__name__} "
                          "gives none (oracles with them: token_label_classes > 0, e.g. Hanoi's)")
-    learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=(d.rounds + 1) * d.train_steps,
+    learner = Learner(config["model"], optim_config(config["train"]), encoder, device,
+                      total_steps=(d.rounds + 1) * d.train_steps,
                       token_labels=oracle.token_label_classes if token_oracle is not None else 0)
     checkpoint = out / "last.pt"
     trained_rounds = 0  # rounds 0..trained_rounds-1 are in the model

@@ -43,6 +43,7 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 import hrm_envs  # noqa: E402,F401
+from configs import CONFIG_DIR  # noqa: E402
 from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
@@ -56,7 +57,6 @@ from train.rollout import (  # noqa: E402
 from train.schema import EVALUATE, REFERENCES, check_config  # noqa: E402
 
 REFERENCE_METHODS = REFERENCES
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def episode_seeds(seed: int, size_index: int, episodes: int) -> list[int]:

@@ -45,12 +45,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMoni
 
 import hrm_envs  # noqa: F401
 from agents.policy import HRMPolicy
+from configs import CONFIG_DIR
 from train.learner import strict_json, write_json
 from train.rollout import env_fns
+from train.runs import load_preset
 from train.schema import PPO, check_config
-from train.supervised import load_preset
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 #: The plain description train.ppo writes into ``model.zip`` beside SB3's members.

@@ -13,6 +13,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import train.dagger as dagger
+from configs import CONFIG_DIR
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.aggregate import MANIFEST, Aggregate, episodes, file_digest, load_round, round_name
@@ -27,7 +28,7 @@ TINY = [
 
 
 def config(tmp_path: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(dagger.CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("dagger", overrides=[f"out={tmp_path / 'run'}", *TINY, *overrides])
 
 
@@ -327,7 +328,7 @@ def test_dataset_init_is_the_supervised_start(tmp_path):
     from omegaconf import OmegaConf
 
     from train.datasets import build, parse_spec
-    from train.supervised import load_preset
+    from train.runs import load_preset
 
     spec = parse_spec(load_preset("hanoi-small"))
     build(spec, tmp_path / "data", "test", progress=False)

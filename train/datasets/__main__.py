@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from configs import CONFIG_DIR
 from train.datasets.build import build
 from train.datasets.spec import parse_spec
 from train.datasets.validate import validate
 from train.schema import DATASETS, check_config
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 
 
 def validate_command(args: list[str]) -> int:
@@ -33,7 +31,7 @@ def validate_command(args: list[str]) -> int:
     return 1 if report.violations else 0
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="datasets")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="datasets")
 def main(cfg: DictConfig) -> None:
     """Build the data set of ``preset`` into ``out``; prints its counts as JSON."""
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("out=", "overwrite=", "progress="))]
