@@ -29,11 +29,11 @@ import gymnasium as gym
 import numpy as np
 
 from hrm_envs.city.env import parse_observation
+from hrm_envs.core import MOVES
 from hrm_envs.sudoku.env import action_masks
 from train.datasets.storage import content_hash
 
 Obs = dict[str, np.ndarray]
-MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # action/direction order of the grid envs: up, right, down, left
 
 
 class Augmentation(ABC):
