@@ -73,7 +73,7 @@ from train.evaluate import evaluate_policies
 from train.learner import (Learner, MetricsLogger, config_mismatches, init_weights, load_checkpoint, save_checkpoint,
                            strict_json, write_json)
 from train.rollout import OracleHorizon, SizeMixture, collect, env_fns
-from train.runs import ensure_dataset, load_preset, optim_config, setup_distributed
+from train.runs import ensure_dataset, job_out, load_preset, optim_config, setup_distributed
 from train.schema import DAGGER, check_config
 
 # Config keys a resumed run may change (budgets can be extended; everything else must match).
@@ -346,6 +346,7 @@ def round_line(round_index: int, m: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="dagger")
 def main(cfg: DictConfig) -> None:
     try:
+        job_out(cfg, RESUMABLE)
         print(strict_json(run(cfg)))
     except ValueError as error:  # bad config, data set, round file or checkpoint: a message, not a traceback
         print(f"error: {error}", file=sys.stderr)

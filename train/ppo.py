@@ -48,7 +48,7 @@ from agents.policy import HRMPolicy
 from configs import CONFIG_DIR
 from train.learner import strict_json, write_json
 from train.rollout import env_fns
-from train.runs import load_preset
+from train.runs import job_out, load_preset
 from train.schema import PPO, check_config
 
 
@@ -233,6 +233,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="ppo")
 def main(cfg: DictConfig) -> None:
     try:
+        job_out(cfg, ("out", "device", "threads", "progress"))
         print(strict_json(train(cfg)))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

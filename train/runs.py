@@ -1,15 +1,20 @@
 """What the training entry points (``train.supervised``, ``train.dagger``, ``train.ppo``) and the benchmarks share:
-the device and process group, the data set presets and their building, the optimizer keys of the ``train`` group."""
+the device and process group, the data set presets and their building, the optimizer keys of the ``train`` group,
+the output folder of a multirun job."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from configs import CONFIG_DIR
@@ -67,3 +72,22 @@ def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
 def optim_config(train_cfg: dict[str, Any]) -> dict[str, Any]:
     """The optimizer settings of a resolved ``train`` group (:data:`OPTIM_KEYS`), ``betas`` as a list."""
     return {k: (list(v) if k == "betas" else v) for k, v in train_cfg.items() if k in OPTIM_KEYS}
+
+
+def job_out(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> None:
+    """In a Hydra multirun (``-m``), give the job its own ``out`` unless ``out`` is on the command line: the default
+    ``out`` plus a folder naming the job's values of the swept keys (``-m train.lr=1e-3,3e-3``:
+    ``runs/dagger/hanoi-hrm/train.lr=0.001`` and ``.../train.lr=0.003``), so the jobs of a sweep never share a run
+    folder; swept keys of ``ignore`` (and their sub-keys: the entry point's resumable keys) stay out of the name, so
+    the same sweep with ``resume=true`` finds its folders again. A single run keeps its ``out``."""
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN:
+        return
+    task = {o.key_or_group: o for o in OverridesParser.create().parse_overrides(list(hydra.overrides.task))}
+    if "out" in task:
+        return
+    given = [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
+    swept = sorted(o.key_or_group for o in OverridesParser.create().parse_overrides(given) if o.is_sweep_override())
+    named = [key for key in swept if key in task and not any(key == k or key.startswith(k + ".") for k in ignore)]
+    name = ",".join(f"{key}={task[key].value()}" for key in named).replace(os.sep, "_")
+    cfg.out = str(Path(cfg.out) / (name or f"job{hydra.job.num}"))

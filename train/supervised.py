@@ -52,7 +52,7 @@ from train.datasets.loading import observation_space
 from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, init_weights, interrupts_at_safe_points,
                            load_checkpoint, load_rank_state, save_checkpoint, save_rank_state, unwrap)
 from train.rollout import check_horizon, run_episodes, summarize
-from train.runs import ensure_dataset, optim_config, setup_distributed
+from train.runs import ensure_dataset, job_out, optim_config, setup_distributed
 from train.schema import SUPERVISED, check_config
 
 # Config keys a resumed run may change (everything else must match the checkpoint).
@@ -356,6 +356,7 @@ def reached(target: float | None, metrics: dict[str, Any], device: torch.device,
 def main(cfg: DictConfig) -> None:
     code = 0
     try:
+        job_out(cfg, RESUMABLE)
         train(cfg)
     except ValueError as error:  # bad config, data set or checkpoint: a clear message, not a traceback
         print(f"error: {error}", file=sys.stderr)
