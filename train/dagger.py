@@ -47,6 +47,11 @@ Demonstration export: the round files, read as whole episodes by :func:`train.ag
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("dagger")
+
 import json
 import math
 import os

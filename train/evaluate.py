@@ -25,6 +25,11 @@ files you trust only (e.g. your own, saved by an older ``train.ppo``).
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("evaluate")
+
 import hashlib
 import sys
 import time

@@ -25,6 +25,11 @@ pickled entry (``custom_objects``), so nothing is unpickled; SB3 itself reads th
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("ppo")
+
 import json
 import os
 import sys

@@ -23,6 +23,11 @@ step, e.g. after a kill between the two saves, restarts its carry and reseeds).
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("supervised")
+
 import json
 import math
 import os
