@@ -79,10 +79,11 @@ def job_out(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> None:
     ``out`` plus a folder naming the job's values of the swept keys (``-m train.lr=1e-3,3e-3``:
     ``runs/dagger/hanoi-hrm/train.lr=0.001`` and ``.../train.lr=0.003``), so the jobs of a sweep never share a run
     folder; swept keys of ``ignore`` (and their sub-keys: the entry point's resumable keys) stay out of the name, so
-    the same sweep with ``resume=true`` finds its folders again. A single run keeps its ``out``."""
-    hydra = HydraConfig.get()
-    if hydra.mode != RunMode.MULTIRUN:
+    the same sweep with ``resume=true`` finds its folders again. A single run, or ``main(cfg)`` called outside Hydra,
+    keeps its ``out``."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return
+    hydra = HydraConfig.get()
     task = {o.key_or_group: o for o in OverridesParser.create().parse_overrides(list(hydra.overrides.task))}
     if "out" in task:
         return

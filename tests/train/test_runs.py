@@ -79,6 +79,10 @@ def hydra_job(monkeypatch):
 
 
 def test_job_out_names_the_swept_values_in_a_multirun_only(hydra_job):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("dagger")
+    job_out(cfg, dagger.RESUMABLE)  # outside Hydra (main(cfg) called directly): unchanged
+    assert cfg.out == "runs/dagger/hanoi-hrm"
     cfg = hydra_job(False, ["train.lr=1e-3"], ["train.lr=1e-3"])
     job_out(cfg, dagger.RESUMABLE)
     assert cfg.out == "runs/dagger/hanoi-hrm"  # a single run keeps its default
