@@ -17,7 +17,6 @@ segments per step). The halting segment is re-run with gradient so PPO's ``evalu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +29,10 @@ from stable_baselines3.common.type_aliases import Schedule
 
 from agents.hrm import ACTING_FIELDS, HRM, HRMConfig
 from agents.layers import linear
+from configs import CONFIG_DIR
 from hrm_envs.encoding import acting_tokens, encoder_for
 
-MODEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "model" / "hrm.yaml"
+MODEL_CONFIG = CONFIG_DIR / "model" / "hrm.yaml"
 
 
 def default_halting() -> dict[str, Any]:

@@ -18,9 +18,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from benchmarks.harness import emit
+from configs import CONFIG_DIR
 from train.datasets import build, parse_spec, validate
 
-PRESETS = Path(__file__).resolve().parents[1] / "configs" / "preset"
+PRESETS = CONFIG_DIR / "preset"
 DEFAULT = ("hanoi-paper", "maze-ood", "city-ood", "sudoku-4x4", "sudoku-ood", "city-paper", "maze-hrm", "sudoku-hrm")
 TARGETS = {"hanoi-paper": 10.0, "city-paper": 60.0}
 

@@ -41,9 +41,10 @@ from omegaconf import OmegaConf  # noqa: E402
 
 import hrm_envs  # noqa: E402,F401  (registers the ids)
 from benchmarks.harness import emit  # noqa: E402
+from configs import CONFIG_DIR  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
-from train.evaluate import CONFIG_DIR, checkpoint_env, episode_seeds, evaluation_env  # noqa: E402
+from train.evaluate import checkpoint_env, episode_seeds, evaluation_env  # noqa: E402
 from train.learner import ModelPolicy, is_act, load_policy  # noqa: E402
 from train.release import write_json  # noqa: E402
 from train.rollout import Obs, check_horizon, oracle_states, run_episodes, summarize, teacher_forcing_hits  # noqa: E402

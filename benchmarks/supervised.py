@@ -29,7 +29,8 @@ from omegaconf import OmegaConf
 from benchmarks.harness import emit
 from train.datasets import StepwiseDataset
 from train.learner import Learner
-from train.supervised import CONFIG_DIR, ensure_dataset, train
+from train.runs import CONFIG_DIR, ensure_dataset
+from train.supervised import train
 
 PAPER_MODEL = {"name": "hrm", "hidden_size": 512, "num_heads": 8, "expansion": 4.0, "H_layers": 4, "L_layers": 4,
                "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 16, "loss": "stablemax"}

@@ -11,6 +11,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import error
 
+#: The move order of the grid envs (Maze, City routing): action / direction a moves by ``MOVES[a]`` = (row, column)
+#: delta: up, right, down, left. Oracles, encoders and augmentations index it the same way.
+MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))
+
 
 def is_int(value: Any) -> bool:
     """True for Python and numpy integers, False for bools (which Python counts as ints)."""

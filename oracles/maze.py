@@ -19,7 +19,8 @@ import math
 import numpy as np
 
 from hrm_envs.maze.env import mask_bits, move_masks, parse_observation
-from hrm_envs.maze.generator import MOVES, bfs_distances
+from hrm_envs.core import MOVES
+from hrm_envs.maze.generator import bfs_distances
 from oracles.base import Obs
 from oracles.field import LOWEST_MOVE, FieldOracle, move_labels
 

@@ -26,11 +26,11 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 import hrm_envs  # noqa: E402,F401
+from configs import CONFIG_DIR  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train import dagger, evaluate  # noqa: E402
 from train.datasets import build, parse_spec  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from train.runs import load_preset  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         parser.error(f"--rounds must be in 0..20, got {args.rounds}")
     out = Path(args.out)
 
-    spec = parse_spec(OmegaConf.to_container(OmegaConf.load(ROOT / "configs/preset/hanoi-small.yaml")))
+    spec = parse_spec(load_preset("hanoi-small"))
     summary = build(spec, out / spec.name, "python -m train.demo", overwrite=True, progress=False)
     print(f"data set {out / spec.name} (validated):")
     print(json.dumps({name: {k: s[k] for k in ("puzzles", "samples", "per_size")} for name, s in summary["splits"].items()}, indent=1))
@@ -83,7 +83,7 @@ def main() -> None:
 
 def train_and_evaluate(out: Path, data: Path, rounds: int, seed: int) -> None:
     """DAgger-train the default HRM on ``data`` (1..4 disks), then evaluate it closed loop on 1..6 disks."""
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         print(f"\nDAgger: HRM policy, round 0 = oracle demonstrations, then {rounds} rounds of learner-visited states")
         dagger_cfg = compose("dagger", overrides=[
             "env=hanoi_small", f"env.data_dir={data}", f"out={out / 'dagger'}", f"seed={seed}", "progress=false",

@@ -25,6 +25,11 @@ files you trust only (e.g. your own, saved by an older ``train.ppo``).
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("evaluate")
+
 import hashlib
 import sys
 import time
@@ -43,18 +48,20 @@ import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 import hrm_envs  # noqa: E402,F401
+from configs import CONFIG_DIR  # noqa: E402
 from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
+from train.aggregate import aggregate_rounds, load_round  # noqa: E402
 from train.datasets.loading import StepwiseSplit  # noqa: E402
-from train.learner import load_policy, write_json  # noqa: E402
+from train.learner import checkpoint_config, load_policy, write_json  # noqa: E402
+from train.ppo import PPOPolicy  # noqa: E402
 from train.rollout import (  # noqa: E402
     OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize,
     teacher_forcing_hits)
 from train.schema import EVALUATE, REFERENCES, check_config  # noqa: E402
 
 REFERENCE_METHODS = REFERENCES
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def episode_seeds(seed: int, size_index: int, episodes: int) -> list[int]:
@@ -131,8 +138,6 @@ class HeldOut:
         if (source / "summary.json").is_file():
             split = StepwiseSplit(source, "train")
             return [split.obs_batch(np.arange(split.num_samples))]
-        from train.dagger import aggregate_rounds, load_round  # train.dagger imports this module
-
         rounds = aggregate_rounds(source)  # checked against the aggregate's manifest: ValueError naming a bad round
         if not rounds:
             raise ValueError(f"held_out_from entries must be step-wise data set folders (with summary.json) or "
@@ -351,8 +356,6 @@ def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | Non
     see :func:`train.learner.load_policy`). Neither unpickles anything unless ``trust_pickle``."""
     path = Path(path)
     if path.suffix == ".zip":
-        from train.ppo import PPOPolicy
-
         return PPOPolicy(path, trust_pickle)
     return load_policy(path, encoder, acting=acting)
 
@@ -362,8 +365,6 @@ def checkpoint_env(path: str | Path) -> dict[str, Any] | None:
     for a ``.zip`` model, which does not store it."""
     if Path(path).suffix == ".zip":
         return None
-    from train.learner import checkpoint_config
-
     env = checkpoint_config(path).get("env")
     return dict(env) if isinstance(env, dict) and "id" in env else None
 

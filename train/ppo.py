@@ -25,6 +25,11 @@ pickled entry (``custom_objects``), so nothing is unpickled; SB3 itself reads th
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("ppo")
+
 import json
 import os
 import sys
@@ -44,12 +49,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
 import hrm_envs  # noqa: F401
+from agents.policy import HRMPolicy
+from configs import CONFIG_DIR
 from train.learner import strict_json, write_json
 from train.rollout import env_fns
+from train.runs import job_out, load_preset
 from train.schema import PPO, check_config
-from train.supervised import load_preset
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 #: The plain description train.ppo writes into ``model.zip`` beside SB3's members.
@@ -86,8 +92,6 @@ def space_from(data: dict[str, Any]) -> spaces.Space:
 
 def policy_classes() -> dict[str, type]:
     """``ppo.policy`` name -> policy class."""
-    from agents.policy import HRMPolicy
-
     return {"hrm": HRMPolicy, "mlp": MaskablePPO.policy_aliases["MultiInputPolicy"]}
 
 
@@ -234,6 +238,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="ppo")
 def main(cfg: DictConfig) -> None:
     try:
+        job_out(cfg, ("out", "device", "threads", "progress"))
         print(strict_json(train(cfg)))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

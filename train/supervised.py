@@ -23,6 +23,11 @@ step, e.g. after a kill between the two saves, restarts its carry and reseeds).
 
 from __future__ import annotations
 
+from train.cli import exit_on_help
+
+if __name__ == "__main__":  # --help answered before torch and Hydra load
+    exit_on_help("supervised")
+
 import json
 import math
 import os
@@ -42,67 +47,22 @@ from tqdm import tqdm
 
 import hrm_envs  # noqa: F401  (registers the env ids)
 from agents.hrm import IGNORE_LABEL, HRMConfig
+from configs import CONFIG_DIR
 from hrm_envs.city.metrics import METRICS as CITY_METRICS
 from hrm_envs.city.metrics import labels_to_mask, mean_metrics, route_metrics
 from hrm_envs.encoding import Encoder, encoder_for
 from oracles import oracle_for
-from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit, build, parse_spec
+from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit
 from train.datasets.loading import observation_space
 from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, init_weights, interrupts_at_safe_points,
                            load_checkpoint, load_rank_state, save_checkpoint, save_rank_state, unwrap)
 from train.rollout import check_horizon, run_episodes, summarize
-from train.schema import OPTIM, SUPERVISED, check_config
+from train.runs import ensure_dataset, job_out, optim_config, setup_distributed
+from train.schema import SUPERVISED, check_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-OPTIM_KEYS = tuple(key.removeprefix("train.") for key in OPTIM)
 # Config keys a resumed run may change (everything else must match the checkpoint).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
              "train.stop_at_train_accuracy")
-
-
-# ------------------------------------------------------------------------------------------------ setup
-def setup_distributed(device_cfg: str) -> tuple[torch.device, int, int]:
-    """Init the process group under torchrun; the device (CUDA if present and allowed), rank, world size."""
-    if device_cfg not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be one of ('auto', 'cpu', 'cuda'), got {device_cfg!r}")
-    if device_cfg == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but CUDA is not available; use device=auto or device=cpu")
-    use_cuda = device_cfg != "cpu" and torch.cuda.is_available()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local), rank, world
-    return torch.device("cpu"), rank, world
-
-
-def load_preset(name: str) -> dict[str, Any]:
-    """The data set preset ``configs/preset/<name>.yaml``."""
-    path = CONFIG_DIR / "preset" / f"{name}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in (CONFIG_DIR / "preset").glob("*.yaml"))
-        raise ValueError(f"env.preset {name!r} is not a preset in {path.parent}; available: {names}")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-
-
-def ensure_dataset(env_cfg: DictConfig, rank: int) -> Path:
-    """``env.data_dir``, built from ``env.preset`` by rank 0 if missing; checks it is a set of ``env.id``."""
-    root = Path(env_cfg.data_dir)
-    if rank == 0 and not (root / "summary.json").is_file():
-        spec = parse_spec(load_preset(env_cfg.preset))
-        print(f"building data set {spec.name} into {root} ...", flush=True)
-        build(spec, root, f"python -m train.supervised (preset {spec.name})", progress=True)
-    if dist.is_initialized():
-        dist.barrier()  # the other ranks wait for rank 0's build
-    summary = json.loads((root / "summary.json").read_text())
-    if summary["env"] != env_cfg.id:
-        raise ValueError(f"env.data_dir {str(root)!r} holds a {summary['env']} data set, but env.id is {env_cfg.id!r}")
-    if env_cfg.eval_split not in summary["splits"]:
-        raise ValueError(f"env.eval_split must be one of {sorted(summary['splits'])}, got {env_cfg.eval_split!r}")
-    return root
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -287,8 +247,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Model, optimizer, schedule; the data set must fit the model.
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    optim_cfg = {k: (list(v) if k == "betas" else v) for k, v in config["train"].items() if k in OPTIM_KEYS}
-    learner = Learner(config["model"], optim_cfg, encoder, device, total_steps=cfg.train.epochs * steps_per_epoch,
+    learner = Learner(config["model"], optim_config(config["train"]), encoder, device, total_steps=cfg.train.epochs * steps_per_epoch,
                       task=task, distributed=world > 1)
     if learner.config.episode_carry:
         raise ValueError("model.episode_carry=true trains on whole episodes in order: train.dagger does that, "
@@ -402,6 +361,7 @@ def reached(target: float | None, metrics: dict[str, Any], device: torch.device,
 def main(cfg: DictConfig) -> None:
     code = 0
     try:
+        job_out(cfg, RESUMABLE)
         train(cfg)
     except ValueError as error:  # bad config, data set or checkpoint: a clear message, not a traceback
         print(f"error: {error}", file=sys.stderr)

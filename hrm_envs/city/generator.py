@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm_envs.core import choice
+from hrm_envs.core import MOVES, choice
 
 VEHICLES = ("car", "truck", "bicycle", "ambulance")
 OUTSIDE, BUILDING, RESIDENTIAL, ARTERIAL, HIGHWAY, BIKE_LANE, LOW_BRIDGE = range(7)
@@ -60,8 +60,7 @@ TRAFFIC_FACTOR = np.array([[1, 2, 3, 5], [1, 2, 4, 6], [1, 1, 1, 2], [1, 1, 2, 3
 #: COST[vehicle, street, level]: the full travel-time table.
 COST = TIME[:, :, None] * TRAFFIC_FACTOR[:, None, :]
 
-DR = (-1, 0, 1, 0)
-DC = (0, 1, 0, -1)
+DR, DC = zip(*MOVES)  # the row / column deltas of the directions (hrm_envs.core.MOVES)
 OPPOSITE = (2, 3, 0, 1)
 
 #: Traffic-level distributions per street class, for the ``traffic`` setting.

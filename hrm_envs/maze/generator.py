@@ -23,14 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from hrm_envs.core import choice
+from hrm_envs.core import MOVES, choice
 
 KINDS = ("perfect", "loops")
 MIN_SIZE = 5
 MAX_SIZE = 255  # positions are int16, and observations grow as max_size ** 2
 MAX_ATTEMPTS = 100  # mazes drawn per reset before a min_path_len is declared out of reach
 WALL, FLOOR, START, GOAL = "#", " ", "S", "G"
-MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # action order: up, right, down, left
 
 
 def max_path_len(size: int) -> int:

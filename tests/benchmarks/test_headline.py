@@ -12,6 +12,7 @@ import yaml
 from benchmarks.headline import (
     EXPERIMENTS, ROOT, data_and_env, held_out_from, main, markdown, optimizer_overrides, parse_args, pinned_models,
     resume_flag, row_commands, run_all, summarize_row)
+from configs import CONFIG_DIR
 
 
 def test_unknown_env_names_the_argument() -> None:
@@ -30,7 +31,7 @@ def test_env_kwargs_change_the_rows_env_and_the_data_set_of_the_same_puzzles() -
     assert data_and_env(EXPERIMENTS["hanoi"], [])[0] == ROOT / "data" / "hanoi-paper"
     from hydra import compose, initialize_config_dir  # the overrides compose with the shipped configs
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         assert compose("datasets", overrides=build[:1] + build[2:]).preset.env_kwargs.max_disks == 12
         assert compose("supervised", overrides=env).env.kwargs.max_disks == 12
 
@@ -52,7 +53,7 @@ def test_ema_reaches_every_learned_row_s_optimizer(flags: list[str], ema: float 
     from hydra import compose, initialize_config_dir
 
     overrides = optimizer_overrides(parse_args(["--env", "hanoi", "--lr", "1e-3", *flags]))
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for module in ("supervised", "dagger"):
             cfg = compose(module, overrides=overrides)
             assert (cfg.train.ema, cfg.train.lr) == (ema, 1e-3), module
@@ -68,11 +69,11 @@ def test_defaults_come_from_the_env_table() -> None:
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_table_matches_presets_and_env_configs(name: str) -> None:
     experiment = EXPERIMENTS[name]
-    preset = yaml.safe_load((ROOT / "configs" / "preset" / f"{experiment.preset}.yaml").read_text())
-    assert (ROOT / "configs" / "env" / f"{experiment.env}.yaml").is_file()
+    preset = yaml.safe_load((CONFIG_DIR / "preset" / f"{experiment.preset}.yaml").read_text())
+    assert (CONFIG_DIR / "env" / f"{experiment.env}.yaml").is_file()
     train = preset["splits"]["train"]["sizes"]
     assert set(experiment.train_sizes) <= set(train)
-    env_preset = yaml.safe_load((ROOT / "configs" / "env" / f"{experiment.env}.yaml").read_text())["preset"]
+    env_preset = yaml.safe_load((CONFIG_DIR / "env" / f"{experiment.env}.yaml").read_text())["preset"]
     overrides = [o.split("=", 1)[1] for o in experiment.env_overrides if o.startswith("env.preset=")]
     assert (overrides or [env_preset]) == [experiment.preset]  # the rows train on the preset whose labels they count
     assert not set(experiment.test_sizes) & set(train)
@@ -123,7 +124,7 @@ def test_every_row_command_composes_with_the_configs() -> None:
 
     args = argparse.Namespace(steps=1500, batch_size=64, size_sampling="per_reset", ppo_minutes=1.0, dagger_horizon=1.5)
     commands = row_commands(args, 5000, pinned_models(32, grid_width=31))
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         for name, (module, *overrides) in commands.items():
             cfg = compose(module.split(".")[1], overrides=["env=maze", *overrides])
             assert cfg.model.hidden_size == 32, name

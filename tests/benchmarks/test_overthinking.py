@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 import hrm_envs  # noqa: F401
 from benchmarks.overthinking import main, max_drop, segment_counts
 from hrm_envs.encoding import encoder_for
-from train.evaluate import CONFIG_DIR, evaluate_policies
+from configs import CONFIG_DIR
+from train.evaluate import evaluate_policies
 from train.learner import Learner, load_policy, save_checkpoint
 
 ENV = "hrm/Hanoi-v0"

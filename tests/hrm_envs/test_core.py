@@ -157,3 +157,17 @@ def test_readme_action_mask_forms_work_on_a_gym_make_env(env_id):
     for call in calls:
         mask = eval(call, {"env": env, "sb3_contrib": sb3_contrib})  # noqa: S307 - the README's own snippets
         assert mask.dtype == bool and np.array_equal(mask, obs["action_mask"].astype(bool)), call
+
+
+def test_the_grid_move_order_is_defined_once():
+    """One move order for the grid envs, shared by the envs, oracles and augmentations."""
+    import hrm_envs.city.generator as city
+    import hrm_envs.maze.generator as maze
+    import oracles.maze
+    import train.datasets.augment as augment
+    from hrm_envs.core import MOVES
+
+    assert MOVES == ((-1, 0), (0, 1), (1, 0), (0, -1))  # up, right, down, left: the action ids of Maze and City
+    for module in (maze, oracles.maze, augment):
+        assert module.MOVES is MOVES, module.__name__
+    assert list(zip(city.DR, city.DC)) == list(MOVES)

@@ -10,15 +10,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from hydra import compose, initialize_config_dir
 
 import train.dagger as dagger
+from configs import CONFIG_DIR
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
+from train.aggregate import MANIFEST, Aggregate, episodes, file_digest, load_round, round_name
 from train.evaluate import HeldOut
 from train.learner import Learner, load_policy
-from train.rollout import Transitions, collect, env_fns
 
 TINY = [
     "model.hidden_size=32", "model.num_heads=2", "model.H_layers=1", "model.L_layers=1", "model.halt_max_steps=2",
@@ -28,7 +28,7 @@ TINY = [
 
 
 def config(tmp_path: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(dagger.CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("dagger", overrides=[f"out={tmp_path / 'run'}", *TINY, *overrides])
 
 
@@ -176,7 +176,7 @@ def test_export_is_a_documented_npz_that_imitation_code_can_read(tmp_path):
     mixed = arrays["expert_executed"]
     assert 0 < mixed.mean() < 1
     np.testing.assert_array_equal(arrays["action"][~mixed], arrays["learner_action"][~mixed])
-    transitions, index, beta = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0001.npz")
+    transitions, index, beta = load_round(tmp_path / "run" / "aggregate" / "round_0001.npz")
     assert (index, beta, len(transitions)) == (1, 0.5, n)
 
 
@@ -219,17 +219,17 @@ DAMAGE = {
 def test_a_damaged_or_missing_round_is_named_on_resume_and_by_every_reader(finished_run, tmp_path, damage):
     run = copy_run(finished_run, tmp_path)
     index, hurt, message, legacy_message = DAMAGE[damage]
-    path = run / "aggregate" / dagger.round_name(index)
+    path = run / "aggregate" / round_name(index)
     hurt(path)
     with pytest.raises(ValueError, match=message):  # not re-collected by the current model, not a BadZipFile
         dagger.run(config(tmp_path, *FINISHED, "resume=true"))
     with pytest.raises(ValueError, match=message):
         HeldOut.load([run])
     with pytest.raises(ValueError, match=message):
-        list(dagger.episodes(run))
+        list(episodes(run))
     with pytest.raises(ValueError, match=message):
-        dagger.load_round(path)
-    (run / "aggregate" / dagger.MANIFEST).unlink()
+        load_round(path)
+    (run / "aggregate" / MANIFEST).unlink()
     if legacy_message is not None:
         with pytest.raises(ValueError, match=legacy_message):
             dagger.run(config(tmp_path, *FINISHED, "resume=true"))
@@ -239,7 +239,7 @@ def test_a_damaged_or_missing_round_is_named_on_resume_and_by_every_reader(finis
 
 def test_a_resumed_run_needs_every_round_its_checkpoint_trained_on(finished_run, tmp_path):
     run = copy_run(finished_run, tmp_path)
-    (run / "aggregate" / dagger.MANIFEST).unlink()  # without a manifest the last round's loss is seen too
+    (run / "aggregate" / MANIFEST).unlink()  # without a manifest the last round's loss is seen too
     (run / "aggregate" / "round_0002.npz").unlink()
     with pytest.raises(ValueError, match=r"has trained on 3 rounds but .* holds 2: round file .*round_0002.npz is "
                                          "missing"):
@@ -249,18 +249,18 @@ def test_a_resumed_run_needs_every_round_its_checkpoint_trained_on(finished_run,
 def test_the_manifest_records_every_round_and_a_resume_records_what_it_lacks(finished_run, tmp_path):
     run = copy_run(finished_run, tmp_path)
     aggregate = run / "aggregate"
-    entries = json.loads((aggregate / dagger.MANIFEST).read_text())["rounds"]
-    assert [e["file"] for e in entries] == [dagger.round_name(i) for i in range(3)]
+    entries = json.loads((aggregate / MANIFEST).read_text())["rounds"]
+    assert [e["file"] for e in entries] == [round_name(i) for i in range(3)]
     for entry in entries:
-        assert entry == {"file": entry["file"], **dagger.file_digest(aggregate / entry["file"]),
-                         "rows": len(dagger.load_round(aggregate / entry["file"])[0])}
+        assert entry == {"file": entry["file"], **file_digest(aggregate / entry["file"]),
+                         "rows": len(load_round(aggregate / entry["file"])[0])}
     # killed between writing round 2 and recording it: readers refuse it, a resumed run records it
-    (aggregate / dagger.MANIFEST).write_text(json.dumps({"rounds": entries[:2]}))
+    (aggregate / MANIFEST).write_text(json.dumps({"rounds": entries[:2]}))
     with pytest.raises(ValueError, match="round_0002.npz is not in .*manifest.json"):
         HeldOut.load([run])
     final = dagger.run(config(tmp_path, *FINISHED, "dagger.rounds=3", "resume=true"))
     assert final["rounds"] == 4
-    recorded = json.loads((aggregate / dagger.MANIFEST).read_text())["rounds"]
+    recorded = json.loads((aggregate / MANIFEST).read_text())["rounds"]
     assert recorded[:3] == entries and recorded[3]["file"] == "round_0003.npz"
     assert not list(aggregate.glob(".*tmp*"))
 
@@ -268,20 +268,20 @@ def test_the_manifest_records_every_round_and_a_resume_records_what_it_lacks(fin
 def test_an_aggregate_from_before_manifests_and_env_index_is_read_and_recorded(finished_run, tmp_path):
     run = copy_run(finished_run, tmp_path)
     aggregate = run / "aggregate"
-    (aggregate / dagger.MANIFEST).unlink()
+    (aggregate / MANIFEST).unlink()
     for path in aggregate.glob("round_*.npz"):
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files if k != "env_index"}
         np.savez_compressed(path, **arrays)
-    transitions, _, _ = dagger.load_round(aggregate / "round_0001.npz")
+    transitions, _, _ = load_round(aggregate / "round_0001.npz")
     assert (transitions.env_index == -1).all()
-    for episode in dagger.episodes(run):  # split by obs where the sub-env is unknown: within one block of 24
+    for episode in episodes(run):  # split by obs where the sub-env is unknown: within one block of 24
         assert episode.env_index == -1 and len(set(episode.rows // 24)) == 1
     assert HeldOut.load([run]).keys
     dagger.run(config(tmp_path, *FINISHED, "resume=true"))
-    recorded = json.loads((aggregate / dagger.MANIFEST).read_text())["rounds"]
-    assert [e["file"] for e in recorded] == [dagger.round_name(i) for i in range(3)]
-    assert all(e["sha256"] == dagger.file_digest(aggregate / e["file"])["sha256"] for e in recorded)
+    recorded = json.loads((aggregate / MANIFEST).read_text())["rounds"]
+    assert [e["file"] for e in recorded] == [round_name(i) for i in range(3)]
+    assert all(e["sha256"] == file_digest(aggregate / e["file"])["sha256"] for e in recorded)
 
 
 def test_episodes_are_whole_imitation_trajectories_of_one_sub_env(finished_run):
@@ -289,11 +289,11 @@ def test_episodes_are_whole_imitation_trajectories_of_one_sub_env(finished_run):
     of an episode link up (next_obs of step t is the obs of step t + 1) and come from one sub-env."""
     raw = {}
     for index in range(3):
-        with np.load(finished_run / "aggregate" / dagger.round_name(index)) as data:
+        with np.load(finished_run / "aggregate" / round_name(index)) as data:
             raw[index] = {k: data[k] for k in data.files}
-    episodes = list(dagger.episodes(finished_run))
+    whole = list(episodes(finished_run))
     trajectories = []
-    for episode in episodes:
+    for episode in whole:
         arrays, rows = raw[episode.round], episode.rows
         steps = len(rows)
         trajectory = {"obs": episode.obs, "acts": episode.expert_actions, "terminal": episode.terminal}
@@ -312,23 +312,23 @@ def test_episodes_are_whole_imitation_trajectories_of_one_sub_env(finished_run):
             assert rows[-1] % 24 == 23
         trajectories.append(trajectory)
     for index, arrays in raw.items():  # every row once, in order
-        np.testing.assert_array_equal(np.concatenate([e.rows for e in episodes if e.round == index]),
+        np.testing.assert_array_equal(np.concatenate([e.rows for e in whole if e.round == index]),
                                       np.arange(len(arrays["action"])))
         np.testing.assert_array_equal(arrays["env_index"], np.repeat(np.arange(4), 24))
         # splitting on done alone would join a sub-env's cut episode to the next sub-env's first one
         ends = np.flatnonzero(arrays["done"])
         assert any(len(set(arrays["env_index"][a + 1 : b + 1])) > 1 for a, b in zip([-1, *ends], ends))
-    kinds = {(e.terminal, e.truncated, e.finished) for e in episodes}
+    kinds = {(e.terminal, e.truncated, e.finished) for e in whole}
     assert kinds == {(True, False, True), (False, True, True), (False, False, False)}, kinds
-    assert len(list(dagger.episodes(finished_run / "aggregate" / "round_0001.npz"))) == sum(
-        e.round == 1 for e in episodes)
+    assert len(list(episodes(finished_run / "aggregate" / "round_0001.npz"))) == sum(
+        e.round == 1 for e in whole)
 
 
 def test_dataset_init_is_the_supervised_start(tmp_path):
     from omegaconf import OmegaConf
 
     from train.datasets import build, parse_spec
-    from train.supervised import load_preset
+    from train.runs import load_preset
 
     spec = parse_spec(load_preset("hanoi-small"))
     build(spec, tmp_path / "data", "test", progress=False)
@@ -337,11 +337,11 @@ def test_dataset_init_is_the_supervised_start(tmp_path):
                  f"env.data_dir={tmp_path / 'data'}", "env.preset=hanoi-small")
     OmegaConf.resolve(cfg)
     final = dagger.run(cfg)
-    transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
+    transitions, _, _ = load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
     assert final["labels"] == len(transitions) == summary["splits"]["train"]["samples"]
     assert transitions.expert_executed.all() and transitions.success.sum() == summary["splits"]["train"]["puzzles"]
     assert (transitions.env_index == 0).all()
-    whole = list(dagger.episodes(tmp_path / "run"))  # one episode per puzzle, each solved
+    whole = list(episodes(tmp_path / "run"))  # one episode per puzzle, each solved
     assert len(whole) == summary["splits"]["train"]["puzzles"] and all(e.terminal and e.success for e in whole)
 
 
@@ -415,7 +415,7 @@ def test_beta_schedules():
 def test_per_reset_size_sampling_draws_sizes_per_episode(tmp_path):
     dagger.run(config(tmp_path, "dagger.rounds=0", "dagger.train_steps=1", "dagger.eval_puzzles=0",
                       "dagger.size_sampling=per_reset", "dagger.sizes=[1,4]", "dagger.steps=64"))
-    transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
+    transitions, _, _ = load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
     disks = (transitions.obs["state"] != 3).sum(axis=1)
     assert set(np.unique(disks)) == {1, 2, 3, 4}  # sizes between the bounds appear (per_env would give 1 and 4 only)
     with pytest.raises(ValueError, match="dagger.size_sampling"):
@@ -443,7 +443,7 @@ def test_rounds_play_new_puzzles(tmp_path):
                       "dagger.beta.schedule=constant", "dagger.beta.start=1.0"))
     seen = []
     for index in range(3):
-        transitions, _, _ = dagger.load_round(tmp_path / "run" / "aggregate" / f"round_{index:04d}.npz")
+        transitions, _, _ = load_round(tmp_path / "run" / "aggregate" / f"round_{index:04d}.npz")
         seen.append({bytes(s) + bytes(g) for s, g in zip(transitions.obs["state"], transitions.obs["goal"])})
     for a in range(3):
         for b in range(a + 1, 3):
@@ -457,10 +457,10 @@ def test_token_labels_train_a_token_head_on_the_oracles_plan(tmp_path):
                               "dagger.token_labels=true"))
     assert final["labels"] == 2 * 4 * 24
     run = tmp_path / "run"
-    transitions, _, _ = dagger.load_round(run / "aggregate" / "round_0001.npz")
+    transitions, _, _ = load_round(run / "aggregate" / "round_0001.npz")
     oracle = oracle_for("hrm/Hanoi-v0")
     probe = Learner(dict(name="hrm", hidden_size=16, num_heads=2), {}, dagger.encoder_for(gym.make("hrm/Hanoi-v0")))
-    aggregate = dagger.Aggregate(probe.encoder, oracle)
+    aggregate = Aggregate(probe.encoder, oracle)
     aggregate.add(transitions)
     batch = aggregate.sample(50, torch.Generator().manual_seed(0))
     assert set(batch) == {"tokens", "action_mask", "optimal", "labels"}
@@ -472,52 +472,6 @@ def test_token_labels_train_a_token_head_on_the_oracles_plan(tmp_path):
     out = policy.model.predict({"tokens": batch["tokens"]})
     assert out["logits"].shape == (50, batch["tokens"].shape[1], 3)
     assert "policy_logits" in out
-
-
-def collected(steps: int = 20) -> Transitions:
-    """Expert transitions of 3 Hanoi sub-envs (2 and 3 disks), ``steps`` rows each."""
-    envs = SyncVectorEnv(env_fns("hrm/Hanoi-v0", {"max_disks": 4}, "num_disks", [2, 3], 3),
-                         autoreset_mode=AutoresetMode.SAME_STEP)
-    return collect(envs, None, oracle_for("hrm/Hanoi-v0"), steps=steps, beta=1.0, seed=0)
-
-
-def test_episode_starts_split_rounds_at_dones_and_sub_env_blocks():
-    t = collected()
-    starts = dagger.episode_starts(t)
-    expected = np.zeros(len(t), bool)
-    expected[::20] = True  # each sub-env's block of 20 rows begins with a reset
-    expected[1:] |= t.done[:-1]
-    assert np.array_equal(starts, expected)
-
-
-def test_stream_walks_episodes_in_order_and_continues_only_inside_one():
-    t = collected()
-    encoder = encoder_for(gym.make("hrm/Hanoi-v0", num_disks=2, max_disks=4))
-    aggregate = dagger.Aggregate(encoder)
-    aggregate.add(t)
-    starts = dagger.episode_starts(t)
-    generator = torch.Generator().manual_seed(0)
-    first = aggregate.stream(5, generator, None)
-    assert not first["continues"].any() and starts[aggregate._streams.numpy()].all()
-    rows = [aggregate._streams.clone()]
-    for step in range(40):
-        advance = torch.tensor([True, True, True, step % 2 == 0, False])
-        batch = aggregate.stream(5, generator, advance)
-        now = aggregate._streams
-        assert torch.equal(now[~advance], rows[-1][~advance])  # not advanced: the same state again
-        moved = advance & batch["continues"]
-        assert torch.equal(now[moved], rows[-1][moved] + 1)  # the episode's next state
-        assert starts[now[advance & ~batch["continues"]].numpy()].all()  # a new episode from its first state
-        assert not starts[now[moved].numpy()].any()
-        assert torch.equal(batch["tokens"], aggregate._tensors()["tokens"][now])
-        rows.append(now.clone())
-    positions = []
-    for _ in range(20):  # restart=1: every state afresh, drawn from the whole aggregate, as uniform sampling
-        assert not aggregate.stream(5, generator, torch.ones(5, dtype=torch.bool), restart=1.0)["continues"].any()
-        positions.append(aggregate._streams.clone())
-    assert not starts[torch.cat(positions).numpy()].all()
-    half = [aggregate.stream(5, generator, torch.ones(5, dtype=torch.bool), restart=0.5)["continues"] for _ in range(40)]
-    assert 0.2 < torch.stack(half).float().mean() < 0.8
 
 
 def test_episode_carry_trains_on_streams_and_the_checkpoint_remembers(tmp_path, monkeypatch):

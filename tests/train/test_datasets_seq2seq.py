@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from agents.hrm import IGNORE_LABEL
+from configs import CONFIG_DIR
 from hrm_envs.city.encoding import ON_ROUTE
 from hrm_envs.maze.encoding import PATH
 from oracles import oracle_for
@@ -389,7 +390,7 @@ def test_cli_validate_exit_status(maze, tmp_path):
     assert failed.returncode == 1 and "FAILED" in failed.stdout and "first [1]" in failed.stdout
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "preset").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((CONFIG_DIR / "preset").glob("*.yaml")), ids=lambda p: p.stem)
 def test_presets_parse(path):
     from omegaconf import OmegaConf
 

@@ -11,10 +11,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from train.dagger import dataset_round, save_round
+from train.aggregate import dataset_round, save_round
 from train.datasets import build, parse_spec
 from train.datasets.loading import StepwiseSplit
-from train.evaluate import CONFIG_DIR, HeldOut, episode_seeds, evaluate_policies, held_out_seeds, run, state_keys
+from configs import CONFIG_DIR
+from train.evaluate import HeldOut, episode_seeds, evaluate_policies, held_out_seeds, run, state_keys
 
 ENV = "hrm/Hanoi-v0"
 
@@ -190,9 +191,9 @@ def test_bad_size_argument():
 def test_ppo_row_trains_within_its_wall_time_and_is_evaluated_like_the_others(tmp_path):
     import time
 
-    from train.ppo import CONFIG_DIR as PPO_CONFIGS, train
+    from train.ppo import train
 
-    with initialize_config_dir(config_dir=str(PPO_CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("ppo", overrides=[f"out={tmp_path / 'ppo'}", "ppo.policy=mlp", "ppo.minutes=0.05",
                                         "ppo.n_steps=16", "ppo.batch_size=32"])
     started = time.monotonic()
@@ -201,7 +202,7 @@ def test_ppo_row_trains_within_its_wall_time_and_is_evaluated_like_the_others(tm
     assert progress["minutes"] < 0.5
     out = run(config(tmp_path, f"checkpoint={tmp_path / 'ppo' / 'model.zip'}", "references=[]"))
     assert set(out["results"]) == {"ppo"} and out["results"]["ppo"]["all"]["episodes"] == 12
-    with initialize_config_dir(config_dir=str(PPO_CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         bad = compose("ppo", overrides=[f"out={tmp_path / 'bad'}", "ppo.policy=transformer"])
     with pytest.raises(ValueError, match="ppo.policy"):
         train(bad)

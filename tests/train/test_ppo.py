@@ -18,7 +18,8 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3.common import save_util
 
 import hrm_envs  # noqa: F401
-from train.ppo import CONFIG_DIR, PLAIN_MEMBER, DeadlinePPO, PPOPolicy, save_model, train
+from configs import CONFIG_DIR
+from train.ppo import PLAIN_MEMBER, DeadlinePPO, PPOPolicy, save_model, train
 
 
 def ppo_config(tmp_path, *overrides: str):

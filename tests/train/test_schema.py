@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from configs import CONFIG_DIR
 from train import dagger, evaluate, ppo, supervised
 from train.schema import DAGGER, DATASETS, EVALUATE, PPO, SUPERVISED, check_config
 
-CONFIGS = Path(supervised.CONFIG_DIR)
+CONFIGS = CONFIG_DIR
 ROOT = CONFIGS.parent
 SCHEMAS = {"supervised": SUPERVISED, "dagger": DAGGER, "evaluate": EVALUATE, "ppo": PPO, "datasets": DATASETS}
 GROUPS = {name: sorted(p.stem for p in (CONFIGS / name).glob("*.yaml")) for name in ("env", "model", "train", "preset")}

@@ -20,10 +20,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import train.supervised as supervised
+from configs import CONFIG_DIR
 from hrm_envs.city.metrics import METRICS as CITY_METRICS
 from hrm_envs.encoding import encoder_for
 from train.datasets import build, parse_spec
 from train.learner import build_model, model_config
+from train.runs import load_preset
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_SET = {
@@ -48,7 +50,7 @@ def overrides(data_dir: Path, out: Path, *extra: str, model: str = "hrm") -> lis
 
 
 def config(args: list[str]):
-    with initialize_config_dir(config_dir=str(supervised.CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("supervised", overrides=args)
 
 
@@ -277,14 +279,14 @@ def test_stops_once_train_accuracy_reaches_the_target(data_dir, tmp_path, capsys
     assert "stopping after epoch" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("env_name", sorted(p.stem for p in (supervised.CONFIG_DIR / "env").glob("*.yaml")))
+@pytest.mark.parametrize("env_name", sorted(p.stem for p in (CONFIG_DIR / "env").glob("*.yaml")))
 def test_every_env_config_names_a_preset_and_fits_every_model(env_name):
     cfg = config([f"env={env_name}"])
-    preset = supervised.load_preset(cfg.env.preset)
+    preset = load_preset(cfg.env.preset)
     assert preset["env"] == cfg.env.id
     env = gym.make(cfg.env.id, **OmegaConf.to_container(cfg.env.kwargs), **{cfg.env.size_arg: cfg.env.eval_sizes[0]})
     task = "policy" if preset["kind"] == "stepwise" else "tokens"
-    for model in sorted(p.stem for p in (supervised.CONFIG_DIR / "model").glob("*.yaml")):
+    for model in sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml")):
         model_cfg = OmegaConf.to_container(config([f"env={env_name}", f"model={model}"]).model)
         assert build_model(model_cfg, model_config(model_cfg, encoder_for(env), task)) is not None
 

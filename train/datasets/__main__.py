@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from configs import CONFIG_DIR
+from train.datasets.build import build
+from train.datasets.spec import parse_spec
+from train.datasets.validate import validate
+from train.schema import DATASETS, check_config
 
 
-def _validate_command(args: list[str]) -> int:
-    from train.datasets.validate import validate
-
+def validate_command(args: list[str]) -> int:
+    """``validate DIR``: print the report of a built data set; exit status 1 on any violation, 2 on bad usage."""
     if len(args) != 1:
         print("usage: python -m train.datasets validate DIR", file=sys.stderr)
         return 2
@@ -25,35 +31,25 @@ def _validate_command(args: list[str]) -> int:
     return 1 if report.violations else 0
 
 
-def _build_command() -> None:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import DictConfig, OmegaConf
-
-    @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="datasets")
-    def main(cfg: DictConfig) -> None:
-        from train.datasets.build import build
-        from train.datasets.spec import parse_spec
-        from train.schema import DATASETS, check_config
-
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("out=", "overwrite=", "progress="))]
-        try:
-            check_config(cfg, DATASETS)
-            spec = parse_spec(OmegaConf.to_container(cfg.preset, resolve=True))
-            summary = build(
-                spec, cfg.out, " ".join(["python -m train.datasets", *overrides]), overwrite=cfg.overwrite, progress=cfg.progress
-            )
-        except ValueError as error:  # bad preset or out: a clear message, not a traceback
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        shown = ("bases", "puzzles", "samples") if spec.kind == "stepwise" else ("bases", "groups", "examples")
-        counts = {name: {key: split[key] for key in shown} for name, split in summary["splits"].items()}
-        print(json.dumps({"out": str(cfg.out), "splits": counts, "build_seconds": summary["build_seconds"]}))
-
-    main()
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="datasets")
+def main(cfg: DictConfig) -> None:
+    """Build the data set of ``preset`` into ``out``; prints its counts as JSON."""
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("out=", "overwrite=", "progress="))]
+    try:
+        check_config(cfg, DATASETS)
+        spec = parse_spec(OmegaConf.to_container(cfg.preset, resolve=True))
+        summary = build(
+            spec, cfg.out, " ".join(["python -m train.datasets", *overrides]), overwrite=cfg.overwrite, progress=cfg.progress
+        )
+    except ValueError as error:  # bad preset or out: a clear message, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    shown = ("bases", "puzzles", "samples") if spec.kind == "stepwise" else ("bases", "groups", "examples")
+    counts = {name: {key: split[key] for key in shown} for name, split in summary["splits"].items()}
+    print(json.dumps({"out": str(cfg.out), "splits": counts, "build_seconds": summary["build_seconds"]}))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "validate":
-        sys.exit(_validate_command(sys.argv[2:]))
-    _build_command()
+        sys.exit(validate_command(sys.argv[2:]))
+    main()

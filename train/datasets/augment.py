@@ -28,10 +28,12 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from hrm_envs.city.env import parse_observation
+from hrm_envs.core import MOVES
+from hrm_envs.sudoku.env import action_masks
 from train.datasets.storage import content_hash
 
 Obs = dict[str, np.ndarray]
-MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # action/direction order of the grid envs: up, right, down, left
 
 
 class Augmentation(ABC):
@@ -189,8 +191,6 @@ class SudokuShuffle(Augmentation):
         return True
 
     def apply(self, obs: Obs, params: np.ndarray) -> Obs:
-        from hrm_envs.sudoku.env import action_masks
-
         n, params = self.n, np.asarray(params)
         if not self._valid(params):
             raise ValueError(f"params must be [digit map, transpose, row order, column order] of a {n}x{n} Sudoku, got {params}")
@@ -222,8 +222,6 @@ def _maze_puzzle(obs: Obs) -> Any:
 
 
 def _city_puzzle(obs: Obs) -> Any:
-    from hrm_envs.city.env import parse_observation
-
     return parse_observation(obs)
 
 

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from train.datasets import stepwise
+from train.datasets import seq2seq, stepwise
 from train.datasets.spec import DatasetSpec
 from train.datasets.storage import atomic_directory, load_json, save_json
+from train.datasets.validate import summary_problems, validate
 
 VERSIONED = ("hrm-envs", "numpy", "gymnasium", "networkx", "torch")
 
@@ -28,8 +29,6 @@ def library_versions() -> dict[str, str]:
 def check_replaceable(out: Path) -> None:
     """Refuse (``ValueError``) to let ``overwrite=true`` replace ``out`` unless it is missing or a data set of this
     suite: a folder whose ``summary.json`` is readable and of the suite's format. Anything else stays untouched."""
-    from train.datasets.validate import summary_problems
-
     if not out.exists() and not out.is_symlink():
         return
     if out.is_symlink() or not out.is_dir():
@@ -52,8 +51,6 @@ def build(spec: DatasetSpec, out: str | Path, command: str, overwrite: bool = Fa
     and renamed, so an interrupted build leaves nothing at ``out``. ``overwrite`` replaces only a data
     set (see ``check_replaceable``).
     """
-    from train.datasets.validate import validate
-
     started = time.perf_counter()
     if overwrite:
         check_replaceable(Path(out))
@@ -65,8 +62,6 @@ def build(spec: DatasetSpec, out: str | Path, command: str, overwrite: bool = Fa
             if spec.kind == "stepwise":
                 splits[split_name] = stepwise.build_split(spec, split_name, folder / split_name, exclude, progress)
             else:
-                from train.datasets import seq2seq
-
                 splits[split_name] = seq2seq.build_split(spec, split_name, folder / split_name, exclude, progress)
         summary = {
             "name": spec.name,

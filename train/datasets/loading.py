@@ -126,6 +126,20 @@ class StepwiseDataset(Dataset):
         }
 
 
+#: The seq2seq layout's ``dataset.json`` keys and fixed ids (HRM's ``puzzle_dataset.py``; ``train.datasets.seq2seq``).
+METADATA_KEYS = (
+    "pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len",
+    "num_puzzle_identifiers", "total_groups", "mean_puzzle_examples", "sets",
+)  # fmt: skip
+PAD_ID = IGNORE_LABEL_ID = BLANK_IDENTIFIER_ID = 0
+SET_NAME = "all"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The dtype of stored tokens: uint8 as HRM's sets when the vocabulary fits, else int32."""
+    return np.dtype(np.uint8 if vocab_size <= 256 else np.int32)
+
+
 #: The loss's ignore index (``agents.hrm.IGNORE_LABEL``): labels equal to ``ignore_label_id`` become it.
 IGNORE_LABEL = -100
 
@@ -135,8 +149,6 @@ class Seq2SeqSplit:
     and ``summary.json``; ``sources=True`` also loads the provenance (observations, bases, transforms)."""
 
     def __init__(self, root: str | Path, split: str, sources: bool = False):
-        from train.datasets.seq2seq import METADATA_KEYS, SET_NAME, token_dtype
-
         root = Path(root)
         self.summary = load_json(root / "summary.json")
         if self.summary.get("kind") != "seq2seq":

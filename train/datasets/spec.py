@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hrm_envs import ENV_ENTRY_POINTS
+
 KINDS = ("stepwise", "seq2seq")
 
 
@@ -52,8 +54,6 @@ def _require(data: dict, key: str, kind: type | tuple[type, ...], where: str) ->
 
 def parse_spec(data: dict[str, Any]) -> DatasetSpec:
     """Validate a preset given as plain data (e.g. from Hydra), with errors naming the bad key."""
-    from hrm_envs import ENV_ENTRY_POINTS
-
     allowed = {"name", "kind", "env", "size_arg", "splits", "env_kwargs", "num_aug", "max_draw_misses", "variants"}
     unknown = set(data) - allowed
     if unknown:

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from hrm_envs import ENV_ENTRY_POINTS, encoder_for
+from hrm_envs.city.metrics import labels_to_mask, route_metrics
+from hrm_envs.maze.encoding import PATH
+from hrm_envs.maze.env import parse_observation
+from hrm_envs.maze.generator import bfs_distances
 from oracles import oracle_for
+from train.datasets.augment import Augmentation, augmentation_for
 from train.datasets.draw import puzzle_hash
+from train.datasets.loading import Seq2SeqSplit, StepwiseSplit
+from train.datasets.seq2seq import metadata
 from train.datasets.spec import KINDS
-from train.datasets.storage import load_json
+from train.datasets.storage import content_hash, load_json
 
 
 @dataclass
@@ -121,8 +128,6 @@ def _broken_transitions(data: Any, oracle: Any) -> np.ndarray:
 
 
 def _validate_stepwise(folder: Path, summary: dict, report: Report) -> None:
-    from train.datasets.loading import StepwiseSplit
-
     oracle = oracle_for(summary["env"])
     hashes: dict[str, set[str]] = {}
     for split_name, split_summary in summary["splits"].items():
@@ -190,6 +195,139 @@ def check_seed_ranges(summary: dict, report: Report) -> None:
     report.checks["seed_ranges"] = {name: list(r) for r, name in ranges}
 
 
+def _maze_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+    """The 'o' cells lie on floor and, with S and G, hold a start-goal path of exactly the optimal length."""
+    floor, start, goal = parse_observation(obs)
+    h, w = floor.shape
+    path = labels.reshape(obs["walls"].shape)[:h, :w] == PATH
+    route = path.copy()
+    route[start] = route[goal] = True
+    return not (path & ~floor).any() and path.sum() == cost - 1 and bfs_distances(route, goal)[start] == cost
+
+
+def _city_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+    """The marked cells are usable by the vehicle and hold a legal route of optimal travel time (``metrics``)."""
+    mask = labels_to_mask(labels, obs["street"].shape[0])
+    metrics = route_metrics(obs, mask, reference=np.argwhere(mask).tolist())  # the F1 reference is not checked
+    return metrics["arrived"] == metrics["valid"] == metrics["efficiency"] == 1.0
+
+
+def _sudoku_solution_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+    """The labels are a complete valid grid (every row, column and box a permutation) keeping the givens."""
+    grid = np.asarray(obs["grid"])
+    n = grid.shape[0]
+    box = int(round(n**0.5))
+    digits = labels.reshape(n, n) - 1
+    units = np.concatenate([digits, digits.T, digits.reshape(box, box, box, box).swapaxes(1, 2).reshape(n, n)])
+    givens = np.asarray(obs["givens"]) == 1
+    return bool((np.sort(units, axis=1) == np.arange(1, n + 1)).all() and (digits[givens] == grid[givens]).all())
+
+
+#: Env id -> an independent check that a label sequence is a valid optimal solution.
+SOLUTION_CHECKS: dict[str, Callable[[dict, np.ndarray, float], bool]] = {
+    "hrm/Maze-v0": _maze_route_ok,
+    "hrm/CityRouting-v0": _city_route_ok,
+    "hrm/Sudoku-v0": _sudoku_solution_ok,
+}
+
+
+def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Report) -> None:
+    """Check every split of a seq2seq set (:func:`validate`); violations go to ``report``."""
+    env_id = summary["env"]
+    if env_id not in SOLUTION_CHECKS:
+        report.fail(f"summary.json: env {env_id!r} has no seq2seq sets; seq2seq envs: {sorted(SOLUTION_CHECKS)}")
+        return
+    oracle = oracle_for(env_id)
+    solution_ok = SOLUTION_CHECKS[env_id]
+    example_hashes: dict[str, set[str]] = {}
+    base_keys: dict[str, set[str]] = {}
+    for split_name, info in summary["splits"].items():
+        try:
+            data = Seq2SeqSplit(folder, split_name, sources=True)
+        except ValueError as error:
+            report.fail(str(error))
+            continue
+        where = f"{split_name}"
+        meta = data.metadata
+        report.checks[f"{where}.examples"] = data.num_examples
+        report.checks[f"{where}.groups"] = data.num_groups
+        encoder = encoder_for(env_id, data.observation_space)
+        augmentation = augmentation_for(env_id, data.observation_space)
+        key = augmentation.canonical_key
+        expected = metadata(encoder.seq2seq_vocab_size, encoder.seq_len, info["groups"], info["puzzles"], info["examples"])
+        for name, value in expected.items():
+            if meta[name] != value:
+                report.fail(f"{where}/dataset.json: {name} is {meta[name]!r}, expected {value!r}")
+        if info["puzzles"] != info["examples"] or len(data.base_seed) != info["bases"]:
+            report.fail(f"{where}: counts differ from summary.json")
+        per_size = np.bincount(data.puzzle_size, minlength=len(info["sizes"]))
+        for index, label in enumerate(info["sizes"]):
+            if int(per_size[index]) != info["per_size"][label]["examples"]:
+                report.fail(f"{where}: example count of size {label} differs from summary.json")
+        for name, array in (("inputs", data.inputs), ("labels", data.labels)):
+            outside = array[(array < 0) | (array >= meta["vocab_size"])]
+            if outside.size:
+                report.fail(f"{where}: {name} hold token {int(outside[0])} outside the vocabulary [0, {meta['vocab_size']})")
+        if data.puzzle_identifiers.min() < 0 or data.puzzle_identifiers.max() >= meta["num_puzzle_identifiers"]:
+            report.fail(f"{where}: puzzle identifiers outside [0, {meta['num_puzzle_identifiers']})")
+        if not np.array_equal(encoder.tokens(data.observations), data.inputs):
+            bad = np.flatnonzero((encoder.tokens(data.observations) != data.inputs).any(axis=1))
+            report.fail(f"{where}: inputs of {len(bad)} examples (first {bad[:5].tolist()}) differ from the encoded observations")
+        wrong, unsolved = [], []
+        for i in range(data.num_examples):
+            obs, given = data.obs(i), data.labels[i].astype(np.int64)
+            try:
+                right = np.array_equal(encoder.seq2seq(obs, oracle)[1], given)
+                solved = solution_ok(obs, given, oracle.cost_to_go(obs))
+            except ValueError:  # the stored observation is not a puzzle of the env
+                right = solved = False
+            if not right:
+                wrong.append(i)
+            if not solved:
+                unsolved.append(i)
+        for name, bad in (("labels disagree with the oracle", wrong), ("labels are not a valid optimal solution", unsolved)):
+            if bad:
+                report.fail(f"{where}: {len(bad)} examples' {name} (first {bad[:5]})")
+        report.checks[f"{where}.labels_rechecked"] = data.num_examples - len(wrong)
+        report.checks[f"{where}.solutions_valid_and_optimal"] = data.num_examples - len(unsolved)
+        _check_groups(data, augmentation, where, report)
+        hashes = [content_hash(row) for row in data.inputs]
+        if len(set(hashes)) != len(hashes):
+            report.fail(f"{where}: {len(hashes) - len(set(hashes))} duplicate examples")
+        example_hashes[split_name] = set(hashes)
+        keys = [key(data.obs(i)) for i in range(data.num_examples)]
+        base_keys[split_name] = set(keys)
+        originals = {keys[int(data.puzzle_indices[first])] for first in data.group_indices[:-1]}
+        report.checks[f"{where}.bases"] = len(originals)
+        if len(originals) != info["bases"]:
+            report.fail(f"{where}: {len(originals)} distinct base scenarios, summary.json says {info['bases']}")
+    check_overlap(example_hashes, report, "examples")
+    check_overlap(base_keys, report, "bases")
+    check_seed_ranges(summary, report)
+
+
+def _check_groups(data: Any, augmentation: Augmentation, where: str, report: Report) -> None:
+    """Each group: one base and variant; its first puzzle the original, the others its transforms."""
+    bad = []
+    for group in range(data.num_groups):
+        first, stop = int(data.group_indices[group]), int(data.group_indices[group + 1])
+        original = data.obs(int(data.puzzle_indices[first]))
+        same = len(set(data.puzzle_base[first:stop].tolist())) == 1 and len(set(data.puzzle_variant[first:stop].tolist())) == 1
+        same = same and np.array_equal(data.puzzle_transform[first], augmentation.identity(original))
+        for puzzle in range(first + 1, stop):
+            shown = data.obs(int(data.puzzle_indices[puzzle]))
+            try:
+                made = augmentation.apply(original, data.puzzle_transform[puzzle])
+            except ValueError:  # not a transform of this augmentation
+                made = {}
+            same = same and all(k in made and np.array_equal(made[k], shown[k]) for k in shown)
+        if not same:
+            bad.append(group)
+    if bad:
+        report.fail(f"{where}: {len(bad)} groups are not an original and its augmentations (first {bad[:5]})")
+    report.checks[f"{where}.groups_checked"] = data.num_groups - len(bad)
+
+
 def validate(folder: str | Path) -> Report:
     """Check a data set folder; the report lists what was checked and every violation."""
     folder = Path(folder)
@@ -204,8 +342,6 @@ def validate(folder: str | Path) -> Report:
         if summary["kind"] == "stepwise":
             _validate_stepwise(folder, summary, report)
         else:
-            from train.datasets.seq2seq import validate_seq2seq
-
             validate_seq2seq(folder, summary, report)
     except ValueError as error:
         report.fail(str(error))
