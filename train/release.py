@@ -29,10 +29,10 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 
-from train.evaluate import CONFIG_DIR, run as evaluate
+from configs import CONFIG_DIR
+from train.evaluate import run as evaluate
 from train.learner import save_policy
 
-ROOT = CONFIG_DIR.parent
 VALIDATION_SEED = 1_000_003
 TEST_SEED = 2_000_003
 FAMILIES = ("hrm", "baseline")  # hrm: HRM and TRM variants; baseline: every other model
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-command", default="", help="the command that trained the checkpoint")
     parser.add_argument("--train-minutes", type=float, default=None, help="its wall time")
     parser.add_argument("--validate-only", action="store_true", help="print validation figures; write nothing")
-    parser.add_argument("--root", default=str(ROOT), help="the repository holding pretrained/ (tests use a tmp dir)")
+    parser.add_argument("--root", default=".", help="the repository holding pretrained/ (default: the current folder)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     if not Path(args.checkpoint).is_file():

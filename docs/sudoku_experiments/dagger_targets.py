@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import train.aggregate as aggregate  # noqa: E402
 import train.dagger as dagger  # noqa: E402
+from train.rollout import Transitions  # noqa: E402
 from benchmarks.sudoku_errors import candidate_counts  # noqa: E402
 
 TARGETS = ("set", "canonical", "forced")
 
 
-def cut(transitions: dagger.Transitions, targets: str) -> np.ndarray:
+def cut(transitions: Transitions, targets: str) -> np.ndarray:
     """The training target mask of a round's transitions."""
     optimal = transitions.optimal
     if targets == "canonical":
@@ -40,11 +42,11 @@ if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
         raise SystemExit(f"usage: dagger_targets.py {{{','.join(TARGETS)}}} <train.dagger overrides>")
     targets = sys.argv.pop(1)
-    add = dagger.Aggregate.add
+    add = aggregate.Aggregate.add
 
-    def add_with_targets(self: dagger.Aggregate, transitions: dagger.Transitions) -> None:
-        add(self, dagger.Transitions(**{**vars(transitions), "optimal": cut(transitions, targets)}))
+    def add_with_targets(self: aggregate.Aggregate, transitions: Transitions) -> None:
+        add(self, Transitions(**{**vars(transitions), "optimal": cut(transitions, targets)}))
 
-    dagger.Aggregate.add = add_with_targets
+    aggregate.Aggregate.add = add_with_targets
     sys.argv[0] = "train.dagger"
     dagger.main()
