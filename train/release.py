@@ -32,6 +32,7 @@ from hydra import compose, initialize_config_dir
 from configs import CONFIG_DIR
 from train.evaluate import run as evaluate
 from train.learner import save_policy
+from train.stats import wilson_interval
 
 VALIDATION_SEED = 1_000_003
 TEST_SEED = 2_000_003
@@ -168,8 +169,48 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     return entry
 
 
+def pooled(per_size: dict[str, dict[str, Any]], sizes: list[str]) -> dict[str, Any]:
+    """Success and cost-optimal shares over ``sizes`` together (counts summed), with their Wilson intervals."""
+    missing = [size for size in sizes if size not in per_size]
+    if missing:
+        raise ValueError(f"--groups name sizes {missing} that the figures do not hold (they hold {list(per_size)})")
+    trials = sum(per_size[size]["episodes"] for size in sizes)
+    solved = sum(round(per_size[size]["success"] * per_size[size]["episodes"]) for size in sizes)
+    optimal = sum(round(per_size[size]["cost_optimal"] * per_size[size]["episodes"]) for size in sizes)
+    return {"episodes": trials, "success": solved / trials, "success_ci95": list(wilson_interval(solved, trials)),
+            "cost_optimal": optimal / trials, "cost_optimal_ci95": list(wilson_interval(optimal, trials))}
+
+
+def table(root: Path, groups: list[list[str]]) -> str:
+    """The manifest as a markdown table: each policy's validation and test shares per group of test sizes."""
+    def cell(figures: dict[str, Any]) -> str:
+        (low, high), (olow, ohigh) = figures["success_ci95"], figures["cost_optimal_ci95"]
+        return (f"{figures['success']:.3f} [{low:.2f}, {high:.2f}] / {figures['cost_optimal']:.3f} "
+                f"[{olow:.2f}, {ohigh:.2f}]")
+
+    lines = ["| policy | family | env | validation (sizes) | " + " | ".join(f"test {','.join(g)}" for g in groups)
+             + " | configs compared | train minutes |", "|---" * (6 + len(groups)) + "|"]
+    for entry in read_manifest(root)["policies"]:
+        validation = pooled(entry["validation"]["per_size"], list(entry["validation"]["per_size"]))
+        tests = [cell(pooled(entry["test"]["per_size"], group)) for group in groups]
+        sizes = ",".join(map(str, entry["validation_sizes"]))
+        lines.append(f"| {entry['name']} | {entry['family']} | {entry['env']} | {cell(validation)} ({sizes}) | "
+                     + " | ".join(tests) + f" | {entry['configs_compared']} | {entry['train_minutes']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """``python -m train.release ARGS`` releases; ``python -m train.release table --groups 8,9,10 11,12`` prints
+    the manifest's figures (success / cost-optimal, each with its interval) pooled over groups of test sizes."""
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["table"]:
+            parser = argparse.ArgumentParser(prog="python -m train.release table")
+            parser.add_argument("--groups", nargs="+", required=True, help="comma-separated test sizes, e.g. 8,9,10")
+            parser.add_argument("--root", default=".")
+            args = parser.parse_args(argv[1:])
+            print(table(Path(args.root), [group.split(",") for group in args.groups]), end="")
+            return
         args = parse_args(argv)
         print(json.dumps(release(args)))
     except ValueError as error:

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from train.evaluate import CONFIG_DIR
 from train.release import TEST_SEED, VALIDATION_SEED, main, parse_args, release
+from train.stats import wilson_interval
 
 
 def tiny_checkpoint(path: Path) -> Path:
@@ -79,3 +80,18 @@ def test_bad_arguments_are_refused_by_name(tmp_path, capsys, change, message):
     with pytest.raises(SystemExit) as stop:
         main([*arguments(tmp_path, checkpoint), *change])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_table_pools_test_sizes_with_their_intervals(tmp_path, capsys):
+    checkpoint = tiny_checkpoint(tmp_path / "run" / "last.pt")
+    entry = release(parse_args(arguments(tmp_path, checkpoint)))
+    capsys.readouterr()  # the evaluations' own report
+    main(["table", "--groups", "3,4", "4", "--root", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| policy | family | env | validation (sizes) | test 3,4 | test 4 |")
+    per_size = entry["test"]["per_size"]
+    solved = round(per_size["3"]["success"] * 3) + round(per_size["4"]["success"] * 3)
+    low, high = wilson_interval(solved, 6)
+    assert f"{solved / 6:.3f} [{low:.2f}, {high:.2f}]" in lines[2]
+    with pytest.raises(SystemExit):
+        main(["table", "--groups", "9", "--root", str(tmp_path)])  # a size the figures do not hold
