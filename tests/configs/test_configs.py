@@ -29,3 +29,37 @@ def test_every_user_takes_the_one_config_dir():
         assert module.CONFIG_DIR is CONFIG_DIR, module.__name__
     assert agents.policy.MODEL_CONFIG.parent.parent == CONFIG_DIR
     assert benchmarks.datasets.PRESETS.parent == CONFIG_DIR
+
+
+def test_an_experiment_config_runs_alone_and_is_off_by_default():
+    """``python -m train.<entry> experiment=<name>`` composes a config the entry point's start-up check accepts (the
+    experiment's keys land at the top level: no ``experiment`` key); without it the defaults are unchanged."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from train.schema import DAGGER, PPO, SUPERVISED, check_config
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("dagger", overrides=["experiment=hanoi_trm_local_carry_dagger"])
+        check_config(cfg, DAGGER)
+        assert (cfg.model.name, cfg.model.episode_carry, cfg.dagger.episode_restart) == ("trm", True, 0.25)
+        assert cfg.out == "runs/experiment/hanoi_trm_local_carry_dagger" and "experiment" not in cfg
+        cfg = compose("supervised", overrides=["experiment=sudoku4_large_hrm_supervised"])
+        check_config(cfg, SUPERVISED)
+        assert (cfg.env.name, cfg.env.preset, cfg.train.eval.puzzles) == ("sudoku", "sudoku-4x4-large", 0)
+        check_config(compose("ppo", overrides=["experiment=maze_ppo_hrm"]), PPO)
+        plain = OmegaConf.to_container(compose("dagger"))
+        assert (plain["model"]["name"], plain["out"], plain["dagger"]["size_sampling"]) == (
+            "hrm", "runs/dagger/${env.name}-${model.name}", "per_env")
+
+
+def test_every_experiment_is_a_headline_row_of_a_known_entry_point():
+    """The files of configs/experiment/ are named <env>_<row> with a benchmarks.headline env and a row whose name says
+    its entry point (what benchmarks.headline reads them by)."""
+    from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
+
+    names = {f"{env}_{row}" for env in EXPERIMENTS for row in experiment_rows(env)}
+    assert names == {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
+    for env in EXPERIMENTS:
+        for row in experiment_rows(env):
+            row_module(row)
