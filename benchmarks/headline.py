@@ -167,25 +167,23 @@ EXPERIMENT_DIR = CONFIG_DIR / "experiment"
 
 
 def experiment_rows(env: str) -> list[str]:
-    """The rows of ``env`` (an ``EXPERIMENTS`` key): the experiment configs named ``<env>_<row>``; a name that starts
-    with a longer env key belongs to that env (``sudoku4_large_hrm_dagger`` is sudoku4_large's, not sudoku4's)."""
+    """The rows of ``env`` (an ``EXPERIMENTS`` key): the experiment configs named ``<env>_<row>`` whose row names an
+    entry point (:func:`row_module`; others, e.g. ``maze_grid_small``, are exploratory runs); a name that starts with
+    a longer env key belongs to that env (``sudoku4_large_hrm_dagger`` is sudoku4_large's, not sudoku4's)."""
     rows = []
     for path in sorted(EXPERIMENT_DIR.glob("*.yaml")):
         owner = max((key for key in EXPERIMENTS if path.stem.startswith(f"{key}_")), key=len, default=None)
-        if owner == env:
+        if owner == env and row_module(path.stem[len(env) + 1:]):
             rows.append(path.stem[len(env) + 1:])
     return rows
 
 
-def row_module(row: str) -> str:
-    """The entry point that trains ``row``, from its name: ``ppo_*`` -> train.ppo, ``*_supervised`` ->
-    train.supervised, ``*_dagger`` -> train.dagger; ``ValueError`` otherwise."""
+def row_module(row: str) -> str | None:
+    """The entry point that trains headline row ``row``, from its name: ``ppo_*`` -> train.ppo, ``*_supervised`` ->
+    train.supervised, ``*_dagger`` -> train.dagger; None for a name of none of these forms (not a headline row)."""
     if row.startswith("ppo_"):
         return "train.ppo"
-    for suffix in ("supervised", "dagger"):
-        if row.endswith(f"_{suffix}"):
-            return f"train.{suffix}"
-    raise ValueError(f"experiment row {row!r} must start with ppo_ or end with _supervised or _dagger")
+    return next((f"train.{suffix}" for suffix in ("supervised", "dagger") if row.endswith(f"_{suffix}")), None)
 
 
 def compose_row(module: str, overrides: list[str]) -> DictConfig:

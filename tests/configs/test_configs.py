@@ -53,13 +53,20 @@ def test_an_experiment_config_runs_alone_and_is_off_by_default():
             "hrm", "runs/dagger/${env.name}-${model.name}", "per_env")
 
 
-def test_every_experiment_is_a_headline_row_of_a_known_entry_point():
-    """The files of configs/experiment/ are named <env>_<row> with a benchmarks.headline env and a row whose name says
-    its entry point (what benchmarks.headline reads them by)."""
-    from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
+def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
+    """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline) and the docs/*.sh
+    run maze_grid_small, which composes with train.dagger and passes its start-up check."""
+    from hydra import compose, initialize_config_dir
 
-    names = {f"{env}_{row}" for env in EXPERIMENTS for row in experiment_rows(env)}
-    assert names == {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
-    for env in EXPERIMENTS:
-        for row in experiment_rows(env):
-            row_module(row)
+    from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
+    from train.schema import DAGGER, check_config
+
+    rows = {f"{env}_{row}": row_module(row) for env in EXPERIMENTS for row in experiment_rows(env)}
+    names = {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
+    assert set(rows) <= names and names - set(rows) == {"maze_grid_small"}
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
+        check_config(cfg, DAGGER)
+        assert (cfg.env.kwargs.max_size, cfg.model.attention_grid, list(cfg.dagger.sizes)) == (15, 15, [7, 11])
+    assert set(rows.values()) == {"train.dagger", "train.supervised", "train.ppo"}  # each row composed and checked in
+    # tests/benchmarks/test_headline.py (test_experiment_rows_compose_to_the_formerly_pinned_commands)
