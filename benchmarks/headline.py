@@ -26,19 +26,23 @@ shape), so one optimizer step of the 64-wide HRM costs about 1.5 s at batch 16 o
 their budgets are cut: the HRM DAgger rows took 29 (maze) and 35 (city) minutes, plus 21 and 16 minutes
 of evaluation (runs of 2026-12-01).
 
-Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` at a time):
+Rows: one Hydra experiment config each, ``configs/experiment/<env>_<row>.yaml`` (model, collection and per-env keys;
+``python -m train.dagger experiment=hanoi_trm_local_carry_dagger`` runs one alone), built from the pinned pieces of
+``configs/headline/`` (the models, the optimizer, the DAgger collection). This script lists an env's rows from those
+files and runs each with ``experiment=<env>_<row>`` plus its flags and the shared budget, through the suite's own
+commands, as subprocesses, ``--jobs`` at a time:
 
 - ``hrm_supervised`` / ``lstm_supervised``: ``python -m train.supervised`` on the preset's training split
   (its L oracle labels), ``round(steps / steps per epoch)`` epochs.
 - ``hrm_dagger`` / ``transformer_dagger`` / ``trm_dagger`` / ``lstm_dagger``: ``python -m train.dagger`` with ``dagger.max_labels = L``
   (round 0 = oracle-only collection) and ``steps`` optimizer steps spread over the rounds.
-- ``hrm_local_dagger`` / ``trm_local_dagger``: the same DAgger with local attention (``HRM_LOCAL_CONFIG``,
-  ``TRM_LOCAL_CONFIG``: a token sees its neighbours only, the recurrence carries information along the puzzle).
-- ``trm_local_carry_dagger``: ``trm_local_dagger`` as a recurrent policy (``CARRY``: ``model.episode_carry=true``,
+- ``hrm_local_dagger`` / ``trm_local_dagger``: the same DAgger with local attention (``headline/hrm_local``,
+  ``headline/trm_local``: a token sees its neighbours only, the recurrence carries information along the puzzle).
+- ``trm_local_carry_dagger``: ``trm_local_dagger`` as a recurrent policy (``model.episode_carry=true``,
   each decision goes on from the latent state of the previous one, and DAgger trains on collected episodes in
   order, ``dagger.episode_restart=0.25``); ``trm_local_carry_episodes_dagger``: the same on whole collected
-  episodes (``CARRY_EPISODES``: no restarts, every batch row walks an episode from its start to its end).
-- ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``TRM_SCAN_CONFIG``: a token sees itself and the
+  episodes (no restarts, every batch row walks an episode from its start to its end).
+- ``trm_scan_dagger``: ``trm_local_dagger`` with one-way attention (``headline/trm_scan``: a token sees itself and the
   next token, a scan from the last token down); ``trm_scan_labels_dagger``: the same plus ``dagger.token_labels=true``
   (a token head trained on the oracle's per-token plan, ``Oracle.token_labels``: Hanoi's per-disk target pegs).
 - ``hrm_labels_dagger``: ``hrm_dagger`` plus ``dagger.token_labels=true`` (every oracle gives per-token labels:
@@ -50,12 +54,12 @@ Rows (each trained by the suite's own commands, run as subprocesses, ``--jobs`` 
   the model can learn a breadth-first field from the goal and act on it where it stands.
 - ``trm_grid_carry_labels_dagger`` (maze, city): ``trm_grid_labels_dagger`` with ``model.episode_carry=true``: each
   decision goes on from the latent state of the previous one, so the field's reach adds up over an episode's
-  decisions (30 cells each) instead of starting again at every step (``CARRY``, as ``trm_local_carry_dagger``).
+  decisions (30 cells each) instead of starting again at every step (restarts as ``trm_local_carry_dagger``).
 - ``ppo_hrm`` (with ``--ppo-minutes``): ``python -m train.ppo`` with that wall-time budget (no labels; env reward).
 
-Hyperparameters are pinned in this script (``HRM_CONFIG`` and ``pinned_models`` / ``TRAIN``; the peak learning
-rate is ``--lr``, 3e-3; ``--ema`` adds an EMA of the weights, off by default), not read from the config defaults, so
-the experiment stays the same when the defaults change.
+Hyperparameters are pinned in the experiment configs (``configs/headline/``: the models, the optimizer; the
+width is ``--hidden``, 64, the peak learning rate ``--lr``, 3e-3; ``--ema`` adds an EMA of the weights, off by default),
+not read from the config defaults, so the experiment stays the same when the defaults change.
 
 Then ``python -m train.evaluate`` plays ``--episodes`` puzzles per size with every row and the oracle / random
 references, all from one seed stream; for a learned row, a puzzle that starts in one of its own training states
@@ -89,6 +93,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from configs import CONFIG_DIR
 from train.evaluate import write_report
 from train.learner import strict_json, write_json
 
@@ -153,49 +161,35 @@ EXPERIMENTS: dict[str, Experiment] = {
                           ["env.preset=sudoku-ood", "env.kwargs.box=3", "env.eval_sizes=[medium]"]),
 }
 
-# The pinned HRM of every headline row (Hanoi's tuned configuration); the transformer shares its blocks.
-HRM_CONFIG = ["model.H_cycles=1", "model.L_cycles=1", "model.halt_max_steps=2", "model.halt_exploration_prob=0.1"]
-TRM_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=2", "model.halt_max_steps=2",
-              "model.halt_exploration_prob=0.1"]
-# Local-attention variants (docs/hanoi_experiments.md, "Local attention"): tokens attend to their neighbours only
-# (``attention_window=1``), so a disk's information crosses one disk per block application and the recurrence is
-# the depth; chosen on Hanoi, whose tokens are a 1-D chain (on maze / city / sudoku grids the window is 1-D too).
-HRM_LOCAL_CONFIG = ["model.H_cycles=2", "model.L_cycles=3", "model.halt_max_steps=4", "model.halt_exploration_prob=0.1",
-                    "model.attention_window=1"]
-TRM_LOCAL_CONFIG = ["model.L_layers=2", "model.H_cycles=1", "model.L_cycles=4", "model.halt_max_steps=3",
-                    "model.halt_exploration_prob=0.1", "model.inference_halting=max_steps", "model.attention_window=1"]
-# The same TRM with one-way attention (``attention_direction=later``): a disk token reads only itself and the next
-# larger disk, so information flows from the largest disk down, the direction of the target-peg chain.
-TRM_SCAN_CONFIG = [*TRM_LOCAL_CONFIG, "model.attention_direction=later"]
-# A recurrent policy: the latent carries from one decision of an episode to the next, and DAgger trains on the
-# collected episodes in order, a batch row restarting on a random state with a fresh carry after a quarter of its
-# states on average (whole-episode streams alone learnt slower on the small mazes, docs/results/maze.md).
-CARRY = ["model.episode_carry=true", "dagger.episode_restart=0.25"]
-CARRY_EPISODES = ["model.episode_carry=true", "dagger.episode_restart=null"]
-TRAIN = ["train.weight_decay=0.01", "train.betas=[0.9,0.95]", "train.warmup_steps=100",
-         "train.schedule=cosine", "train.lr_min_ratio=0.05", "train.grad_clip=1.0"]
 ROW_METRICS = ("success", "optimal_episodes", "optimality_ratio", "teacher_forcing", "gap", "mean_segments")
+#: The rows: one Hydra experiment config each, ``<env>_<row>.yaml`` (``python -m train.dagger experiment=<env>_<row>``).
+EXPERIMENT_DIR = CONFIG_DIR / "experiment"
 
 
-def pinned_models(hidden: int, grid_width: int = 0) -> dict[str, list[str]]:
-    """Model overrides: HRM and transformer with the same 1 + 1 blocks of width ``hidden``; the TRM variant with
-    its 2 shared blocks (the best Hanoi configuration of docs/hanoi_experiments.md); a 2-layer LSTM; with a
-    ``grid_width``, the local TRM on the 2-D grid."""
-    width = [f"model.hidden_size={hidden}", "model.num_heads=4", "model.expansion=4.0", "model.pos_encodings=rope",
-             "model.loss=softmax"]
-    blocks = [*width, "model.H_layers=1", "model.L_layers=1"]
-    return {"hrm": ["model=hrm", *blocks, *HRM_CONFIG], "transformer": ["model=transformer", *blocks],
-            "trm": ["model=trm", *width, *TRM_CONFIG],
-            "hrm_local": ["model=hrm", *blocks, *HRM_LOCAL_CONFIG], "trm_local": ["model=trm", *width, *TRM_LOCAL_CONFIG],
-            "trm_scan": ["model=trm", *width, *TRM_SCAN_CONFIG],
-            "lstm": ["model=lstm", f"model.hidden_size={hidden}", "model.depth=2", "model.loss=softmax"],
-            # on maze / city grids the local TRM's window lies on the 2-D grid (``attention_grid``: a cell reads its 4
-            # neighbours): a move's information crosses one cell per block application, as a breadth-first search
-            # from the goal does (3 segments x 5 updates x 2 blocks = 30 cells of reach per decision), and the moves
-            # are read at the agent's own cell (``global_readout=acting_token``), not from the summary slot
-            **({"trm_grid": ["model=trm", *width, *TRM_LOCAL_CONFIG, f"model.attention_grid={grid_width}",
-                             "model.global_readout=acting_token"]}
-               if grid_width else {})}
+def experiment_rows(env: str) -> list[str]:
+    """The rows of ``env`` (an ``EXPERIMENTS`` key): the experiment configs named ``<env>_<row>`` whose row names an
+    entry point (:func:`row_module`; others, e.g. ``maze_grid_small``, are exploratory runs); a name that starts with
+    a longer env key belongs to that env (``sudoku4_large_hrm_dagger`` is sudoku4_large's, not sudoku4's)."""
+    rows = []
+    for path in sorted(EXPERIMENT_DIR.glob("*.yaml")):
+        owner = max((key for key in EXPERIMENTS if path.stem.startswith(f"{key}_")), key=len, default=None)
+        if owner == env and row_module(path.stem[len(env) + 1:]):
+            rows.append(path.stem[len(env) + 1:])
+    return rows
+
+
+def row_module(row: str) -> str | None:
+    """The entry point that trains headline row ``row``, from its name: ``ppo_*`` -> train.ppo, ``*_supervised`` ->
+    train.supervised, ``*_dagger`` -> train.dagger; None for a name of none of these forms (not a headline row)."""
+    if row.startswith("ppo_"):
+        return "train.ppo"
+    return next((f"train.{suffix}" for suffix in ("supervised", "dagger") if row.endswith(f"_{suffix}")), None)
+
+
+def compose_row(module: str, overrides: list[str]) -> DictConfig:
+    """The config ``python -m <module> <overrides>`` runs with (without Hydra's own keys)."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(module.split(".")[1], overrides=overrides)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -300,44 +294,38 @@ def resume_flag(module: str, run_dir: Path) -> list[str]:
     return ["resume=true"] if module != "train.ppo" and (run_dir / "last.pt").is_file() else []
 
 
-def row_commands(args: argparse.Namespace, labels: int, models: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Each learned row's module and overrides at the shared label and optimizer-step budget."""
+def row_commands(args: argparse.Namespace, labels: int) -> dict[str, list[str]]:
+    """Each row's module and overrides: its experiment config plus the command line's flags and the shared budget of
+    ``labels`` expert labels and ``args.steps`` optimizer steps (``train.epochs`` for supervised rows; for DAgger
+    rows the rounds of the experiment's ``dagger.envs x dagger.steps`` labels that cover the budget, the steps spread
+    over them). ``ppo_*`` rows only with ``--ppo-minutes``."""
     epochs = max(1, round(args.steps / max(1, labels // args.batch_size)))
-    supervised = ["train.eval.puzzles=0", "train.eval.tf_samples=2000", f"train.epochs={epochs}"]
-    envs, steps = 14, 128  # 1792 labels per round
-    rounds = math.ceil(labels / (envs * steps))  # rounds 0..rounds-1 cover the budget (the last one is cut to fit)
-    dagger = [f"dagger.max_labels={labels}", f"dagger.rounds={rounds - 1}", f"dagger.envs={envs}",
-              f"dagger.steps={steps}", f"dagger.train_steps={max(1, args.steps // rounds)}", "dagger.eval_puzzles=4",
-              "dagger.eval_ood_every=0", f"dagger.size_sampling={args.size_sampling}"]
-    if args.dagger_horizon is not None:
-        dagger.append(f"dagger.horizon={args.dagger_horizon:g}")
-    commands = {
-        "hrm_dagger": ["train.dagger", *models["hrm"], *dagger],
-        "hrm_labels_dagger": ["train.dagger", *models["hrm"], *dagger, "dagger.token_labels=true"],
-        "hrm_supervised": ["train.supervised", *models["hrm"], *supervised],
-        "transformer_dagger": ["train.dagger", *models["transformer"], *dagger],
-        "trm_dagger": ["train.dagger", *models["trm"], *dagger],
-        "hrm_local_dagger": ["train.dagger", *models["hrm_local"], *dagger],
-        "trm_local_dagger": ["train.dagger", *models["trm_local"], *dagger],
-        "trm_local_carry_dagger": ["train.dagger", *models["trm_local"], *dagger, *CARRY],
-        "trm_local_carry_episodes_dagger": ["train.dagger", *models["trm_local"], *dagger, *CARRY_EPISODES],
-        "trm_scan_dagger": ["train.dagger", *models["trm_scan"], *dagger],
-        "trm_scan_labels_dagger": ["train.dagger", *models["trm_scan"], *dagger, "dagger.token_labels=true"],
-        **({"trm_grid_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true"],
-            "trm_grid_carry_labels_dagger": ["train.dagger", *models["trm_grid"], *dagger, "dagger.token_labels=true",
-                                             *CARRY]}
-           if "trm_grid" in models else {}),
-        "lstm_supervised": ["train.supervised", *models["lstm"], *supervised],
-        "lstm_dagger": ["train.dagger", *models["lstm"], *dagger],
-    }
-    if args.ppo_minutes > 0:
-        commands["ppo_hrm"] = ["train.ppo", *models["hrm"], "ppo.policy=hrm", f"ppo.minutes={args.ppo_minutes}"]
+    commands = {}
+    for row in experiment_rows(args.env):
+        module = row_module(row)
+        if module == "train.ppo" and not args.ppo_minutes > 0:
+            continue
+        overrides = [f"experiment={args.env}_{row}", f"model.hidden_size={args.hidden}"]
+        if module == "train.ppo":
+            commands[row] = [module, *overrides, f"ppo.minutes={args.ppo_minutes}"]
+            continue
+        overrides += [f"train.batch_size={args.batch_size}", *optimizer_overrides(args)]
+        if module == "train.supervised":
+            commands[row] = [module, *overrides, f"train.epochs={epochs}"]
+            continue
+        collection = compose_row(module, overrides).dagger
+        rounds = math.ceil(labels / (collection.envs * collection.steps))  # rounds 0..rounds-1 (the last one cut)
+        commands[row] = [module, *overrides, f"dagger.max_labels={labels}", f"dagger.rounds={rounds - 1}",
+                         f"dagger.train_steps={max(1, args.steps // rounds)}",
+                         f"dagger.size_sampling={args.size_sampling}",
+                         *([f"dagger.horizon={args.dagger_horizon:g}"] if args.dagger_horizon is not None else [])]
     return commands
 
 
 def optimizer_overrides(args: argparse.Namespace) -> list[str]:
-    """The ``train.*`` overrides every learned row shares: the pinned ``TRAIN``, the peak ``--lr`` and ``--ema``."""
-    return [f"train.lr={args.lr:g}", *TRAIN, *([f"train.ema={args.ema:g}"] if args.ema is not None else [])]
+    """The ``train.*`` overrides of the command line every learned row shares: the peak ``--lr`` and ``--ema`` (the
+    rest of the optimizer is pinned in configs/headline/optim.yaml)."""
+    return [f"train.lr={args.lr:g}", *([f"train.ema={args.ema:g}"] if args.ema is not None else [])]
 
 
 def summarize_row(rows: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
@@ -403,10 +391,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (data / "summary.json").is_file():
         run("data", [py, "-m", "train.datasets", *build, "progress=false"], out / "data.log")
     labels = json.loads((data / "summary.json").read_text())["splits"]["train"]["samples"]
-    models = pinned_models(args.hidden, experiment.grid_width)
-    commands = row_commands(args, labels, models)
-    train_overrides = optimizer_overrides(args)
-    common = [*env, f"env.data_dir={data}", f"train.batch_size={args.batch_size}", *train_overrides]
+    commands = row_commands(args, labels)
+    kwargs = [f"env.kwargs.{kwarg}" for kwarg in args.env_kwargs]
     sizes = experiment.train_sizes + experiment.test_sizes
     evaluate = [py, "-m", "train.evaluate", *env, f"sizes=[{','.join(map(str, sizes))}]", f"episodes={args.episodes}",
                 f"seed={args.seed + 12345}"]  # one seed stream for every row
@@ -417,8 +403,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, (module, *overrides) in commands.items():
         run_dir = out / name
         checkpoint = run_dir / ("model.zip" if module == "train.ppo" else "last.pt")
-        base = env if module == "train.ppo" else common
-        command = [py, "-m", module, *base, *overrides, "threads=1", "progress=false", f"seed={args.seed}",
+        base = kwargs if module == "train.ppo" else [*kwargs, f"env.data_dir={data}"]
+        command = [py, "-m", module, *overrides, *base, "threads=1", "progress=false", f"seed={args.seed}",
                    f"out={run_dir}", *resume_flag(module, run_dir)]
         # each row is evaluated as soon as it is trained; a row whose .done marker exists is reused
         jobs.append((name, [command, [*evaluate, f"checkpoint={checkpoint}", f"names=[{name}]", "references=[]",
@@ -448,7 +434,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "train_sizes": experiment.train_sizes,
                                "test_sizes": experiment.test_sizes, "labels_budget": labels,
                                "optimizer_steps": args.steps, "episodes_per_size": args.episodes,
-                               "hidden_size": args.hidden, "models": models, "train": train_overrides,
+                               "hidden_size": args.hidden,
+                               "models": {name: OmegaConf.to_container(compose_row(module, overrides).model)
+                                          for name, (module, *overrides) in commands.items()},
+                               "train": optimizer_overrides(args),
                                "commands": {name: " ".join(command) for name, command in commands.items()}, "rows": {}}
     for name, rows in results.items():
         summary["rows"][name] = {"minutes": minutes.get(name), **summarize_row(rows, experiment),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Exploratory (docs/results/maze.md, "Grid attention"): can the grid-attention TRM (the headline's trm_grid_labels_dagger
 # model) learn the maze's move field when the grid is small enough for a longer budget? Mazes of sides 7..11
-# padded to 15 x 15 (225 tokens instead of 961), 4 rounds x 600 optimizer steps, evaluated on sides 13 and 15.
+# padded to 15 x 15 (225 tokens instead of 961), 4 rounds x 600 optimizer steps, evaluated on sides 13 and 15
+# (configs/experiment/maze_grid_small.yaml; WIDTH, SIZES, EVAL_SIZES and ENV override its grid, sides and env).
 # Also the carry comparison (docs/results/maze.md, "Carrying the latent across decisions"): NAME atok_base, atok_carry3,
 # atok_carry3_r25 with model.global_readout=acting_token [model.episode_carry=true [dagger.episode_restart=0.25]].
 # And the width transfer (docs/results/maze.md, "Rows and columns instead of sequence positions"): NAME rope2d_carry with
@@ -20,15 +21,9 @@ name=$1; shift
 width=${WIDTH:-15}; sizes=${SIZES:-[7,11]}; eval_sizes=${EVAL_SIZES:-[13,15]}; grid_sizes=${GRID_SIZES:-7 11 13 15}
 seed=${SEED:-0}; env=${ENV:-maze}
 out=runs/x/$name; mkdir -p runs/x
-.venv/bin/python -m train.dagger env=$env env.kwargs.max_size=$width "dagger.sizes=$sizes" "env.eval_sizes=$eval_sizes" \
-  train.batch_size=16 train.lr=0.001 train.weight_decay=0.01 'train.betas=[0.9,0.95]' train.warmup_steps=100 \
-  train.schedule=cosine train.lr_min_ratio=0.05 train.grad_clip=1.0 \
-  model=trm model.hidden_size=64 model.num_heads=4 model.expansion=4.0 model.pos_encodings=rope model.loss=softmax \
-  model.L_layers=2 model.H_cycles=1 model.L_cycles=4 model.halt_max_steps=3 model.halt_exploration_prob=0.1 \
-  model.inference_halting=max_steps model.attention_window=1 model.attention_grid=$width \
-  dagger.rounds=3 dagger.envs=14 dagger.steps=128 dagger.train_steps=600 dagger.eval_puzzles=8 dagger.eval_ood_every=1 \
-  dagger.size_sampling=per_reset dagger.token_labels=true "$@" threads=1 progress=false seed=$seed \
-  out=$out > $out.train.log 2>&1
+.venv/bin/python -m train.dagger experiment=maze_grid_small env=$env env.kwargs.max_size=$width model.attention_grid=$width \
+  "dagger.sizes=$sizes" "env.eval_sizes=$eval_sizes" "$@" threads=1 progress=false seed=$seed out=$out \
+  > $out.train.log 2>&1
 [ "$grid_sizes" = none ] && exit 0
 .venv/bin/python -m benchmarks.grid_errors --env $env --max-size $width --sizes $grid_sizes --puzzles 10 \
   --checkpoint $out/last.pt > $out.grid_errors.json

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One Sudoku 4x4 DAgger experiment of docs/sudoku_experiments/README.md, then train.evaluate on EPISODES (30)
+# One Sudoku 4x4 DAgger experiment of docs/sudoku_experiments/README.md (the headline's hrm_dagger,
+# configs/experiment/sudoku4_hrm_dagger.yaml, with other targets / presets / budgets), then train.evaluate on EPISODES (30)
 # easy and EPISODES medium puzzles (the headline's puzzle stream: seed 12345).
 #   [SEED=0] [EPISODES=30] [LABELS=n] bash docs/sudoku_experiments/run.sh NAME PRESET TOTAL_STEPS TARGETS [overrides...]
 # LABELS: the expert-label budget (default: the preset's train split, as the headline).
@@ -16,14 +17,10 @@ rounds=$(( (labels + 1791) / 1792 ))  # 14 envs x 128 steps per round, as benchm
 sampling=$([ "$preset" = sudoku-4x4 ] && echo per_reset || echo per_env)  # easy + medium: equal states per level, as recorded
 mkdir -p runs/sudoku_exp
 start=$(date +%s)
-$PY docs/sudoku_experiments/dagger_targets.py "$targets" env=sudoku env.preset="$preset" env.data_dir="$data" \
-  train.batch_size=64 train.lr=3e-3 train.weight_decay=0.01 'train.betas=[0.9,0.95]' train.warmup_steps=100 \
-  train.schedule=cosine train.lr_min_ratio=0.05 train.grad_clip=1.0 model=hrm model.hidden_size=64 \
-  model.num_heads=4 model.expansion=4.0 model.pos_encodings=rope model.loss=softmax model.H_layers=1 \
-  model.L_layers=1 model.H_cycles=1 model.L_cycles=1 model.halt_max_steps=2 model.halt_exploration_prob=0.1 \
-  "$@" dagger.max_labels="$labels" dagger.rounds=$((rounds - 1)) dagger.envs=14 dagger.steps=128 \
-  dagger.train_steps=$((total / rounds)) dagger.eval_puzzles=4 dagger.eval_ood_every=0 \
-  dagger.size_sampling="$sampling" threads=1 progress=false seed="${SEED:-0}" out="$out" > "$out.train.log" 2>&1
+$PY docs/sudoku_experiments/dagger_targets.py "$targets" experiment=sudoku4_hrm_dagger env.preset="$preset" \
+  env.data_dir="$data" "$@" dagger.max_labels="$labels" dagger.rounds=$((rounds - 1)) \
+  dagger.train_steps=$((total / rounds)) dagger.size_sampling="$sampling" threads=1 progress=false seed="${SEED:-0}" \
+  out="$out" > "$out.train.log" 2>&1
 mid=$(date +%s)
 $PY -m train.evaluate env=sudoku 'sizes=[easy,medium]' episodes="${EPISODES:-30}" seed=12345 checkpoint="$out/last.pt" \
   "names=[$name]" 'references=[]' "held_out_from=[$out]" out="$out/evaluate" > "$out.eval.log" 2>&1

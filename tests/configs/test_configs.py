@@ -29,3 +29,44 @@ def test_every_user_takes_the_one_config_dir():
         assert module.CONFIG_DIR is CONFIG_DIR, module.__name__
     assert agents.policy.MODEL_CONFIG.parent.parent == CONFIG_DIR
     assert benchmarks.datasets.PRESETS.parent == CONFIG_DIR
+
+
+def test_an_experiment_config_runs_alone_and_is_off_by_default():
+    """``python -m train.<entry> experiment=<name>`` composes a config the entry point's start-up check accepts (the
+    experiment's keys land at the top level: no ``experiment`` key); without it the defaults are unchanged."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from train.schema import DAGGER, PPO, SUPERVISED, check_config
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("dagger", overrides=["experiment=hanoi_trm_local_carry_dagger"])
+        check_config(cfg, DAGGER)
+        assert (cfg.model.name, cfg.model.episode_carry, cfg.dagger.episode_restart) == ("trm", True, 0.25)
+        assert cfg.out == "runs/experiment/hanoi_trm_local_carry_dagger" and "experiment" not in cfg
+        cfg = compose("supervised", overrides=["experiment=sudoku4_large_hrm_supervised"])
+        check_config(cfg, SUPERVISED)
+        assert (cfg.env.name, cfg.env.preset, cfg.train.eval.puzzles) == ("sudoku", "sudoku-4x4-large", 0)
+        check_config(compose("ppo", overrides=["experiment=maze_ppo_hrm"]), PPO)
+        plain = OmegaConf.to_container(compose("dagger"))
+        assert (plain["model"]["name"], plain["out"], plain["dagger"]["size_sampling"]) == (
+            "hrm", "runs/dagger/${env.name}-${model.name}", "per_env")
+
+
+def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
+    """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline) and the docs/*.sh
+    run maze_grid_small, which composes with train.dagger and passes its start-up check."""
+    from hydra import compose, initialize_config_dir
+
+    from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
+    from train.schema import DAGGER, check_config
+
+    rows = {f"{env}_{row}": row_module(row) for env in EXPERIMENTS for row in experiment_rows(env)}
+    names = {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
+    assert set(rows) <= names and names - set(rows) == {"maze_grid_small"}
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
+        check_config(cfg, DAGGER)
+        assert (cfg.env.kwargs.max_size, cfg.model.attention_grid, list(cfg.dagger.sizes)) == (15, 15, [7, 11])
+    assert set(rows.values()) == {"train.dagger", "train.supervised", "train.ppo"}  # each row composed and checked in
+    # tests/benchmarks/test_headline.py (test_experiment_rows_compose_to_the_formerly_pinned_commands)
