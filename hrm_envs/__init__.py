@@ -10,24 +10,17 @@ observation of fixed-shape integer arrays that includes ``action_mask``; an ``ac
 method (through ``gym.make``'s wrappers: ``env.unwrapped.action_masks()``); ``info["cost"]`` and
 ``info["is_success"]`` (True only on a successful termination) on every step and reset; deterministic
 ``reset(seed=...)``; ``reset(options={"puzzle": ...})``; ``ansi`` and ``rgb_array`` rendering; and an
-oracle from ``oracles.oracle_for`` that labels any reachable observation.
+oracle from ``oracles.oracle_for`` that labels any reachable observation. ``hrm_envs.registry.ENVS`` holds one row
+per environment (entry point, oracle, encoder, seq2seq parts), which every per-env lookup reads.
 """
 
-from gymnasium.envs.registration import register, registry
+from gymnasium.envs import registration
 
-#: Environment id -> "module:Class" entry point. The oracle and encoder registries key on these ids.
-ENV_ENTRY_POINTS: dict[str, str] = {
-    "hrm/Hanoi-v0": "hrm_envs.hanoi.env:HanoiEnv",
-    "hrm/Maze-v0": "hrm_envs.maze.env:MazeEnv",
-    "hrm/CityRouting-v0": "hrm_envs.city.env:CityRoutingEnv",
-    "hrm/Sudoku-v0": "hrm_envs.sudoku.env:SudokuEnv",
-}
+from hrm_envs.encoding import Encoder, encoder_for
+from hrm_envs.registry import ENVS, EnvSpec, env_id_of, env_spec
 
-for _env_id, _entry_point in ENV_ENTRY_POINTS.items():
-    if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point)
+for _spec in ENVS.values():
+    if _spec.id not in registration.registry:
+        registration.register(id=_spec.id, entry_point=_spec.entry_point)
 
-from hrm_envs.core import env_id_of  # noqa: E402
-from hrm_envs.encoding import Encoder, encoder_for  # noqa: E402
-
-__all__ = ["ENV_ENTRY_POINTS", "Encoder", "encoder_for", "env_id_of"]
+__all__ = ["ENVS", "Encoder", "EnvSpec", "encoder_for", "env_id_of", "env_spec"]

@@ -221,19 +221,3 @@ class PuzzleEnv(gym.Env):
             raise ValueError(f"action must be an int in [0, {self._num_actions}), got {action!r}")
         return int(action)
 
-
-def env_id_of(env_or_id: gym.Env | str | type) -> str:
-    """The registered id (``"hrm/Hanoi-v0"``) of an env instance, wrapper, class or id string."""
-    from hrm_envs import ENV_ENTRY_POINTS
-
-    if isinstance(env_or_id, str):
-        env_id = env_or_id.split(":", 1)[1] if env_or_id.startswith("hrm_envs:") else env_or_id
-        if env_id not in ENV_ENTRY_POINTS:
-            raise ValueError(f"env id must be one of {sorted(ENV_ENTRY_POINTS)}, got {env_or_id!r}")
-        return env_id
-    cls = env_or_id if isinstance(env_or_id, type) else type(getattr(env_or_id, "unwrapped", env_or_id))
-    entry = f"{cls.__module__}:{cls.__qualname__}"
-    for env_id, entry_point in ENV_ENTRY_POINTS.items():
-        if entry_point == entry:
-            return env_id
-    raise ValueError(f"env must be one of this suite's environments {sorted(ENV_ENTRY_POINTS)}, got {cls.__name__}")

@@ -7,22 +7,13 @@ same observation can feed a transformer/HRM (``tokens``), a GNN (``graph``) or a
 
 from __future__ import annotations
 
-import importlib
 from typing import Protocol, runtime_checkable
 
 import gymnasium as gym
 import networkx as nx
 import numpy as np
 
-from hrm_envs.core import env_id_of
-
-#: Env id -> "module:Class" of its encoder.
-ENCODERS: dict[str, str] = {
-    "hrm/Hanoi-v0": "hrm_envs.hanoi.encoding:HanoiEncoder",
-    "hrm/Maze-v0": "hrm_envs.maze.encoding:MazeEncoder",
-    "hrm/CityRouting-v0": "hrm_envs.city.encoding:CityEncoder",
-    "hrm/Sudoku-v0": "hrm_envs.sudoku.encoding:SudokuEncoder",
-}
+from hrm_envs.registry import env_spec, load
 
 
 @runtime_checkable
@@ -65,11 +56,10 @@ def grid_width(encoder: Encoder) -> int:
 
 def encoder_for(env_or_id: gym.Env | str | type, observation_space: gym.spaces.Dict | None = None) -> Encoder:
     """The encoder of an environment (instance, class or id); shapes come from its observation space."""
-    env_id = env_id_of(env_or_id)
+    spec = env_spec(env_or_id)
     if observation_space is None:
         if isinstance(env_or_id, gym.Env):
             observation_space = env_or_id.observation_space
         else:
             raise ValueError("observation_space is required when env_or_id is an id or a class")
-    module, name = ENCODERS[env_id].split(":")
-    return getattr(importlib.import_module(module), name)(observation_space)
+    return load(spec.encoder)(observation_space)

@@ -7,26 +7,15 @@
 
 from __future__ import annotations
 
-import importlib
-
 import gymnasium as gym
 
-from hrm_envs.core import env_id_of
+from hrm_envs.registry import env_spec, load
 from oracles.base import Oracle
-
-#: Env id -> "module:Class" of its oracle.
-ORACLES: dict[str, str] = {
-    "hrm/Hanoi-v0": "oracles.hanoi:HanoiOracle",
-    "hrm/Maze-v0": "oracles.maze:MazeOracle",
-    "hrm/CityRouting-v0": "oracles.city:CityRoutingOracle",
-    "hrm/Sudoku-v0": "oracles.sudoku:SudokuOracle",
-}
 
 
 def oracle_for(env_or_id: gym.Env | str | type) -> Oracle:
     """A new oracle for an environment given as an instance (wrapped or not), a class or an id."""
-    module, name = ORACLES[env_id_of(env_or_id)].split(":")
-    return getattr(importlib.import_module(module), name)()
+    return load(env_spec(env_or_id).oracle)()
 
 
-__all__ = ["ORACLES", "Oracle", "oracle_for"]
+__all__ = ["Oracle", "oracle_for"]

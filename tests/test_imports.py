@@ -19,7 +19,6 @@ LIBRARIES = ("hrm_envs", "agents", "oracles")
 LAZY_IMPORTS = {
     ("hrm_envs.checks", "oracles"): "test helper: oracles import hrm_envs",
     ("hrm_envs.city.metrics", "oracles.city"): "the oracle's route of a city: oracles import hrm_envs",
-    ("hrm_envs.core", "hrm_envs"): "the env ids of the package, which imports hrm_envs.core",
 }
 
 

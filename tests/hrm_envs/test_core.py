@@ -18,7 +18,7 @@ from gymnasium.wrappers import TimeLimit
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from hrm_envs import ENV_ENTRY_POINTS
+from hrm_envs import ENVS
 from hrm_envs.core import ArgumentError, ResetNeeded
 from oracles import oracle_for
 
@@ -29,7 +29,7 @@ SMALL = {
     "hrm/CityRouting-v0": {"size": 8, "max_size": 8},
     "hrm/Sudoku-v0": {"box": 2},
 }
-ENV_IDS = sorted(ENV_ENTRY_POINTS)
+ENV_IDS = sorted(ENVS)
 
 
 def test_small_covers_every_registered_env():
@@ -37,7 +37,7 @@ def test_small_covers_every_registered_env():
 
 
 def _env_class(env_id: str) -> type:
-    return load_env_creator(ENV_ENTRY_POINTS[env_id])
+    return load_env_creator(ENVS[env_id].entry_point)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

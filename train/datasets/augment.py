@@ -15,6 +15,8 @@ optimal, and the canonical route of the transformed puzzle is used, not a transf
 ``canonical_key`` hashes an observation up to the transforms of its augmentation (the smallest hash
 over the dihedral orbit) and without the keys that only tell variants of one base scenario apart
 (the city's vehicle), so overlap checks catch a test puzzle that is a rotated train puzzle.
+
+Each env's augmentation and puzzle function are named by its row of ``hrm_envs.registry.ENVS``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from hrm_envs.city.env import parse_observation
 from hrm_envs.core import MOVES
+from hrm_envs.registry import env_spec, load, seq2seq_ids
 from hrm_envs.sudoku.env import action_masks
 from train.datasets.storage import content_hash
 
@@ -216,39 +219,47 @@ def _city_extent(obs: Obs) -> tuple[int, int]:
     return size, size
 
 
-def _maze_puzzle(obs: Obs) -> Any:
+def maze_dihedral(space: gym.spaces.Dict) -> Augmentation:
+    """The maze's augmentation (the registry row's ``augmentation``)."""
+    return Dihedral(GridLayout({"walls": 2}, ("position", "goal"), (), _maze_extent))
+
+
+def city_dihedral(space: gym.spaces.Dict) -> Augmentation:
+    """City routing's augmentation; the vehicle only tells variants of one base scenario apart."""
+    layout = GridLayout({"street": 0, "traffic": 0, "oneway": 0}, ("position", "destination"), ("oneway",), _city_extent)
+    return Dihedral(layout, variant_keys=("vehicle",))
+
+
+def sudoku_shuffle(space: gym.spaces.Dict) -> Augmentation:
+    """Sudoku's augmentation, for the box size of the observation space's grid."""
+    return SudokuShuffle(int(round(space["grid"].shape[0] ** 0.5)))
+
+
+def maze_puzzle(obs: Obs) -> Any:
+    """The maze puzzle (``reset(options={"puzzle": ...})`` value) shown by ``obs``."""
     h, w = _maze_extent(obs)
     return {"walls": np.asarray(obs["walls"])[:h, :w] == 1, "start": tuple(obs["position"]), "goal": tuple(obs["goal"])}
 
 
-def _city_puzzle(obs: Obs) -> Any:
+def city_puzzle(obs: Obs) -> Any:
+    """The city scenario shown by ``obs``."""
     return parse_observation(obs)
 
 
-def _sudoku_puzzle(obs: Obs) -> Any:
+def sudoku_puzzle(obs: Obs) -> Any:
+    """The Sudoku puzzle (the givens) shown by ``obs``."""
     return np.where(np.asarray(obs["givens"]) == 1, obs["grid"], 0)
 
 
-#: Env id -> (augmentation of an observation space, observation -> ``reset(options={"puzzle": ...})`` value).
-AUGMENTATIONS: dict[str, tuple[Callable[[gym.spaces.Dict], Augmentation], Callable[[Obs], Any]]] = {
-    "hrm/Maze-v0": (lambda space: Dihedral(GridLayout({"walls": 2}, ("position", "goal"), (), _maze_extent)), _maze_puzzle),
-    "hrm/CityRouting-v0": (
-        lambda space: Dihedral(
-            GridLayout({"street": 0, "traffic": 0, "oneway": 0}, ("position", "destination"), ("oneway",), _city_extent),
-            variant_keys=("vehicle",),
-        ),
-        _city_puzzle,
-    ),
-    "hrm/Sudoku-v0": (lambda space: SudokuShuffle(int(round(space["grid"].shape[0] ** 0.5))), _sudoku_puzzle),
-}
-
-
 def augmentation_for(env_id: str, observation_space: gym.spaces.Dict) -> Augmentation | None:
-    """The augmentation of an environment's observations, or None if it has none."""
-    entry = AUGMENTATIONS.get(env_id)
-    return entry[0](observation_space) if entry else None
+    """The augmentation of an environment's observations (its registry row's), or None if it has none."""
+    reference = env_spec(env_id).augmentation
+    return load(reference)(observation_space) if reference else None
 
 
 def puzzle_of(env_id: str, obs: Obs) -> Any:
     """The ``reset(options={"puzzle": ...})`` value that starts an episode at ``obs`` (augmented envs only)."""
-    return AUGMENTATIONS[env_id][1](obs)
+    reference = env_spec(env_id).puzzle
+    if reference is None:
+        raise ValueError(f"env_id must be one with an augmentation, one of {seq2seq_ids()}; got {env_id!r}")
+    return load(reference)(obs)

@@ -32,8 +32,9 @@ import numpy as np
 from tqdm import tqdm
 
 from hrm_envs import encoder_for
+from hrm_envs.registry import ENVS, seq2seq_ids
 from oracles import oracle_for
-from train.datasets.augment import AUGMENTATIONS, Augmentation, augmentation_for, puzzle_of
+from train.datasets.augment import Augmentation, augmentation_for, puzzle_of
 from train.datasets.draw import draw_puzzles, make_env, puzzle_hash
 from train.datasets.loading import BLANK_IDENTIFIER_ID, IGNORE_LABEL_ID, PAD_ID, SET_NAME, token_dtype
 from train.datasets.spec import DatasetSpec
@@ -41,8 +42,8 @@ from train.datasets.storage import save_array, save_json
 
 def split_augmentation(spec: DatasetSpec, split_name: str) -> tuple[Augmentation, int]:
     """The augmentation and ``num_aug`` of one split (augmented copies only in ``train``)."""
-    if spec.env not in AUGMENTATIONS:
-        raise ValueError(f"preset.kind seq2seq needs an env with a seq2seq encoder, one of {sorted(AUGMENTATIONS)}; got {spec.env}")
+    if not ENVS[spec.env].seq2seq:
+        raise ValueError(f"preset.kind seq2seq needs an env with a seq2seq encoder, one of {seq2seq_ids()}; got {spec.env}")
     env = make_env(spec, spec.splits[split_name].sizes[0])
     augmentation = augmentation_for(spec.env, env.observation_space)
     env.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hrm_envs import ENV_ENTRY_POINTS
+from hrm_envs import ENVS
 
 KINDS = ("stepwise", "seq2seq")
 
@@ -63,8 +63,8 @@ def parse_spec(data: dict[str, Any]) -> DatasetSpec:
     if kind not in KINDS:
         raise ValueError(f"preset.kind must be one of {KINDS}, got {kind!r}")
     env = _require(data, "env", str, "preset")
-    if env not in ENV_ENTRY_POINTS:
-        raise ValueError(f"preset.env must be one of {sorted(ENV_ENTRY_POINTS)}, got {env!r}")
+    if env not in ENVS:
+        raise ValueError(f"preset.env must be one of {sorted(ENVS)}, got {env!r}")
     size_arg = _require(data, "size_arg", str, "preset")
     env_kwargs = dict(data.get("env_kwargs") or {})
     num_aug = data.get("num_aug", 0)

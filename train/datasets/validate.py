@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from hrm_envs import ENV_ENTRY_POINTS, encoder_for
+from hrm_envs import ENVS, encoder_for
 from hrm_envs.city.metrics import labels_to_mask, route_metrics
 from hrm_envs.maze.encoding import PATH
 from hrm_envs.maze.env import parse_observation
 from hrm_envs.maze.generator import bfs_distances
+from hrm_envs.registry import load, seq2seq_ids
 from oracles import oracle_for
 from train.datasets.augment import Augmentation, augmentation_for
 from train.datasets.draw import puzzle_hash
@@ -55,7 +56,7 @@ _RANGE = (lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_int, v))
 SUMMARY_FORMAT = {
     "name": _TEXT,
     "kind": (lambda v: v in KINDS, f"one of {list(KINDS)}"),
-    "env": (lambda v: v in ENV_ENTRY_POINTS, f"one of {sorted(ENV_ENTRY_POINTS)}"),
+    "env": (lambda v: v in ENVS, f"one of {sorted(ENVS)}"),
     "env_kwargs": _OBJECT,
     "size_arg": _TEXT,
     "obs_env_kwargs": _OBJECT,
@@ -195,7 +196,7 @@ def check_seed_ranges(summary: dict, report: Report) -> None:
     report.checks["seed_ranges"] = {name: list(r) for r, name in ranges}
 
 
-def _maze_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+def maze_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
     """The 'o' cells lie on floor and, with S and G, hold a start-goal path of exactly the optimal length."""
     floor, start, goal = parse_observation(obs)
     h, w = floor.shape
@@ -205,14 +206,14 @@ def _maze_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) 
     return not (path & ~floor).any() and path.sum() == cost - 1 and bfs_distances(route, goal)[start] == cost
 
 
-def _city_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+def city_route_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
     """The marked cells are usable by the vehicle and hold a legal route of optimal travel time (``metrics``)."""
     mask = labels_to_mask(labels, obs["street"].shape[0])
     metrics = route_metrics(obs, mask, reference=np.argwhere(mask).tolist())  # the F1 reference is not checked
     return metrics["arrived"] == metrics["valid"] == metrics["efficiency"] == 1.0
 
 
-def _sudoku_solution_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
+def sudoku_solution_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: float) -> bool:
     """The labels are a complete valid grid (every row, column and box a permutation) keeping the givens."""
     grid = np.asarray(obs["grid"])
     n = grid.shape[0]
@@ -223,22 +224,15 @@ def _sudoku_solution_ok(obs: dict[str, np.ndarray], labels: np.ndarray, cost: fl
     return bool((np.sort(units, axis=1) == np.arange(1, n + 1)).all() and (digits[givens] == grid[givens]).all())
 
 
-#: Env id -> an independent check that a label sequence is a valid optimal solution.
-SOLUTION_CHECKS: dict[str, Callable[[dict, np.ndarray, float], bool]] = {
-    "hrm/Maze-v0": _maze_route_ok,
-    "hrm/CityRouting-v0": _city_route_ok,
-    "hrm/Sudoku-v0": _sudoku_solution_ok,
-}
-
-
 def validate_seq2seq(folder: Path, summary: dict[str, Any], report: Report) -> None:
     """Check every split of a seq2seq set (:func:`validate`); violations go to ``report``."""
     env_id = summary["env"]
-    if env_id not in SOLUTION_CHECKS:
-        report.fail(f"summary.json: env {env_id!r} has no seq2seq sets; seq2seq envs: {sorted(SOLUTION_CHECKS)}")
+    spec = ENVS.get(env_id)
+    if spec is None or not spec.seq2seq:
+        report.fail(f"summary.json: env {env_id!r} has no seq2seq sets; seq2seq envs: {seq2seq_ids()}")
         return
     oracle = oracle_for(env_id)
-    solution_ok = SOLUTION_CHECKS[env_id]
+    solution_ok = load(spec.solution_check)
     example_hashes: dict[str, set[str]] = {}
     base_keys: dict[str, set[str]] = {}
     for split_name, info in summary["splits"].items():
