@@ -90,7 +90,7 @@ from pathlib import Path
 from typing import Any
 
 from train.evaluate import write_report
-from train.learner import strict_json, write_json
+from train.metrics import strict_json, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,8 +30,8 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from configs import CONFIG_DIR
+from train.checkpoints import save_policy
 from train.evaluate import run as evaluate
-from train.learner import save_policy
 
 VALIDATION_SEED = 1_000_003
 TEST_SEED = 2_000_003
