@@ -63,7 +63,7 @@ class HRMConfig:
     up / down / left / right neighbours, not the cells next to it in the row-major sequence.
     ``pos_encodings`` ``"rope"`` rotates by the position in the sequence, ``"rope2d"`` (with ``attention_grid``) by
     the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on one padded width
-    acts on another (:func:`train.learner.load_policy` sets ``attention_grid`` to the evaluation env's width);
+    acts on another (:func:`train.acting.load_policy` sets ``attention_grid`` to the evaluation env's width);
     ``"learned"`` adds a learned embedding per position (fixed length).
     ``global_readout`` ``"prefix"`` reads the global actions from slot 0; ``"acting_token"`` from the first token
     whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global

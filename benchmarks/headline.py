@@ -98,7 +98,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from configs import CONFIG_DIR
 from train.evaluate import write_report
-from train.learner import strict_json, write_json
+from train.metrics import strict_json, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

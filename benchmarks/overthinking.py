@@ -6,7 +6,7 @@
 
 The checkpoint's trained segment count ``T`` is its ``halt_max_steps``. For every count ``k`` of ``--multiples`` x
 ``T`` and ``--segments`` (plus ``T`` itself, the reference point) the policy acts with exactly ``k`` segments per
-decision (``train.learner.load_policy``'s ``{"inference_halting": "max_steps", "halt_max_steps": k}``) and, per
+decision (``train.acting.load_policy``'s ``{"inference_halting": "max_steps", "halt_max_steps": k}``) and, per
 size, is scored on the oracle's own states of ``--puzzles`` fresh puzzles (teacher forcing: the greedy masked
 action is optimal) and with ``--closed-loop`` on closed-loop episodes of the same puzzles (success with its 95%
 Wilson interval). The puzzles of a size follow its position in ``--sizes`` and ``--seed`` as in ``train.evaluate``,
@@ -44,9 +44,10 @@ from benchmarks.harness import emit  # noqa: E402
 from configs import CONFIG_DIR  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
+from train.acting import ModelPolicy, load_policy  # noqa: E402
 from train.evaluate import checkpoint_env, episode_seeds, evaluation_env  # noqa: E402
-from train.learner import ModelPolicy, is_act, load_policy  # noqa: E402
-from train.release import write_json  # noqa: E402
+from train.models import is_act  # noqa: E402
+from train.metrics import write_json  # noqa: E402
 from train.rollout import Obs, check_horizon, oracle_states, run_episodes, summarize, teacher_forcing_hits  # noqa: E402
 
 

@@ -36,7 +36,7 @@ and collects exactly as the unbroken run would have (a run extended to more roun
 schedule spans ``dagger.rounds``). The round files and their manifest are :mod:`train.aggregate`'s: a resumed
 run refuses a missing, truncated or altered round with a ``ValueError`` naming the file.
 
-Outputs in ``out``: ``config.json`` (the configuration the run started with), ``last.pt`` (``train.learner``
+Outputs in ``out``: ``config.json`` (the configuration the run started with), ``last.pt`` (``train.checkpoints``
 checkpoint; ``python -m train.evaluate checkpoint=...``), ``aggregate/round_NNNN.npz`` and
 ``aggregate/manifest.json``, ``metrics.jsonl`` and ``tensorboard/`` (phases ``train``, ``collect``, ``eval``),
 ``final.json`` (the last evaluation and the label count; strict JSON, NaN as null).
@@ -74,9 +74,10 @@ from configs import CONFIG_DIR
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.aggregate import Aggregate, aggregate_rounds, dataset_round, load_round, round_path, save_round
+from train.checkpoints import config_mismatches, init_weights, load_checkpoint, save_checkpoint
 from train.evaluate import evaluate_policies
-from train.learner import (Learner, MetricsLogger, config_mismatches, init_weights, load_checkpoint, save_checkpoint,
-                           strict_json, write_json)
+from train.learner import Learner
+from train.metrics import MetricsLogger, strict_json, write_json
 from train.rollout import OracleHorizon, SizeMixture, collect, env_fns
 from train.runs import ensure_dataset, job_out, load_preset, optim_config, setup_distributed
 from train.schema import DAGGER, check_config

@@ -18,7 +18,7 @@ are compared without the env's padding (``PuzzleEnv.padding``), so sources built
 ``act.inference_halting`` / ``act.halt_max_steps`` (null = the checkpoint's) change how HRM / TRM checkpoints
 act, e.g. ``act.inference_halting=max_steps act.halt_max_steps=4`` runs 4 ACT segments per decision.
 Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
-``train.supervised`` / ``train.dagger`` (``train.learner``). Neither kind is unpickled (unpickling runs whatever
+``train.supervised`` / ``train.dagger`` (``train.checkpoints``). Neither kind is unpickled (unpickling runs whatever
 code a file carries): a checkpoint that needs it is refused, except a ``.zip`` with ``trust_pickle=true``, for
 files you trust only (e.g. your own, saved by an older ``train.ppo``).
 """
@@ -52,9 +52,11 @@ from configs import CONFIG_DIR  # noqa: E402
 from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
 from oracles import oracle_for  # noqa: E402
+from train.acting import load_policy  # noqa: E402
 from train.aggregate import aggregate_rounds, load_round  # noqa: E402
+from train.checkpoints import checkpoint_config  # noqa: E402
 from train.datasets.loading import StepwiseSplit  # noqa: E402
-from train.learner import checkpoint_config, load_policy, write_json  # noqa: E402
+from train.metrics import write_json  # noqa: E402
 from train.ppo import PPOPolicy  # noqa: E402
 from train.rollout import (  # noqa: E402
     OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize,
@@ -352,8 +354,8 @@ def write_report(results: dict[str, dict[str, Any]], out: str | Path, meta: dict
 def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | None = None,
                     trust_pickle: bool = False) -> Policy:
     """A policy from a checkpoint: ``.zip`` = MaskablePPO (``train.ppo``; ``trust_pickle``: see
-    :func:`train.ppo.load_model`), else a ``train.learner`` checkpoint (``acting``: HRM / TRM acting overrides,
-    see :func:`train.learner.load_policy`). Neither unpickles anything unless ``trust_pickle``."""
+    :func:`train.ppo.load_model`), else a ``train.checkpoints`` checkpoint (``acting``: HRM / TRM acting overrides,
+    see :func:`train.acting.load_policy`). Neither unpickles anything unless ``trust_pickle``."""
     path = Path(path)
     if path.suffix == ".zip":
         return PPOPolicy(path, trust_pickle)
@@ -361,7 +363,7 @@ def load_any_policy(path: str | Path, encoder: Any, acting: dict[str, Any] | Non
 
 
 def checkpoint_env(path: str | Path) -> dict[str, Any] | None:
-    """The env config (the Hydra ``env`` group's values) a ``train.learner`` checkpoint was trained with; ``None``
+    """The env config (the Hydra ``env`` group's values) a ``train.checkpoints`` checkpoint was trained with; ``None``
     for a ``.zip`` model, which does not store it."""
     if Path(path).suffix == ".zip":
         return None
@@ -376,7 +378,7 @@ def evaluation_env(given: dict[str, Any] | None, checkpoints: list[str]) -> dict
     known = {path: env for path, env in trained.items() if env is not None}
     if given is None:
         if not known:
-            raise ValueError("env is not set and no train.learner checkpoint names its env: pass env=NAME "
+            raise ValueError("env is not set and no train.checkpoints checkpoint names its env: pass env=NAME "
                              "(hanoi, maze, city, sudoku, ...)")
         given = next(iter(known.values()))
     for path, env in known.items():

@@ -51,7 +51,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMoni
 import hrm_envs  # noqa: F401
 from agents.policy import HRMPolicy
 from configs import CONFIG_DIR
-from train.learner import strict_json, write_json
+from train.metrics import strict_json, write_json
 from train.rollout import env_fns
 from train.runs import job_out, load_preset
 from train.schema import PPO, check_config

@@ -30,8 +30,9 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 
 from configs import CONFIG_DIR
+from train.checkpoints import save_policy
 from train.evaluate import run as evaluate
-from train.learner import save_policy
+from train.metrics import write_json
 from train.stats import wilson_interval
 
 VALIDATION_SEED = 1_000_003
@@ -108,14 +109,6 @@ def play(args: argparse.Namespace, checkpoint: Path, sizes: list[Any], seed: int
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

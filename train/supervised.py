@@ -52,10 +52,14 @@ from hrm_envs.city.metrics import METRICS as CITY_METRICS
 from hrm_envs.city.metrics import labels_to_mask, mean_metrics, route_metrics
 from hrm_envs.encoding import Encoder, encoder_for
 from oracles import oracle_for
+from train.acting import ModelPolicy
+from train.checkpoints import init_weights, load_checkpoint, load_rank_state, save_checkpoint, save_rank_state
 from train.datasets import Seq2SeqDataset, Seq2SeqSplit, StepwiseDataset, StepwiseSplit
 from train.datasets.loading import observation_space
-from train.learner import (Learner, MetricsLogger, ModelPolicy, check_fits, init_weights, interrupts_at_safe_points,
-                           load_checkpoint, load_rank_state, save_checkpoint, save_rank_state, unwrap)
+from train.interrupts import interrupts_at_safe_points
+from train.learner import Learner
+from train.metrics import MetricsLogger
+from train.models import check_fits, unwrap
 from train.rollout import check_horizon, run_episodes, summarize
 from train.runs import ensure_dataset, job_out, optim_config, setup_distributed
 from train.schema import SUPERVISED, check_config

@@ -11,8 +11,9 @@ import benchmarks.grid_errors as grid_errors
 import hrm_envs  # noqa: F401
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
-from train.learner import Learner, save_checkpoint
+from train.checkpoints import save_checkpoint
 from train.evaluate import evaluate_policies, load_any_policy
+from train.learner import Learner
 from train.rollout import OraclePolicy
 
 

@@ -15,7 +15,8 @@ import hrm_envs  # noqa: F401
 from benchmarks.hanoi_errors import main, plan, wrong_kind
 from hrm_envs.encoding import encoder_for
 from hrm_envs.hanoi.env import legal_moves
-from train.learner import Learner, save_checkpoint
+from train.checkpoints import save_checkpoint
+from train.learner import Learner
 
 
 def moves_graph(n: int) -> nx.Graph:

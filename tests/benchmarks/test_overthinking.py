@@ -16,8 +16,10 @@ import hrm_envs  # noqa: F401
 from benchmarks.overthinking import main, max_drop, segment_counts
 from hrm_envs.encoding import encoder_for
 from configs import CONFIG_DIR
+from train.acting import load_policy
+from train.checkpoints import save_checkpoint
 from train.evaluate import evaluate_policies
-from train.learner import Learner, load_policy, save_checkpoint
+from train.learner import Learner
 
 ENV = "hrm/Hanoi-v0"
 TINY = ["--sizes", "2", "3", "--multiples", "1", "2", "--puzzles", "3"]

@@ -10,7 +10,8 @@ import torch
 import hrm_envs  # noqa: F401
 from benchmarks.sudoku_errors import candidate_counts, main
 from hrm_envs.encoding import encoder_for
-from train.learner import Learner, save_checkpoint
+from train.checkpoints import save_checkpoint
+from train.learner import Learner
 
 
 def test_candidate_counts_of_a_4x4_grid():

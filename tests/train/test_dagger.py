@@ -16,9 +16,10 @@ import train.dagger as dagger
 from configs import CONFIG_DIR
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
+from train.acting import load_policy
 from train.aggregate import MANIFEST, Aggregate, episodes, file_digest, load_round, round_name
 from train.evaluate import HeldOut
-from train.learner import Learner, load_policy
+from train.learner import Learner
 
 TINY = [
     "model.hidden_size=32", "model.num_heads=2", "model.H_layers=1", "model.L_layers=1", "model.halt_max_steps=2",

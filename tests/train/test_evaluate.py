@@ -50,7 +50,8 @@ def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
 
     from hrm_envs.encoding import encoder_for
     import gymnasium as gym
-    from train.learner import Learner, save_checkpoint
+    from train.checkpoints import save_checkpoint
+    from train.learner import Learner
 
     encoder = encoder_for(gym.make(ENV, max_disks=10))
     learner = Learner({"name": "hrm", "hidden_size": 16, "num_heads": 2, "H_layers": 1, "L_layers": 1,
@@ -210,7 +211,8 @@ def test_ppo_row_trains_within_its_wall_time_and_is_evaluated_like_the_others(tm
 
 def tiny_checkpoint(path: Path, run_config: dict) -> Path:
     from hrm_envs.encoding import encoder_for
-    from train.learner import Learner, save_checkpoint
+    from train.checkpoints import save_checkpoint
+    from train.learner import Learner
 
     encoder = encoder_for(gym.make(ENV, max_disks=6))
     learner = Learner({"name": "hrm", "hidden_size": 16, "num_heads": 2, "H_layers": 1, "L_layers": 1,

@@ -19,7 +19,8 @@ from train.stats import wilson_interval
 
 def tiny_checkpoint(path: Path) -> Path:
     from hrm_envs.encoding import encoder_for
-    from train.learner import Learner, save_checkpoint
+    from train.checkpoints import save_checkpoint
+    from train.learner import Learner
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         env = OmegaConf.to_container(compose("evaluate", overrides=["env=hanoi", "env.kwargs.max_disks=5"]).env,

@@ -24,7 +24,7 @@ from configs import CONFIG_DIR
 from hrm_envs.city.metrics import METRICS as CITY_METRICS
 from hrm_envs.encoding import encoder_for
 from train.datasets import build, parse_spec
-from train.learner import build_model, model_config
+from train.models import build_model, model_config
 from train.runs import load_preset
 
 ROOT = Path(__file__).resolve().parents[2]
