@@ -27,6 +27,9 @@ class EnvSpec:
     out) set all three of ``augmentation`` (observation space -> ``Augmentation``), ``puzzle`` (observation
     -> the ``reset(options={"puzzle": ...})`` value that starts an episode there) and ``solution_check``
     (``(obs, labels, cost) -> bool``: the labels are a valid optimal solution); other envs set none.
+    ``label_metrics`` (optional, seq2seq envs): ``(obs, predicted labels) -> dict`` of quality measures of one
+    predicted solution that a token accuracy hides (city routing: arrived, valid, path F1, ...), which
+    ``train.supervised`` averages over its held-out examples.
     """
 
     id: str
@@ -36,6 +39,7 @@ class EnvSpec:
     augmentation: str | None = None
     puzzle: str | None = None
     solution_check: str | None = None
+    label_metrics: str | None = None
 
     def __post_init__(self) -> None:
         seq2seq = {"augmentation": self.augmentation, "puzzle": self.puzzle, "solution_check": self.solution_check}
@@ -75,6 +79,7 @@ ENVS: dict[str, EnvSpec] = {
             augmentation="train.datasets.augment:city_dihedral",
             puzzle="train.datasets.augment:city_puzzle",
             solution_check="train.datasets.validate:city_route_ok",
+            label_metrics="hrm_envs.city.metrics:label_metrics",
         ),
         EnvSpec(
             id="hrm/Sudoku-v0",

@@ -48,9 +48,8 @@ from tqdm import tqdm
 import hrm_envs  # noqa: F401  (registers the env ids)
 from agents.hrm import IGNORE_LABEL, HRMConfig
 from configs import CONFIG_DIR
-from hrm_envs.city.metrics import METRICS as CITY_METRICS
-from hrm_envs.city.metrics import labels_to_mask, mean_metrics, route_metrics
 from hrm_envs.encoding import Encoder, encoder_for
+from hrm_envs.registry import ENVS, load
 from oracles import oracle_for
 from train.acting import ModelPolicy
 from train.checkpoints import init_weights, load_checkpoint, load_rank_state, save_checkpoint, save_rank_state
@@ -143,19 +142,21 @@ class StepwiseEvaluator:
 
 
 class Seq2SeqEvaluator:
-    """Exact-sequence, per-token and q_halt accuracy and ACT steps on the held-out (and train) examples;
-    for city routing also the cheat-exposing route metrics of ``hrm_envs.city.metrics``."""
+    """Exact-sequence, per-token and q_halt accuracy and ACT steps on the held-out (and train) examples, and
+    on the held-out ones the env's ``label_metrics`` where its registry row has them (city routing: the
+    cheat-exposing route metrics of ``hrm_envs.city.metrics``)."""
 
     def __init__(self, cfg: DictConfig, root: Path, data: Seq2SeqDataset, seed: int):
         self.batch_size = cfg.train.eval.batch_size
         rng = np.random.default_rng(seed)
-        self.city = cfg.env.id == "hrm/CityRouting-v0"
+        reference = ENVS[cfg.env.id].label_metrics
+        self.label_metrics = None if reference is None else load(reference)
+        self.label_keys: tuple[str, ...] = ()
         heldout = Seq2SeqDataset(root, cfg.env.eval_split)
         self.sets = {"heldout": (heldout, subset(cfg.train.eval.tf_samples, len(heldout), rng)),
                      "train": (data, subset(cfg.train.eval.train_tf_samples, len(data), rng))}
-        if self.city:
+        if self.label_metrics is not None:
             self.sources = Seq2SeqSplit(root, cfg.env.eval_split, sources=True)
-            self.max_size = int(math.isqrt(heldout.tokens.shape[1]))
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device, name: str) -> dict[str, float]:
@@ -163,7 +164,7 @@ class Seq2SeqEvaluator:
         was_training = model.training
         model.eval()
         totals = {"exact": 0.0, "token": 0.0, "q_halt": 0.0, "steps": 0.0}
-        routes = []
+        measured = []
         for start in range(0, len(indices), self.batch_size):
             rows = torch.as_tensor(indices[start : start + self.batch_size])
             out = model.predict({"tokens": data.tokens[rows].to(device)})
@@ -177,13 +178,14 @@ class Seq2SeqEvaluator:
             # Baselines have no Q-head: their q_halt accuracy is NaN.
             totals["q_halt"] += float(((out["q_halt"] >= 0) == exact).sum()) if "q_halt" in out else math.nan
             totals["steps"] += float(out["segments"].sum())
-            if self.city and name == "heldout":
+            if self.label_metrics is not None and name == "heldout":
                 for row, example in zip(prediction.cpu().numpy(), rows.tolist()):
-                    routes.append(route_metrics(self.sources.obs(example), labels_to_mask(row, self.max_size)))
+                    measured.append(self.label_metrics(self.sources.obs(example), row))
         model.train(was_training)
         metrics = {k: v / max(1, len(indices)) for k, v in totals.items()}
-        if routes:
-            metrics.update(mean_metrics(routes))
+        if measured:
+            self.label_keys = tuple(measured[0])
+            metrics.update({key: float(np.mean([m[key] for m in measured])) for key in self.label_keys})
         return metrics
 
     def __call__(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
@@ -192,12 +194,13 @@ class Seq2SeqEvaluator:
         metrics.update({f"train_{k}": v for k, v in self.evaluate(model, device, "train").items()})
         return metrics
 
-    @staticmethod
-    def line(epoch: int, m: dict[str, Any]) -> str:
+    def line(self, epoch: int, m: dict[str, Any]) -> str:
+        """The epoch's line: the sequence metrics, then the env's label metrics (e.g. city routes) if any."""
         text = (f"Epoch {epoch} Exact: {m['exact']:.4f} Token: {m['token']:.4f} QHalt: {m['q_halt']:.4f} "
                 f"Steps: {m['steps']:.2f} | train exact {m['train_exact']:.4f}")
-        if "arrived" in m:
-            text += " | " + " ".join(f"{k} {m[k]:.4f}" for k in CITY_METRICS)
+        measured = [key for key in self.label_keys if key in m]
+        if measured:
+            text += " | " + " ".join(f"{k} {m[k]:.4f}" for k in measured)
         return text
 
 

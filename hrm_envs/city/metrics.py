@@ -18,6 +18,8 @@ on the path; a ``max_size`` padded mask is cropped to the city), or seq2seq labe
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,6 +99,12 @@ def route_metrics(
         "path_f1": f1,
         "efficiency": float(optimal / inside) if arrived else 0.0,
     }
+
+
+def label_metrics(puzzle: CityPuzzle | dict, labels: np.ndarray) -> dict[str, float]:
+    """:func:`route_metrics` of seq2seq labels (or predictions) of length ``max_size ** 2`` (the registry's
+    ``label_metrics`` of city routing)."""
+    return route_metrics(puzzle, labels_to_mask(labels, math.isqrt(np.asarray(labels).size)))
 
 
 def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:

@@ -411,3 +411,17 @@ def test_ansi_render_has_a_legend():
 def test_size_bound_names_max_size():
     with pytest.raises(ValueError, match=r"size must lie in \[6, 40\] \(max_size=40; raise max_size for larger puzzles\)"):
         CityRoutingEnv(size=41)
+
+
+def test_the_registry_label_metrics_read_seq2seq_labels():
+    """The city row's ``label_metrics`` (what ``train.supervised`` reports on seq2seq sets) = route_metrics of the mask."""
+    from hrm_envs.registry import ENVS, load
+
+    label_metrics = load(ENVS["hrm/CityRouting-v0"].label_metrics)
+    env = CityRoutingEnv()
+    oracle = oracle_for(env)
+    obs, _ = env.reset(seed=4)
+    _, labels = encoder_for(env).seq2seq(obs, oracle)
+    assert label_metrics(obs, labels) == route_metrics(obs, oracle.route(obs))
+    assert label_metrics(obs, labels)["arrived"] == 1.0
+    assert label_metrics(obs, np.zeros_like(labels))["arrived"] == 0.0  # "no path anywhere" arrives nowhere
