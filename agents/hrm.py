@@ -343,28 +343,37 @@ class HRM(nn.Module):
     def _segment(
         self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One segment: ``H_cycles`` x (``L_cycles`` L updates, one H update), gradient per the variant."""
+        """One segment: ``H_cycles`` x (``L_cycles`` L updates, one H update); a no-grad phase, then a grad phase.
+
+        The gradient phase is the trailing updates: the last L and the last H update (HRM's one-step gradient),
+        the whole last recursion (TRM), or every update (``full_backprop``)."""
         config = self.config
-        updates = [l for _ in range(config.H_cycles) for l in range(config.L_cycles + 1)]  # l == L_cycles: H
+        updates = (["L"] * config.L_cycles + ["H"]) * config.H_cycles
         if config.full_backprop:
             with_grad = len(updates)
         elif config.variant == "trm":
-            with_grad = config.L_cycles + 1  # the whole last recursion
+            with_grad = config.L_cycles + 1
         else:
-            with_grad = 2  # the last L and the last H update
+            with_grad = 2
         mask: Mask = None
         if config.attention_grid:
             mask = GridWindow(config.puzzle_emb_len, config.attention_grid, config.attention_window)
         elif config.attention_window:
             mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device,
                                         config.attention_direction)
-        for index, l in enumerate(updates):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and index >= len(updates) - with_grad):
-                if l < config.L_cycles:
+
+        def run(levels: list[str], z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            for level in levels:
+                if level == "L":
                     z_L = self.L_level(z_L, z_H + x, rotary, mask)
                 else:
                     z_H = self.H_level(z_H, z_L, rotary, mask)
-        return z_H, z_L
+            return z_H, z_L
+
+        split = len(updates) - with_grad
+        with torch.no_grad():
+            z_H, z_L = run(updates[:split], z_H, z_L)
+        return run(updates[split:], z_H, z_L)
 
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)
