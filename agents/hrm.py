@@ -48,45 +48,62 @@ ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_refe
 
 @dataclass(frozen=True)
 class HRMConfig:
-    """Model configuration; every field is validated with a ``ValueError`` naming it.
+    """Model configuration in seven parts; every field is validated with a ``ValueError`` naming it.
 
-    ``H_layers`` is unused by the ``trm`` variant (its single network has ``L_layers`` blocks).
-    ``puzzle_emb_len`` prefix slots precede the tokens: a (zero-initialised) puzzle embedding when
-    ``num_puzzle_identifiers > 0``, else a learned vector; slot 0 feeds the Q-head and the global actions.
-    ``attention_window`` 0 is full attention; ``w >= 1`` lets a token attend only to tokens at most ``w`` apart
-    (the prefix slots see everything; :func:`agents.layers.local_attention_mask`), so information travels ``w``
-    tokens per block application and the cycles and ACT segments become the depth a longer puzzle needs.
-    ``attention_direction`` (with a window) ``"earlier"`` / ``"later"`` lets a token see only its own and earlier /
-    later neighbours, so information flows one way along the sequence (a scan), ``"both"`` both ways.
-    ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as
-    a Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
+    **Sizes and blocks.** ``vocab_size`` / ``seq_len`` of the inputs; blocks of width ``hidden_size`` with
+    ``num_heads`` heads and an MLP ``expansion``; ``H_layers`` / ``L_layers`` blocks per level (``H_layers`` is unused
+    by the ``trm`` variant: its single network has ``L_layers`` blocks). ``puzzle_emb_len`` prefix slots precede the
+    tokens: a (zero-initialised) puzzle embedding when ``num_puzzle_identifiers > 0``, else a learned vector; slot 0
+    feeds the Q-head and the global actions.
+
+    **Recurrence.** A segment runs ``H_cycles`` x (``L_cycles`` L updates, one H update). ``variant="hrm"``: separate
+    H and L levels, the last L and the last H update carry gradient; ``"trm"``: one shared network, the whole last
+    recursion carries gradient (see the module docstring). ``full_backprop`` (memory benchmark only): every update
+    carries gradient and the carry is not detached.
+
+    **Attention and positions.** ``attention_window`` 0 is full attention; ``w >= 1`` lets a token attend only to
+    tokens at most ``w`` apart (the prefix slots see everything; :func:`agents.layers.local_attention_mask`), so
+    information travels ``w`` tokens per block application and the cycles and ACT segments become the depth a longer
+    puzzle needs. ``attention_direction`` (with a window) ``"earlier"`` / ``"later"`` lets a token see only its own
+    and earlier / later neighbours, so information flows one way along the sequence (a scan), ``"both"`` both ways.
+    ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as a
+    Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
     up / down / left / right neighbours, not the cells next to it in the row-major sequence.
-    ``pos_encodings`` ``"rope"`` rotates by the position in the sequence, ``"rope2d"`` (with ``attention_grid``) by
-    the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on one padded width
-    acts on another (:func:`train.learner.load_policy` sets ``attention_grid`` to the evaluation env's width);
-    ``"learned"`` adds a learned embedding per position (fixed length).
+    ``pos_encodings`` ``"rope"`` rotates by the position in the sequence (base ``rope_theta``), ``"rope2d"`` (with
+    ``attention_grid``) by the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on
+    one padded width acts on another (:func:`train.learner.load_policy` sets ``attention_grid`` to the evaluation
+    env's width); ``"learned"`` adds a learned embedding per position (fixed length).
+
+    **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
+    ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
     ``global_readout`` ``"prefix"`` reads the global actions from slot 0; ``"acting_token"`` from the first token
     whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global
-    moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no
-    token carries the mark.
-    ``episode_carry`` keeps the latent state from one decision of an episode to the next (a recurrent policy: in
-    a static puzzle what a decision computed, e.g. a maze's distance field, stays valid after the move, so each
-    decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
-    ``start`` and returns the states it ends in, and in training a halted row whose ``continues`` (batch key)
-    is true keeps its carry while it takes its episode's next state.
+    moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no token
+    carries the mark.
 
-    Depth and halting (thinking longer on larger puzzles). ``depth_training="progressive"``: in training each
+    **Carry.** ``episode_carry`` keeps the latent state from one decision of an episode to the next (a recurrent
+    policy: in a static puzzle what a decision computed, e.g. a maze's distance field, stays valid after the move,
+    so each decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
+    ``start`` and returns the states it ends in, and in training a halted row whose ``continues`` (batch key) is
+    true keeps its carry while it takes its episode's next state.
+
+    **Depth training** (thinking longer on larger puzzles). ``depth_training="progressive"``: in training each
     :meth:`HRM.forward` first runs a random number of segments in ``[0, depth_extra_max]`` without gradient, then
-    the graded segment (Bansal et al. 2022's progressive loss on top of deep supervision): no behaviour can be
-    tied to a segment count, the latent is pushed towards a fixed point that more segments keep, and the Q-head
-    learns whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
-    activations). At inference, ``halt_scale`` sets each sequence's cap on segments: ``"fixed"``
-    ``halt_max_steps``; ``"tokens"`` / ``"side"`` ``halt_max_steps`` times its real (non-padding, id != 0) tokens
-    / their square root (a grid's side) relative to ``halt_reference`` real tokens, never fewer than
-    ``halt_max_steps``. ``halt_tolerance > 0`` also halts a sequence once a segment changes its ``z_H`` by less
-    than that fraction of its norm (convergence).
+    the graded segment (Bansal et al. 2022's progressive loss on top of deep supervision): no behaviour can be tied
+    to a segment count, the latent is pushed towards a fixed point that more segments keep, and the Q-head learns
+    whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
+    activations).
+
+    **Halting.** At most ``halt_max_steps`` segments per example in training; ``halt_exploration_prob`` is the
+    chance of a random minimum number of segments (exploration). At inference ``inference_halting`` ``"q_head"``
+    halts on the Q-head, ``"max_steps"`` always runs the cap. ``halt_scale`` sets each sequence's cap on segments:
+    ``"fixed"`` ``halt_max_steps``; ``"tokens"`` / ``"side"`` ``halt_max_steps`` times its real (non-padding,
+    id != 0) tokens / their square root (a grid's side) relative to ``halt_reference`` real tokens, never fewer than
+    ``halt_max_steps``. ``halt_tolerance > 0`` also halts a sequence once a segment changes its ``z_H`` by less than
+    that fraction of its norm (convergence). :data:`ACTING_FIELDS` may differ between training and evaluation.
     """
 
+    # sizes and blocks
     vocab_size: int
     seq_len: int
     hidden_size: int = 128
@@ -94,29 +111,35 @@ class HRMConfig:
     expansion: float = 4.0
     H_layers: int = 2
     L_layers: int = 2
-    H_cycles: int = 2
-    L_cycles: int = 2
-    halt_max_steps: int = 8
-    halt_exploration_prob: float = 0.1
-    pos_encodings: str = "rope"
-    rope_theta: float = 10000.0
     num_puzzle_identifiers: int = 0
     puzzle_emb_len: int = 1
+    # recurrence
+    H_cycles: int = 2
+    L_cycles: int = 2
     variant: str = "hrm"
-    loss: str = "stablemax"
-    token_vocab: int = 0
-    per_token_actions: int = 0
-    global_actions: int = 0
     full_backprop: bool = False
-    inference_halting: str = "q_head"
+    # attention and positions
     attention_window: int = 0
     attention_direction: str = "both"
     attention_grid: int = 0
+    pos_encodings: str = "rope"
+    rope_theta: float = 10000.0
+    # readout
+    token_vocab: int = 0
+    per_token_actions: int = 0
+    global_actions: int = 0
     global_readout: str = "prefix"
     acting_tokens: tuple[int, ...] = ()
+    loss: str = "stablemax"
+    # carry
     episode_carry: bool = False
+    # depth training
     depth_training: str = "fixed"
     depth_extra_max: int = 0
+    # halting
+    halt_max_steps: int = 8
+    halt_exploration_prob: float = 0.1
+    inference_halting: str = "q_head"
     halt_scale: str = "fixed"
     halt_reference: int = 0
     halt_tolerance: float = 0.0
