@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,9 @@ from torch import nn
 
 from agents.layers import (ATTENTION_DIRECTIONS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary, linear,
                            local_attention_mask, trunc_normal_)
+
+if TYPE_CHECKING:
+    from agents.baselines import BaselineConfig
 
 IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "rope2d", "learned")
@@ -145,56 +149,27 @@ class HRMConfig:
     halt_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
-        positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
-                    "L_cycles", "halt_max_steps")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions",
-                     "attention_window", "attention_grid", "depth_extra_max", "halt_reference"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
+                          "L_cycles", "halt_max_steps"), low=1)
+        check_ints(self, ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions",
+                          "global_actions", "attention_window", "attention_grid", "depth_extra_max", "halt_reference"),
+                   low=0)
         for name in ("full_backprop", "episode_carry"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if not self.expansion > 0:
-            raise ValueError(f"expansion must be > 0, got {self.expansion!r}")
+        check_embedding_and_heads(self)
         if not 0.0 <= self.halt_exploration_prob <= 1.0:
             raise ValueError(f"halt_exploration_prob must lie in [0, 1], got {self.halt_exploration_prob!r}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
-        if self.pos_encodings not in POS_ENCODINGS:
-            raise ValueError(f"pos_encodings must be one of {POS_ENCODINGS}, got {self.pos_encodings!r}")
-        if self.pos_encodings == "rope" and (self.hidden_size // self.num_heads) % 2:
-            raise ValueError("hidden_size / num_heads must be even for pos_encodings='rope'")
-        if self.pos_encodings == "rope2d" and ((self.hidden_size // self.num_heads) % 4 or not self.attention_grid):
-            raise ValueError("pos_encodings='rope2d' needs attention_grid >= 1 and hidden_size / num_heads divisible "
-                             "by 4")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.inference_halting not in INFERENCE_HALTING:
             raise ValueError(f"inference_halting must be one of {INFERENCE_HALTING}, got {self.inference_halting!r}")
         if self.attention_direction not in ATTENTION_DIRECTIONS:
             raise ValueError(f"attention_direction must be one of {ATTENTION_DIRECTIONS}, got {self.attention_direction!r}")
         if self.attention_direction != "both" and not self.attention_window:
             raise ValueError("attention_direction other than 'both' needs attention_window >= 1")
-        if self.attention_grid:
-            if not self.attention_window or self.attention_direction != "both":
-                raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
-            if self.seq_len % self.attention_grid:
-                raise ValueError(f"attention_grid must divide seq_len ({self.seq_len}) into grid rows, "
-                                 f"got {self.attention_grid}")
-        if self.global_readout not in GLOBAL_READOUTS:
-            raise ValueError(f"global_readout must be one of {GLOBAL_READOUTS}, got {self.global_readout!r}")
-        if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size for t in self.acting_tokens):
-            raise ValueError(f"acting_tokens must be token ids in [0, {self.vocab_size}), got {self.acting_tokens!r}")
-        if self.global_readout == "acting_token" and not (self.acting_tokens and self.global_actions):
-            raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
-                             "(maze, city)")
+        if self.attention_grid and (not self.attention_window or self.attention_direction != "both"):
+            raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
         if self.depth_training not in DEPTH_TRAINING:
             raise ValueError(f"depth_training must be one of {DEPTH_TRAINING}, got {self.depth_training!r}")
         if self.depth_training == "progressive" and self.depth_extra_max < 1:
@@ -209,8 +184,6 @@ class HRMConfig:
             raise ValueError(f"halt_tolerance must be a number in [0, 1), got {self.halt_tolerance!r}")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
-        if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
-            raise ValueError("one head is required: token_vocab, per_token_actions or global_actions must be > 0")
 
     @property
     def has_policy_head(self) -> bool:
@@ -228,6 +201,44 @@ class HRMConfig:
         return replace(self, **changes)
 
 
+def check_ints(config: object, names: tuple[str, ...], low: int) -> None:
+    """``ValueError`` naming the first of ``names`` that is not an int >= ``low`` (0 or 1)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be a {'positive' if low else 'non-negative'} int, got {value!r}")
+
+
+def check_embedding_and_heads(config: HRMConfig | BaselineConfig) -> None:
+    """Check the fields :class:`InputEmbedding` and :class:`OutputHeads` read (HRM and baselines alike): block
+    width, positions, loss and readout; ``ValueError`` naming the field."""
+    if not config.expansion > 0:
+        raise ValueError(f"expansion must be > 0, got {config.expansion!r}")
+    if config.hidden_size % config.num_heads:
+        raise ValueError(f"hidden_size ({config.hidden_size}) must be divisible by num_heads ({config.num_heads})")
+    if config.pos_encodings not in POS_ENCODINGS:
+        raise ValueError(f"pos_encodings must be one of {POS_ENCODINGS}, got {config.pos_encodings!r}")
+    if config.pos_encodings == "rope" and (config.hidden_size // config.num_heads) % 2:
+        raise ValueError("hidden_size / num_heads must be even for pos_encodings='rope'")
+    if config.pos_encodings == "rope2d" and ((config.hidden_size // config.num_heads) % 4 or not config.attention_grid):
+        raise ValueError("pos_encodings='rope2d' needs attention_grid >= 1 and hidden_size / num_heads divisible "
+                         "by 4")
+    if config.attention_grid and config.seq_len % config.attention_grid:
+        raise ValueError(f"attention_grid must divide seq_len ({config.seq_len}) into grid rows, "
+                         f"got {config.attention_grid}")
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
+    if config.global_readout not in GLOBAL_READOUTS:
+        raise ValueError(f"global_readout must be one of {GLOBAL_READOUTS}, got {config.global_readout!r}")
+    if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < config.vocab_size for t in config.acting_tokens):
+        raise ValueError(f"acting_tokens must be token ids in [0, {config.vocab_size}), got {config.acting_tokens!r}")
+    if config.global_readout == "acting_token" and not (config.acting_tokens and config.global_actions):
+        raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
+                         "(maze, city)")
+    if config.token_vocab == 0 and config.per_token_actions == 0 and config.global_actions == 0:
+        raise ValueError("one head is required: token_vocab, per_token_actions or global_actions must be > 0")
+
+
 class InputEmbedding(nn.Module):
     """Token embedding (scaled by sqrt(hidden)) with prefix slots and positions.
 
@@ -236,7 +247,7 @@ class InputEmbedding(nn.Module):
     rows and columns on the ``attention_grid`` (then nothing depends on the grid's width either).
     """
 
-    def __init__(self, config: HRMConfig):
+    def __init__(self, config: HRMConfig | BaselineConfig):
         super().__init__()
         self.config = config
         hidden = config.hidden_size
@@ -294,7 +305,7 @@ class OutputHeads(nn.Module):
     ``global_readout="acting_token"`` the first token marked by ``acting_tokens`` (slot 0 where none is).
     """
 
-    def __init__(self, config: HRMConfig):
+    def __init__(self, config: HRMConfig | BaselineConfig):
         super().__init__()
         self.prefix_len = config.puzzle_emb_len
         hidden = config.hidden_size

@@ -70,7 +70,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
+from agents.baselines import (BaselineConfig, GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline,
+                              baseline_loss)
 from agents.hrm import ACTING_FIELDS, HRM, HRMCarry, HRMConfig, act_loss
 from hrm_envs.encoding import Encoder, acting_tokens, grid_width
 from train.schema import OPTIM, check_config
@@ -140,20 +141,16 @@ class TokenGNN(GNNBaseline):
 
 
 def build_model(model_cfg: Mapping[str, Any], config: HRMConfig) -> nn.Module:
-    """The model of ``model_cfg["name"]`` with ``config``."""
+    """The model of ``model_cfg["name"]`` with ``config``; a baseline reads the :class:`BaselineConfig` fields of
+    it, ``model_cfg["depth"]`` (mlp / lstm / gnn) or, for the transformer, ``H_layers + L_layers`` blocks."""
     kind = model_cfg["name"]
-    depth = {"depth": int(model_cfg["depth"])} if "depth" in model_cfg else {}
     if kind in ("hrm", "trm"):
         return HRM(config)
-    if kind == "mlp":
-        return MLPBaseline(config, **depth)
-    if kind == "lstm":
-        return LSTMBaseline(config, **({"num_layers": depth["depth"]} if depth else {}))
-    if kind == "transformer":
-        return TransformerBaseline(config)
-    if kind == "gnn":
-        return TokenGNN(config, **({"num_layers": depth["depth"]} if depth else {}))
-    raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
+    baselines = {"mlp": MLPBaseline, "lstm": LSTMBaseline, "transformer": TransformerBaseline, "gnn": TokenGNN}
+    if kind not in baselines:
+        raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
+    depth = config.H_layers + config.L_layers if kind == "transformer" else model_cfg.get("depth")
+    return baselines[kind](BaselineConfig.of(vars(config), None if depth is None else int(depth)))
 
 
 def is_act(model: nn.Module) -> bool:
@@ -306,7 +303,7 @@ class Learner:
             loss, metrics = act_loss(out, self.carry.data, self.config)
         else:
             out = self.model(data)
-            loss, metrics = baseline_loss(out, data, self.config)
+            loss, metrics = baseline_loss(out, data, self.module.config)
         if not torch.isfinite(loss):  # one check per step: NaN / inf weights give a non-finite loss at once
             raise DivergedError(f"training diverged at step {self.step + 1}: the loss is {float(loss.detach())} "
                                 "(non-finite weights or inputs); lower train.lr or raise train.warmup_steps")

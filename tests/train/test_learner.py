@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import hrm_envs  # noqa: F401
-from agents.baselines import GNNBaseline
+from agents.baselines import BaselineConfig, GNNBaseline
 from agents.hrm import HRM, set_loss
 from hrm_envs.encoding import encoder_for, grid_width
 from oracles import oracle_for
@@ -219,6 +219,24 @@ def test_checkpoint_round_trip_is_atomic_and_refuses_other_configs(encoder, tmp_
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="unreadable or truncated"):
         load_checkpoint(path, other, config)
+
+
+@pytest.mark.parametrize("kind, depth, blocks", [("mlp", 3, 3), ("lstm", 1, 1), ("gnn", None, 4), ("transformer", None, 2)])
+def test_baseline_checkpoints_store_hrm_config_and_load_as_baseline_config(encoder, tmp_path, kind, depth, blocks):
+    """A baseline trains with a BaselineConfig built from its HRMConfig (``model.depth``; the transformer runs
+    H_layers + L_layers blocks); its checkpoint keeps ``hrm_config`` as HRMConfig fields, as older ones did, and
+    ``load_policy`` rebuilds the same model from them."""
+    cfg = {**model_cfg(kind), **({} if depth is None else {"depth": depth})}
+    learner = Learner(cfg, {}, encoder)
+    assert isinstance(learner.module.config, BaselineConfig) and learner.module.depth == blocks
+    learner.train_step(oracle_batch(4))
+    path = tmp_path / f"{kind}.pt"
+    save_checkpoint(path, learner, {"run": kind}, epoch=1)
+    stored = torch.load(path, weights_only=True)["hrm_config"]
+    assert stored == vars(learner.config) and "halt_max_steps" in stored  # HRMConfig fields, as before
+    model = load_policy(path, encoder).model
+    assert model.config == learner.module.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), learner.module.state_dict().values()))
 
 
 class RunsAShellCommand:
