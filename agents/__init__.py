@@ -3,10 +3,10 @@
 ``agents.policy`` (which imports sb3-contrib) is not imported here; use ``from agents.policy import HRMPolicy``.
 """
 
-from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
+from agents.baselines import BaselineConfig, GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, baseline_loss
 from agents.hrm import HRM, IGNORE_LABEL, HRMCarry, HRMConfig, act_loss, set_loss, task_loss, token_loss
 
 __all__ = [
     "HRM", "HRMCarry", "HRMConfig", "IGNORE_LABEL", "act_loss", "set_loss", "task_loss", "token_loss",
-    "GNNBaseline", "LSTMBaseline", "MLPBaseline", "TransformerBaseline", "baseline_loss",
+    "BaselineConfig", "GNNBaseline", "LSTMBaseline", "MLPBaseline", "TransformerBaseline", "baseline_loss",
 ]

@@ -4,33 +4,89 @@ Every baseline builds features ``z`` of shape (B, 1 + T, hidden) — slot 0 a wh
 vector per token — and reuses :class:`agents.hrm.OutputHeads`, so the per-token / global action layout of
 the ``Encoder`` protocol is identical to HRM's. They run once (no recurrence, no ACT); ``predict`` reports
 one segment per example so evaluation code can treat them like HRM. Train them with
-:func:`baseline_loss`. The config's ``puzzle_emb_len`` must be 1 (one summary slot).
+:func:`baseline_loss`. They are configured by a :class:`BaselineConfig` (``depth`` blocks / layers / rounds;
+:meth:`BaselineConfig.of` reads one from a mapping of HRMConfig fields, e.g. a checkpoint's ``hrm_config``).
 
-- :class:`MLPBaseline`: flattened token embeddings through an MLP (fixed ``seq_len``).
-- :class:`LSTMBaseline`: a bidirectional LSTM over the tokens (any length).
-- :class:`TransformerBaseline`: HRM's blocks, ``H_layers + L_layers`` of them run once (same size, no recurrence).
-- :class:`GNNBaseline`: message passing over a graph given as ``adjacency`` (B, T, T) / (T, T) or
-  ``edge_index`` (2, E) in the batch; plain torch.
+- :class:`MLPBaseline`: flattened token embeddings through ``depth`` SwiGLU blocks (default 2; fixed ``seq_len``).
+- :class:`LSTMBaseline`: a bidirectional LSTM of ``depth`` layers (default 2) over the tokens (any length).
+- :class:`TransformerBaseline`: HRM's embedding and ``depth`` blocks (default 4) run once (no recurrence); with
+  ``depth = H_layers + L_layers`` the same size as that HRM.
+- :class:`GNNBaseline`: ``depth`` rounds (default 4) of message passing over a graph given as ``adjacency``
+  (B, T, T) / (T, T) or ``edge_index`` (2, E) in the batch; plain torch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.hrm import HRMConfig, InputEmbedding, OutputHeads, task_loss
+from agents.hrm import InputEmbedding, OutputHeads, check_embedding_and_heads, check_ints, task_loss
 from agents.layers import ReasoningModule, SwiGLU, linear, rms_norm
 
 
-class Baseline(nn.Module):
-    """Shared plumbing: features -> heads, ``predict`` with one segment."""
+@dataclass(frozen=True)
+class BaselineConfig:
+    """What the baselines read; every field is validated with a ``ValueError`` naming it.
 
-    def __init__(self, config: HRMConfig):
+    Sizes: ``vocab_size``, ``seq_len``, ``hidden_size``, ``expansion`` (MLP / GNN / transformer blocks),
+    ``num_heads`` (transformer), ``depth`` (blocks / layers / rounds; None: each baseline's default).
+    Transformer inputs as :class:`agents.hrm.InputEmbedding` (same meaning as in HRMConfig):
+    ``num_puzzle_identifiers``, ``pos_encodings``, ``rope_theta``, ``attention_grid`` (the grid ``rope2d`` reads).
+    ``puzzle_emb_len`` must be 1 (slot 0 summarises the input). Readout as HRM's (:class:`agents.hrm.OutputHeads`):
+    ``token_vocab``, ``per_token_actions``, ``global_actions``, ``global_readout``, ``acting_tokens``; ``loss``.
+    """
+
+    vocab_size: int
+    seq_len: int
+    hidden_size: int = 128
+    expansion: float = 4.0
+    num_heads: int = 4
+    depth: int | None = None
+    num_puzzle_identifiers: int = 0
+    puzzle_emb_len: int = 1
+    pos_encodings: str = "rope"
+    rope_theta: float = 10000.0
+    attention_grid: int = 0
+    token_vocab: int = 0
+    per_token_actions: int = 0
+    global_actions: int = 0
+    global_readout: str = "prefix"
+    acting_tokens: tuple[int, ...] = ()
+    loss: str = "stablemax"
+
+    def __post_init__(self) -> None:
+        check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads"), low=1)
+        check_ints(self, ("num_puzzle_identifiers", "attention_grid", "token_vocab", "per_token_actions",
+                          "global_actions"), low=0)
+        if self.depth is not None:
+            check_ints(self, ("depth",), low=1)
+        if self.puzzle_emb_len != 1:
+            raise ValueError(f"puzzle_emb_len must be 1 for baselines, got {self.puzzle_emb_len}")
+        check_embedding_and_heads(self)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], depth: int | None = None) -> BaselineConfig:
+        """The BaselineConfig of ``values`` (e.g. a checkpoint's ``hrm_config``: HRMConfig fields), reading only
+        the keys it has; ``depth`` as given."""
+        names = {f.name for f in fields(cls)} - {"depth"}
+        return cls(**{k: v for k, v in values.items() if k in names}, depth=depth)
+
+
+class Baseline(nn.Module):
+    """Shared plumbing: features -> heads, ``predict`` with one segment; ``default_depth`` when ``config.depth``
+    is None."""
+
+    default_depth = 2
+
+    def __init__(self, config: BaselineConfig):
         super().__init__()
-        if config.puzzle_emb_len != 1:
-            raise ValueError(f"puzzle_emb_len must be 1 for baselines, got {config.puzzle_emb_len}")
         self.config = config
+        self.depth = self.default_depth if config.depth is None else config.depth
         self.heads = OutputHeads(config)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -48,7 +104,7 @@ class Baseline(nn.Module):
 
 
 def baseline_loss(
-    outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], config: HRMConfig
+    outputs: dict[str, torch.Tensor], data: dict[str, torch.Tensor], config: BaselineConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean task loss and accuracy / exact_accuracy (/ action_accuracy): the HRM task loss without the Q terms."""
     loss, is_correct, accuracy, action_correct = task_loss(outputs, data, config.loss)
@@ -62,12 +118,12 @@ def baseline_loss(
 class MLPBaseline(Baseline):
     """An MLP over the flattened sequence (``depth`` hidden SwiGLU blocks of width ``hidden``)."""
 
-    def __init__(self, config: HRMConfig, depth: int = 2):
+    def __init__(self, config: BaselineConfig):
         super().__init__(config)
         hidden, length = config.hidden_size, config.seq_len
         self.embed = nn.Embedding(config.vocab_size, hidden)
         self.inp = linear(length * hidden, hidden)
-        self.blocks = nn.ModuleList(SwiGLU(hidden, config.expansion) for _ in range(depth))
+        self.blocks = nn.ModuleList(SwiGLU(hidden, config.expansion) for _ in range(self.depth))
         self.out = linear(hidden, (1 + length) * hidden)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -81,13 +137,13 @@ class MLPBaseline(Baseline):
 
 
 class LSTMBaseline(Baseline):
-    """A bidirectional LSTM; slot 0 is the projection of both final states."""
+    """A bidirectional LSTM of ``depth`` layers; slot 0 is the projection of both final states."""
 
-    def __init__(self, config: HRMConfig, num_layers: int = 2):
+    def __init__(self, config: BaselineConfig):
         super().__init__(config)
         hidden = config.hidden_size
         self.embed = nn.Embedding(config.vocab_size, hidden)
-        self.lstm = nn.LSTM(hidden, hidden, num_layers=num_layers, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(hidden, hidden, num_layers=self.depth, batch_first=True, bidirectional=True)
         self.token_proj = linear(2 * hidden, hidden)
         self.summary_proj = linear(2 * hidden, hidden)
 
@@ -98,13 +154,14 @@ class LSTMBaseline(Baseline):
 
 
 class TransformerBaseline(Baseline):
-    """HRM's embedding and blocks without recurrence: ``H_layers + L_layers`` post-norm blocks run once."""
+    """HRM's embedding and blocks without recurrence: ``depth`` post-norm blocks run once."""
 
-    def __init__(self, config: HRMConfig):
+    default_depth = 4
+
+    def __init__(self, config: BaselineConfig):
         super().__init__(config)
         self.embed = InputEmbedding(config)
-        self.blocks = ReasoningModule(config.H_layers + config.L_layers, config.hidden_size, config.num_heads,
-                                      config.expansion)
+        self.blocks = ReasoningModule(self.depth, config.hidden_size, config.num_heads, config.expansion)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x, rotary = self.embed(batch)
@@ -127,14 +184,17 @@ def adjacency_matrix(batch: dict[str, torch.Tensor], num_nodes: int) -> torch.Te
 
 
 class GNNBaseline(Baseline):
-    """Message passing: ``h = norm(h + MLP([h, mean of neighbours]))``; slot 0 is the mean over nodes."""
+    """``depth`` rounds of message passing: ``h = norm(h + MLP([h, mean of neighbours]))``; slot 0 is the mean over
+    nodes."""
 
-    def __init__(self, config: HRMConfig, num_layers: int = 4):
+    default_depth = 4
+
+    def __init__(self, config: BaselineConfig):
         super().__init__(config)
         hidden = config.hidden_size
         self.embed = nn.Embedding(config.vocab_size, hidden)
-        self.combine = nn.ModuleList(linear(2 * hidden, hidden) for _ in range(num_layers))
-        self.mlps = nn.ModuleList(SwiGLU(hidden, config.expansion) for _ in range(num_layers))
+        self.combine = nn.ModuleList(linear(2 * hidden, hidden) for _ in range(self.depth))
+        self.mlps = nn.ModuleList(SwiGLU(hidden, config.expansion) for _ in range(self.depth))
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h = self.embed(batch["tokens"])

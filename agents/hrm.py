@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,9 @@ from torch import nn
 
 from agents.layers import (ATTENTION_DIRECTIONS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary, linear,
                            local_attention_mask, trunc_normal_)
+
+if TYPE_CHECKING:
+    from agents.baselines import BaselineConfig
 
 IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "rope2d", "learned")
@@ -48,45 +52,62 @@ ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_refe
 
 @dataclass(frozen=True)
 class HRMConfig:
-    """Model configuration; every field is validated with a ``ValueError`` naming it.
+    """Model configuration in seven parts; every field is validated with a ``ValueError`` naming it.
 
-    ``H_layers`` is unused by the ``trm`` variant (its single network has ``L_layers`` blocks).
-    ``puzzle_emb_len`` prefix slots precede the tokens: a (zero-initialised) puzzle embedding when
-    ``num_puzzle_identifiers > 0``, else a learned vector; slot 0 feeds the Q-head and the global actions.
-    ``attention_window`` 0 is full attention; ``w >= 1`` lets a token attend only to tokens at most ``w`` apart
-    (the prefix slots see everything; :func:`agents.layers.local_attention_mask`), so information travels ``w``
-    tokens per block application and the cycles and ACT segments become the depth a longer puzzle needs.
-    ``attention_direction`` (with a window) ``"earlier"`` / ``"later"`` lets a token see only its own and earlier /
-    later neighbours, so information flows one way along the sequence (a scan), ``"both"`` both ways.
-    ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as
-    a Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
+    **Sizes and blocks.** ``vocab_size`` / ``seq_len`` of the inputs; blocks of width ``hidden_size`` with
+    ``num_heads`` heads and an MLP ``expansion``; ``H_layers`` / ``L_layers`` blocks per level (``H_layers`` is unused
+    by the ``trm`` variant: its single network has ``L_layers`` blocks). ``puzzle_emb_len`` prefix slots precede the
+    tokens: a (zero-initialised) puzzle embedding when ``num_puzzle_identifiers > 0``, else a learned vector; slot 0
+    feeds the Q-head and the global actions.
+
+    **Recurrence.** A segment runs ``H_cycles`` x (``L_cycles`` L updates, one H update). ``variant="hrm"``: separate
+    H and L levels, the last L and the last H update carry gradient; ``"trm"``: one shared network, the whole last
+    recursion carries gradient (see the module docstring). ``full_backprop`` (memory benchmark only): every update
+    carries gradient and the carry is not detached.
+
+    **Attention and positions.** ``attention_window`` 0 is full attention; ``w >= 1`` lets a token attend only to
+    tokens at most ``w`` apart (the prefix slots see everything; :func:`agents.layers.local_attention_mask`), so
+    information travels ``w`` tokens per block application and the cycles and ACT segments become the depth a longer
+    puzzle needs. ``attention_direction`` (with a window) ``"earlier"`` / ``"later"`` lets a token see only its own
+    and earlier / later neighbours, so information flows one way along the sequence (a scan), ``"both"`` both ways.
+    ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as a
+    Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
     up / down / left / right neighbours, not the cells next to it in the row-major sequence.
-    ``pos_encodings`` ``"rope"`` rotates by the position in the sequence, ``"rope2d"`` (with ``attention_grid``) by
-    the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on one padded width
-    acts on another (:func:`train.acting.load_policy` sets ``attention_grid`` to the evaluation env's width);
-    ``"learned"`` adds a learned embedding per position (fixed length).
+    ``pos_encodings`` ``"rope"`` rotates by the position in the sequence (base ``rope_theta``), ``"rope2d"`` (with
+    ``attention_grid``) by the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on
+    one padded width acts on another (:func:`train.acting.load_policy` sets ``attention_grid`` to the evaluation
+    env's width); ``"learned"`` adds a learned embedding per position (fixed length).
+
+    **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
+    ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
     ``global_readout`` ``"prefix"`` reads the global actions from slot 0; ``"acting_token"`` from the first token
     whose id is one of ``acting_tokens`` (the encoder's mark of the agent's cell, e.g. the maze's 'S': the global
-    moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no
-    token carries the mark.
-    ``episode_carry`` keeps the latent state from one decision of an episode to the next (a recurrent policy: in
-    a static puzzle what a decision computed, e.g. a maze's distance field, stays valid after the move, so each
-    decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
-    ``start`` and returns the states it ends in, and in training a halted row whose ``continues`` (batch key)
-    is true keeps its carry while it takes its episode's next state.
+    moves are that cell's moves), so a local model acts on what the agent's own cell knows; slot 0 where no token
+    carries the mark.
 
-    Depth and halting (thinking longer on larger puzzles). ``depth_training="progressive"``: in training each
+    **Carry.** ``episode_carry`` keeps the latent state from one decision of an episode to the next (a recurrent
+    policy: in a static puzzle what a decision computed, e.g. a maze's distance field, stays valid after the move,
+    so each decision adds its segments to the reach instead of starting again): :meth:`HRM.predict` resumes from
+    ``start`` and returns the states it ends in, and in training a halted row whose ``continues`` (batch key) is
+    true keeps its carry while it takes its episode's next state.
+
+    **Depth training** (thinking longer on larger puzzles). ``depth_training="progressive"``: in training each
     :meth:`HRM.forward` first runs a random number of segments in ``[0, depth_extra_max]`` without gradient, then
-    the graded segment (Bansal et al. 2022's progressive loss on top of deep supervision): no behaviour can be
-    tied to a segment count, the latent is pushed towards a fixed point that more segments keep, and the Q-head
-    learns whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
-    activations). At inference, ``halt_scale`` sets each sequence's cap on segments: ``"fixed"``
-    ``halt_max_steps``; ``"tokens"`` / ``"side"`` ``halt_max_steps`` times its real (non-padding, id != 0) tokens
-    / their square root (a grid's side) relative to ``halt_reference`` real tokens, never fewer than
-    ``halt_max_steps``. ``halt_tolerance > 0`` also halts a sequence once a segment changes its ``z_H`` by less
-    than that fraction of its norm (convergence).
+    the graded segment (Bansal et al. 2022's progressive loss on top of deep supervision): no behaviour can be tied
+    to a segment count, the latent is pushed towards a fixed point that more segments keep, and the Q-head learns
+    whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
+    activations).
+
+    **Halting.** At most ``halt_max_steps`` segments per example in training; ``halt_exploration_prob`` is the
+    chance of a random minimum number of segments (exploration). At inference ``inference_halting`` ``"q_head"``
+    halts on the Q-head, ``"max_steps"`` always runs the cap. ``halt_scale`` sets each sequence's cap on segments:
+    ``"fixed"`` ``halt_max_steps``; ``"tokens"`` / ``"side"`` ``halt_max_steps`` times its real (non-padding,
+    id != 0) tokens / their square root (a grid's side) relative to ``halt_reference`` real tokens, never fewer than
+    ``halt_max_steps``. ``halt_tolerance > 0`` also halts a sequence once a segment changes its ``z_H`` by less than
+    that fraction of its norm (convergence). :data:`ACTING_FIELDS` may differ between training and evaluation.
     """
 
+    # sizes and blocks
     vocab_size: int
     seq_len: int
     hidden_size: int = 128
@@ -94,84 +115,61 @@ class HRMConfig:
     expansion: float = 4.0
     H_layers: int = 2
     L_layers: int = 2
-    H_cycles: int = 2
-    L_cycles: int = 2
-    halt_max_steps: int = 8
-    halt_exploration_prob: float = 0.1
-    pos_encodings: str = "rope"
-    rope_theta: float = 10000.0
     num_puzzle_identifiers: int = 0
     puzzle_emb_len: int = 1
+    # recurrence
+    H_cycles: int = 2
+    L_cycles: int = 2
     variant: str = "hrm"
-    loss: str = "stablemax"
-    token_vocab: int = 0
-    per_token_actions: int = 0
-    global_actions: int = 0
     full_backprop: bool = False
-    inference_halting: str = "q_head"
+    # attention and positions
     attention_window: int = 0
     attention_direction: str = "both"
     attention_grid: int = 0
+    pos_encodings: str = "rope"
+    rope_theta: float = 10000.0
+    # readout
+    token_vocab: int = 0
+    per_token_actions: int = 0
+    global_actions: int = 0
     global_readout: str = "prefix"
     acting_tokens: tuple[int, ...] = ()
+    loss: str = "stablemax"
+    # carry
     episode_carry: bool = False
+    # depth training
     depth_training: str = "fixed"
     depth_extra_max: int = 0
+    # halting
+    halt_max_steps: int = 8
+    halt_exploration_prob: float = 0.1
+    inference_halting: str = "q_head"
     halt_scale: str = "fixed"
     halt_reference: int = 0
     halt_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
-        positive = ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
-                    "L_cycles", "halt_max_steps")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions", "global_actions",
-                     "attention_window", "attention_grid", "depth_extra_max", "halt_reference"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
+                          "L_cycles", "halt_max_steps"), low=1)
+        check_ints(self, ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions",
+                          "global_actions", "attention_window", "attention_grid", "depth_extra_max", "halt_reference"),
+                   low=0)
         for name in ("full_backprop", "episode_carry"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if not self.expansion > 0:
-            raise ValueError(f"expansion must be > 0, got {self.expansion!r}")
+        check_embedding_and_heads(self)
         if not 0.0 <= self.halt_exploration_prob <= 1.0:
             raise ValueError(f"halt_exploration_prob must lie in [0, 1], got {self.halt_exploration_prob!r}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
-        if self.pos_encodings not in POS_ENCODINGS:
-            raise ValueError(f"pos_encodings must be one of {POS_ENCODINGS}, got {self.pos_encodings!r}")
-        if self.pos_encodings == "rope" and (self.hidden_size // self.num_heads) % 2:
-            raise ValueError("hidden_size / num_heads must be even for pos_encodings='rope'")
-        if self.pos_encodings == "rope2d" and ((self.hidden_size // self.num_heads) % 4 or not self.attention_grid):
-            raise ValueError("pos_encodings='rope2d' needs attention_grid >= 1 and hidden_size / num_heads divisible "
-                             "by 4")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.inference_halting not in INFERENCE_HALTING:
             raise ValueError(f"inference_halting must be one of {INFERENCE_HALTING}, got {self.inference_halting!r}")
         if self.attention_direction not in ATTENTION_DIRECTIONS:
             raise ValueError(f"attention_direction must be one of {ATTENTION_DIRECTIONS}, got {self.attention_direction!r}")
         if self.attention_direction != "both" and not self.attention_window:
             raise ValueError("attention_direction other than 'both' needs attention_window >= 1")
-        if self.attention_grid:
-            if not self.attention_window or self.attention_direction != "both":
-                raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
-            if self.seq_len % self.attention_grid:
-                raise ValueError(f"attention_grid must divide seq_len ({self.seq_len}) into grid rows, "
-                                 f"got {self.attention_grid}")
-        if self.global_readout not in GLOBAL_READOUTS:
-            raise ValueError(f"global_readout must be one of {GLOBAL_READOUTS}, got {self.global_readout!r}")
-        if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size for t in self.acting_tokens):
-            raise ValueError(f"acting_tokens must be token ids in [0, {self.vocab_size}), got {self.acting_tokens!r}")
-        if self.global_readout == "acting_token" and not (self.acting_tokens and self.global_actions):
-            raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
-                             "(maze, city)")
+        if self.attention_grid and (not self.attention_window or self.attention_direction != "both"):
+            raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
         if self.depth_training not in DEPTH_TRAINING:
             raise ValueError(f"depth_training must be one of {DEPTH_TRAINING}, got {self.depth_training!r}")
         if self.depth_training == "progressive" and self.depth_extra_max < 1:
@@ -186,8 +184,6 @@ class HRMConfig:
             raise ValueError(f"halt_tolerance must be a number in [0, 1), got {self.halt_tolerance!r}")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
-        if self.token_vocab == 0 and self.per_token_actions == 0 and self.global_actions == 0:
-            raise ValueError("one head is required: token_vocab, per_token_actions or global_actions must be > 0")
 
     @property
     def has_policy_head(self) -> bool:
@@ -205,6 +201,44 @@ class HRMConfig:
         return replace(self, **changes)
 
 
+def check_ints(config: object, names: tuple[str, ...], low: int) -> None:
+    """``ValueError`` naming the first of ``names`` that is not an int >= ``low`` (0 or 1)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be a {'positive' if low else 'non-negative'} int, got {value!r}")
+
+
+def check_embedding_and_heads(config: HRMConfig | BaselineConfig) -> None:
+    """Check the fields :class:`InputEmbedding` and :class:`OutputHeads` read (HRM and baselines alike): block
+    width, positions, loss and readout; ``ValueError`` naming the field."""
+    if not config.expansion > 0:
+        raise ValueError(f"expansion must be > 0, got {config.expansion!r}")
+    if config.hidden_size % config.num_heads:
+        raise ValueError(f"hidden_size ({config.hidden_size}) must be divisible by num_heads ({config.num_heads})")
+    if config.pos_encodings not in POS_ENCODINGS:
+        raise ValueError(f"pos_encodings must be one of {POS_ENCODINGS}, got {config.pos_encodings!r}")
+    if config.pos_encodings == "rope" and (config.hidden_size // config.num_heads) % 2:
+        raise ValueError("hidden_size / num_heads must be even for pos_encodings='rope'")
+    if config.pos_encodings == "rope2d" and ((config.hidden_size // config.num_heads) % 4 or not config.attention_grid):
+        raise ValueError("pos_encodings='rope2d' needs attention_grid >= 1 and hidden_size / num_heads divisible "
+                         "by 4")
+    if config.attention_grid and config.seq_len % config.attention_grid:
+        raise ValueError(f"attention_grid must divide seq_len ({config.seq_len}) into grid rows, "
+                         f"got {config.attention_grid}")
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
+    if config.global_readout not in GLOBAL_READOUTS:
+        raise ValueError(f"global_readout must be one of {GLOBAL_READOUTS}, got {config.global_readout!r}")
+    if any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < config.vocab_size for t in config.acting_tokens):
+        raise ValueError(f"acting_tokens must be token ids in [0, {config.vocab_size}), got {config.acting_tokens!r}")
+    if config.global_readout == "acting_token" and not (config.acting_tokens and config.global_actions):
+        raise ValueError("global_readout='acting_token' needs global actions and an encoder with acting_tokens "
+                         "(maze, city)")
+    if config.token_vocab == 0 and config.per_token_actions == 0 and config.global_actions == 0:
+        raise ValueError("one head is required: token_vocab, per_token_actions or global_actions must be > 0")
+
+
 class InputEmbedding(nn.Module):
     """Token embedding (scaled by sqrt(hidden)) with prefix slots and positions.
 
@@ -213,7 +247,7 @@ class InputEmbedding(nn.Module):
     rows and columns on the ``attention_grid`` (then nothing depends on the grid's width either).
     """
 
-    def __init__(self, config: HRMConfig):
+    def __init__(self, config: HRMConfig | BaselineConfig):
         super().__init__()
         self.config = config
         hidden = config.hidden_size
@@ -271,7 +305,7 @@ class OutputHeads(nn.Module):
     ``global_readout="acting_token"`` the first token marked by ``acting_tokens`` (slot 0 where none is).
     """
 
-    def __init__(self, config: HRMConfig):
+    def __init__(self, config: HRMConfig | BaselineConfig):
         super().__init__()
         self.prefix_len = config.puzzle_emb_len
         hidden = config.hidden_size
@@ -343,28 +377,37 @@ class HRM(nn.Module):
     def _segment(
         self, z_H: torch.Tensor, z_L: torch.Tensor, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One segment: ``H_cycles`` x (``L_cycles`` L updates, one H update), gradient per the variant."""
+        """One segment: ``H_cycles`` x (``L_cycles`` L updates, one H update); a no-grad phase, then a grad phase.
+
+        The gradient phase is the trailing updates: the last L and the last H update (HRM's one-step gradient),
+        the whole last recursion (TRM), or every update (``full_backprop``)."""
         config = self.config
-        updates = [l for _ in range(config.H_cycles) for l in range(config.L_cycles + 1)]  # l == L_cycles: H
+        updates = (["L"] * config.L_cycles + ["H"]) * config.H_cycles
         if config.full_backprop:
             with_grad = len(updates)
         elif config.variant == "trm":
-            with_grad = config.L_cycles + 1  # the whole last recursion
+            with_grad = config.L_cycles + 1
         else:
-            with_grad = 2  # the last L and the last H update
+            with_grad = 2
         mask: Mask = None
         if config.attention_grid:
             mask = GridWindow(config.puzzle_emb_len, config.attention_grid, config.attention_window)
         elif config.attention_window:
             mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device,
                                         config.attention_direction)
-        for index, l in enumerate(updates):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and index >= len(updates) - with_grad):
-                if l < config.L_cycles:
+
+        def run(levels: list[str], z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            for level in levels:
+                if level == "L":
                     z_L = self.L_level(z_L, z_H + x, rotary, mask)
                 else:
                     z_H = self.H_level(z_H, z_L, rotary, mask)
-        return z_H, z_L
+            return z_H, z_L
+
+        split = len(updates) - with_grad
+        with torch.no_grad():
+            z_H, z_L = run(updates[:split], z_H, z_L)
+        return run(updates[split:], z_H, z_L)
 
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)

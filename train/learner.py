@@ -110,7 +110,7 @@ class Learner:
             loss, metrics = act_loss(out, self.carry.data, self.config)
         else:
             out = self.model(data)
-            loss, metrics = baseline_loss(out, data, self.config)
+            loss, metrics = baseline_loss(out, data, self.module.config)
         if not torch.isfinite(loss):  # one check per step: NaN / inf weights give a non-finite loss at once
             raise DivergedError(f"training diverged at step {self.step + 1}: the loss is {float(loss.detach())} "
                                 "(non-finite weights or inputs); lower train.lr or raise train.warmup_steps")

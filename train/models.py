@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.baselines import GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline
+from agents.baselines import BaselineConfig, GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline
 from agents.hrm import HRM, HRMConfig
 from hrm_envs.encoding import Encoder, acting_tokens
 
@@ -90,20 +90,16 @@ class TokenGNN(GNNBaseline):
 
 
 def build_model(model_cfg: Mapping[str, Any], config: HRMConfig) -> nn.Module:
-    """The model of ``model_cfg["name"]`` with ``config``."""
+    """The model of ``model_cfg["name"]`` with ``config``; a baseline reads the :class:`BaselineConfig` fields of
+    it, ``model_cfg["depth"]`` (mlp / lstm / gnn) or, for the transformer, ``H_layers + L_layers`` blocks."""
     kind = model_cfg["name"]
-    depth = {"depth": int(model_cfg["depth"])} if "depth" in model_cfg else {}
     if kind in ("hrm", "trm"):
         return HRM(config)
-    if kind == "mlp":
-        return MLPBaseline(config, **depth)
-    if kind == "lstm":
-        return LSTMBaseline(config, **({"num_layers": depth["depth"]} if depth else {}))
-    if kind == "transformer":
-        return TransformerBaseline(config)
-    if kind == "gnn":
-        return TokenGNN(config, **({"num_layers": depth["depth"]} if depth else {}))
-    raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
+    baselines = {"mlp": MLPBaseline, "lstm": LSTMBaseline, "transformer": TransformerBaseline, "gnn": TokenGNN}
+    if kind not in baselines:
+        raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
+    depth = config.H_layers + config.L_layers if kind == "transformer" else model_cfg.get("depth")
+    return baselines[kind](BaselineConfig.of(vars(config), None if depth is None else int(depth)))
 
 
 def is_act(model: nn.Module) -> bool:

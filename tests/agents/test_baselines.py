@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from agents.baselines import (
-    GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, adjacency_matrix, baseline_loss,
+    BaselineConfig, GNNBaseline, LSTMBaseline, MLPBaseline, TransformerBaseline, adjacency_matrix, baseline_loss,
 )
 from agents.hrm import HRM, HRMConfig
 
-CONFIG = HRMConfig(vocab_size=10, seq_len=6, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, token_vocab=10,
-                   per_token_actions=1, global_actions=1, loss="softmax")
+HRM_CONFIG = HRMConfig(vocab_size=10, seq_len=6, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, token_vocab=10,
+                       per_token_actions=1, global_actions=1, loss="softmax")
+CONFIG = BaselineConfig(vocab_size=10, seq_len=6, hidden_size=64, num_heads=4, token_vocab=10, per_token_actions=1,
+                        global_actions=1, loss="softmax")
 CHAIN = torch.stack([torch.arange(5), torch.arange(1, 6)])  # edges i -> i + 1 of a path over 6 nodes
 
 
@@ -32,14 +36,14 @@ def test_layout_matches_hrm(cls) -> None:
     batch = toy_batch(3)
     out = cls(CONFIG)(batch)
     batched = {k: v for k, v in batch.items() if k != "edge_index"}  # HRM carries per-example tensors only
-    ref = HRM(CONFIG)(HRM(CONFIG).initial_carry(batched), batched)[1]
+    ref = HRM(HRM_CONFIG)(HRM(HRM_CONFIG).initial_carry(batched), batched)[1]
     assert out["logits"].shape == ref["logits"].shape == (3, 6, 10)
-    assert out["policy_logits"].shape == ref["policy_logits"].shape == (3, CONFIG.num_actions())
+    assert out["policy_logits"].shape == ref["policy_logits"].shape == (3, HRM_CONFIG.num_actions())
     assert torch.all(cls(CONFIG).predict(batch)["segments"] == 1)
 
 
 def test_transformer_is_the_same_size_as_hrm() -> None:
-    hrm, transformer = HRM(CONFIG), TransformerBaseline(CONFIG)
+    hrm, transformer = HRM(HRM_CONFIG), TransformerBaseline(replace(CONFIG, depth=2))  # H_layers + L_layers blocks
     extra = sum(p.numel() for p in hrm.q_head.parameters())
     assert sum(p.numel() for p in hrm.parameters()) - extra == sum(p.numel() for p in transformer.parameters())
 
@@ -51,8 +55,33 @@ def test_adjacency_forms_agree_and_validate() -> None:
     assert torch.equal(adjacency_matrix({"adjacency": dense}, 6), dense[None])
     with pytest.raises(ValueError, match="edge_index"):
         adjacency_matrix({}, 6)
-    with pytest.raises(ValueError, match="puzzle_emb_len"):
-        MLPBaseline(CONFIG.with_(puzzle_emb_len=2))
+
+
+@pytest.mark.parametrize("field, value", [("hidden_size", 0), ("depth", 0), ("depth", 1.5), ("puzzle_emb_len", 2),
+                                          ("loss", "mse"), ("pos_encodings", "alibi"), ("global_actions", -1),
+                                          ("acting_tokens", (10,)), ("token_vocab", 0)])
+def test_config_validation_names_field(field: str, value) -> None:
+    changes = {field: value, **({"per_token_actions": 0, "global_actions": 0} if field == "token_vocab" else {})}
+    with pytest.raises(ValueError, match="head" if field == "token_vocab" else field):
+        BaselineConfig(**{**vars(CONFIG), **changes})
+
+
+def test_config_of_reads_its_fields_of_a_stored_hrm_config() -> None:
+    """A checkpoint stores ``hrm_config`` as a dict of HRMConfig fields: the baseline takes the ones it has."""
+    stored = vars(HRM_CONFIG.with_(H_cycles=3, halt_max_steps=5, rope_theta=500.0)).copy()
+    config = BaselineConfig.of(stored, depth=3)
+    assert config == BaselineConfig(**{**vars(CONFIG), "rope_theta": 500.0, "depth": 3})
+    assert BaselineConfig.of(stored).depth is None and MLPBaseline(BaselineConfig.of(stored)).depth == 2
+    with pytest.raises(ValueError, match="puzzle_emb_len must be 1 for baselines"):
+        BaselineConfig.of({**stored, "puzzle_emb_len": 2})
+
+
+@pytest.mark.parametrize("cls, blocks", [(MLPBaseline, "blocks"), (GNNBaseline, "mlps"),
+                                         (TransformerBaseline, "blocks.layers")])
+def test_depth_sets_the_blocks(cls, blocks: str) -> None:
+    model = cls(replace(CONFIG, depth=3))
+    assert len(model.get_submodule(blocks)) == 3 == model.depth
+    assert LSTMBaseline(replace(CONFIG, depth=3)).lstm.num_layers == 3
 
 
 @pytest.mark.parametrize("cls", MODELS)

@@ -9,6 +9,7 @@ import gymnasium as gym
 import pytest
 import torch
 
+from agents.baselines import BaselineConfig
 from agents.hrm import set_loss
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
@@ -134,3 +135,22 @@ def test_ema_weights_act_are_checkpointed_and_loaded(encoder, tmp_path, model_cf
     load_checkpoint(path, again, {"run": 1})
     assert torch.equal(again.eval_module.state_dict()[name], learner.eval_module.state_dict()[name])
     assert torch.equal(load_policy(path, encoder).model.state_dict()[name], expected)
+
+
+@pytest.mark.parametrize("kind, depth, blocks", [("mlp", 3, 3), ("lstm", 1, 1), ("gnn", None, 4), ("transformer", None, 2)])
+def test_baseline_checkpoints_store_hrm_config_and_load_as_baseline_config(encoder, tmp_path, model_cfg, oracle_batch,
+                                                                           kind, depth, blocks):
+    """A baseline trains with a BaselineConfig built from its HRMConfig (``model.depth``; the transformer runs
+    H_layers + L_layers blocks); its checkpoint keeps ``hrm_config`` as HRMConfig fields, as older ones did, and
+    ``load_policy`` rebuilds the same model from them."""
+    cfg = {**model_cfg(kind), **({} if depth is None else {"depth": depth})}
+    learner = Learner(cfg, {}, encoder)
+    assert isinstance(learner.module.config, BaselineConfig) and learner.module.depth == blocks
+    learner.train_step(oracle_batch(4))
+    path = tmp_path / f"{kind}.pt"
+    save_checkpoint(path, learner, {"run": kind}, epoch=1)
+    stored = torch.load(path, weights_only=True)["hrm_config"]
+    assert stored == vars(learner.config) and "halt_max_steps" in stored  # HRMConfig fields, as before
+    model = load_policy(path, encoder).model
+    assert model.config == learner.module.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), learner.module.state_dict().values()))
