@@ -85,6 +85,7 @@ def test_depth_sets_the_blocks(cls, blocks: str) -> None:
 
 
 @pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.slow
 def test_baseline_learns_toy_tasks(cls) -> None:
     torch.manual_seed(0)
     model = cls(CONFIG)

@@ -439,6 +439,7 @@ def test_set_loss_singleton_equals_cross_entropy(kind: str) -> None:
 
 
 @pytest.mark.parametrize("variant", ["hrm", "trm"])
+@pytest.mark.slow
 def test_learns_reverse(variant: str) -> None:
     torch.manual_seed(0)
     config = HRMConfig(vocab_size=10, seq_len=8, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, H_cycles=1,
@@ -451,6 +452,7 @@ def test_learns_reverse(variant: str) -> None:
     assert exact > 0.95, exact
 
 
+@pytest.mark.slow
 def test_policy_head_learns_max_and_generalises_in_length() -> None:
     torch.manual_seed(0)
     config = HRMConfig(vocab_size=10, seq_len=6, hidden_size=64, num_heads=4, H_layers=1, L_layers=1, H_cycles=1,

@@ -96,6 +96,7 @@ def test_bad_arguments_are_named(tmp_path):
         grid_errors.main(["--env", "city", "--checkpoint", str(tmp_path / "missing.pt")])
 
 
+@pytest.mark.slow
 def test_same_seed_plays_train_evaluates_puzzles_and_gives_its_tf(tmp_path):
     path = _checkpoint(tmp_path, "hrm/Maze-v0", 11, 0)
     row = grid_errors.main(["--env", "maze", "--checkpoint", path, "--max-size", "11", "--sizes", "9", "11",

@@ -121,6 +121,7 @@ def test_rows_come_from_the_experiment_files_of_their_env() -> None:
     assert "grid_small" not in experiment_rows("maze")  # configs/experiment/maze_grid_small.yaml: exploratory
 
 
+@pytest.mark.slow
 def test_grid_rows_only_on_grids() -> None:
     """The grid-attention rows exist where the experiment has a grid width: the local TRM on that grid, labelled, and
     the same with its latent carried across an episode's decisions."""
@@ -186,6 +187,7 @@ def old_row_commands(args: argparse.Namespace, labels: int, grid_width: int) -> 
 
 
 @pytest.mark.parametrize("env", list(EXPERIMENTS))
+@pytest.mark.slow
 def test_experiment_rows_compose_to_the_formerly_pinned_commands(env: str, tmp_path) -> None:
     """For every env and row, the headline's command (experiment=<env>_<row> plus the flags and the budget) composes
     to the same config as the override list the headline pinned before, with every flag away from its default

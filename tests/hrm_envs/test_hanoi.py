@@ -252,6 +252,7 @@ def test_renders():
     assert not np.array_equal(before, env.render())
 
 
+@pytest.mark.slow
 def test_maskable_ppo_learns_two_disks():
     from sb3_contrib import MaskablePPO
     from sb3_contrib.common.maskable.evaluation import evaluate_policy

@@ -372,6 +372,7 @@ def test_renders():
     assert not np.array_equal(before, env.render())
 
 
+@pytest.mark.slow
 def test_maskable_ppo_learns_small_mazes():
     """RL usability: MaskablePPO on the Dict observation with action masks solves random 5x5 mazes."""
     from sb3_contrib import MaskablePPO

@@ -77,6 +77,7 @@ def test_exhaustive_every_goal_small(n):
 
 
 @pytest.mark.parametrize("n, goals", [(4, 6), (5, 3), (6, 1), (7, 1)])
+@pytest.mark.slow
 def test_exhaustive_sampled_start_goal_pairs(n, goals):
     """Every state reachable from a random start (i.e. after any mistaken moves) gets exact labels."""
     rng = np.random.default_rng(n)

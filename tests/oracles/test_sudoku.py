@@ -71,6 +71,7 @@ def test_exhaustive_search_over_env_transitions(blanks):
         assert verify_oracle(env, oracle, obs) > blanks
 
 
+@pytest.mark.slow
 def test_exhaustive_search_from_states_with_wrong_digits():
     """Start from states holding wrong digits (some blocking the right digit elsewhere)."""
     rng = np.random.default_rng(0)

@@ -38,6 +38,7 @@ def eval_rows(out: Path) -> list[dict]:
     return [r for r in rows if r["phase"] == "eval"]
 
 
+@pytest.mark.slow
 def test_dagger_improves_closed_loop_success_over_its_first_round(tmp_path):
     cfg = config(tmp_path, "dagger.rounds=3", "dagger.train_steps=60", "dagger.eval_puzzles=16",
                  "dagger.beta.start=0.0")

@@ -269,6 +269,7 @@ def test_bad_presets(change, match):
         parse_spec({**SMALL, **change})
 
 
+@pytest.mark.slow
 def test_cli_builds_and_validates(tmp_path):
     out = tmp_path / "cli"
     run = [sys.executable, "-m", "train.datasets"]

@@ -378,6 +378,7 @@ def test_sudoku_shuffles_keep_the_unique_solution(tmp_path):
             augmentation.apply(data.obs(0), bad)
 
 
+@pytest.mark.slow
 def test_cli_validate_exit_status(maze, tmp_path):
     copy = _copy(maze, tmp_path)
     run = [sys.executable, "-m", "train.datasets", "validate", str(copy)]

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_demo_builds_trains_and_evaluates(tmp_path):
     done = subprocess.run([sys.executable, "-m", "train.demo", "--out", str(tmp_path), "--rounds", "1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -26,6 +29,7 @@ def test_demo_builds_trains_and_evaluates(tmp_path):
     assert results["hrm_dagger"]["1"]["success"] >= 0.9 and results["hrm_dagger"]["2"]["success"] >= 0.9
 
 
+@pytest.mark.slow
 def test_demo_rejects_bad_arguments(tmp_path):
     done = subprocess.run([sys.executable, "-m", "train.demo", "--out", str(tmp_path), "--rounds", "-1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -95,6 +95,7 @@ def test_job_out_names_the_swept_values_in_a_multirun_only(hydra_job):
     assert cfg.out == "mine"  # an out given on the command line is the user's
 
 
+@pytest.mark.slow
 def test_a_multirun_gives_each_job_its_own_out(tmp_path):
     """``python -m train.dagger -m train.lr=1e-3,3e-3``: two runs side by side (before, the second job found the
     first one's folder and stopped)."""

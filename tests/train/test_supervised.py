@@ -224,6 +224,7 @@ def test_a_diverging_run_stops_with_the_step_and_exit_code_2(data_dir, tmp_path,
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_train_only_rank_zero_writes_and_resume_is_exact(data_dir, tmp_path):
     """Two ranks with HRM carries and ACT exploration: rank 0 alone prints, logs and writes last.pt; 1 epoch + a
     resume to 2 gives the 2-epoch run's weights (rank 1's carry and RNG come back from last.rank1.pt)."""
@@ -291,6 +292,7 @@ def test_every_env_config_names_a_preset_and_fits_every_model(env_name):
         assert build_model(model_cfg, model_config(model_cfg, encoder_for(env), task)) is not None
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130(data_dir, tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "train.supervised", *overrides(data_dir, out, "train.epochs=500")],
