@@ -122,6 +122,14 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
+def check_total(root: Path, name: str, size: int) -> None:
+    """``ValueError`` unless the released policies other than ``name`` plus ``size`` bytes fit the size limit."""
+    others = [p for p in read_manifest(root)["policies"] if p["name"] != name]
+    total = size + sum((root / p["checkpoint"]).stat().st_size for p in others if (root / p["checkpoint"]).is_file())
+    if total > MAX_TOTAL_BYTES:
+        raise ValueError(f"pretrained/ would hold {total} bytes, more than {MAX_TOTAL_BYTES}: release fewer policies")
+
+
 def evaluate_command(entry: dict[str, Any], seed: str = "S") -> str:
     """The command that plays a released policy on the test sizes at a seed of the user's choosing."""
     sizes = ",".join(map(str, entry["test_sizes"]))
@@ -143,12 +151,9 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     if size > MAX_POLICY_BYTES:
         raise ValueError(f"{args.name}'s policy takes {size} bytes, more than the {MAX_POLICY_BYTES} a released "
                          f"policy may")
-    manifest = read_manifest(root)
-    others = [p for p in manifest["policies"] if p["name"] != args.name]
-    total = size + sum((root / p["checkpoint"]).stat().st_size for p in others if (root / p["checkpoint"]).is_file())
-    if total > MAX_TOTAL_BYTES:
-        raise ValueError(f"pretrained/ would hold {total} bytes, more than {MAX_TOTAL_BYTES}: release fewer policies")
+    check_total(root, args.name, size)
     test = play(args, staged, args.test_sizes, TEST_SEED, runs / "test")
+    check_total(root, args.name, size)  # again: another release may have finished meanwhile
     policy = root / "pretrained" / f"{args.name}.pt"
     policy.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, policy)
@@ -158,6 +163,7 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
              "configs_compared": args.configs_compared, "train_command": args.train_command,
              "train_minutes": args.train_minutes, "bytes": size, "sha256": sha256(policy)}
     entry["evaluate_command"] = evaluate_command(entry)
+    others = [p for p in read_manifest(root)["policies"] if p["name"] != args.name]  # read now, not before the test
     write_json(root / "pretrained" / "manifest.json", {"policies": [*others, entry]})
     return entry
 

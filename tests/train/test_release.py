@@ -96,3 +96,22 @@ def test_the_table_pools_test_sizes_with_their_intervals(tmp_path, capsys):
     assert f"{solved / 6:.3f} [{low:.2f}, {high:.2f}]" in lines[2]
     with pytest.raises(SystemExit):
         main(["table", "--groups", "9", "--root", str(tmp_path)])  # a size the figures do not hold
+
+
+def test_a_release_finishing_during_another_keeps_both_entries(tmp_path, monkeypatch):
+    """The manifest is read when the entry is written, not before the (long) test evaluation."""
+    import train.release as module
+
+    checkpoint = tiny_checkpoint(tmp_path / "run" / "last.pt")
+    play = module.play
+    other = [*arguments(tmp_path, checkpoint)[:3], "other", *arguments(tmp_path, checkpoint)[4:]]
+
+    def play_and_release_another(args, *rest):
+        if args.name == "tiny_lstm" and rest[2] == TEST_SEED:
+            release(parse_args(other))  # finishes while tiny_lstm's test is being played
+        return play(args, *rest)
+
+    monkeypatch.setattr(module, "play", play_and_release_another)
+    release(parse_args(arguments(tmp_path, checkpoint)))
+    names = [p["name"] for p in json.loads((tmp_path / "pretrained" / "manifest.json").read_text())["policies"]]
+    assert sorted(names) == ["other", "tiny_lstm"]
