@@ -56,27 +56,32 @@ def test_dagger_improves_closed_loop_success_over_its_first_round(tmp_path):
     assert all(r["segments"] >= 1 for r in collects[1:])
 
 
-def test_resume_after_a_kill_keeps_every_collected_round(tmp_path, monkeypatch):
-    cfg = config(tmp_path, "dagger.rounds=2", "dagger.train_steps=5", "dagger.eval_puzzles=0")
-    original = Learner.train_step
-    calls = {"train": 0, "collect": 0}
+def killed_at_train_step(monkeypatch, step: int, run) -> None:
+    """Run ``run()`` with ``Learner.train_step`` raising KeyboardInterrupt (a kill) at its ``step``-th call."""
+    original, calls = Learner.train_step, [0]
 
     def dying_step(self, batch):
-        calls["train"] += 1
-        if calls["train"] == 6:  # first optimizer step of round 1, after round 1 was collected and saved
+        calls[0] += 1
+        if calls[0] == step:
             raise KeyboardInterrupt
         return original(self, batch)
 
     monkeypatch.setattr(Learner, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
-        dagger.run(cfg)
+        run()
+    monkeypatch.setattr(Learner, "train_step", original)
+
+
+def test_resume_after_a_kill_keeps_every_collected_round(tmp_path, monkeypatch):
+    cfg = config(tmp_path, "dagger.rounds=2", "dagger.train_steps=5", "dagger.eval_puzzles=0")
+    # killed at the first optimizer step of round 1, after round 1 was collected and saved
+    killed_at_train_step(monkeypatch, 6, lambda: dagger.run(cfg))
     aggregate = tmp_path / "run" / "aggregate"
     saved = {p.name: p.read_bytes() for p in aggregate.glob("round_*.npz")}
     assert sorted(saved) == ["round_0000.npz", "round_0001.npz"]
     assert not list(aggregate.glob(".*tmp*"))  # no temporary files left behind
 
-    monkeypatch.setattr(Learner, "train_step", original)
-    collect = dagger.collect
+    collect, calls = dagger.collect, {"collect": 0}
 
     def counting_collect(*args, **kwargs):
         calls["collect"] += 1
@@ -95,18 +100,8 @@ def test_resume_after_a_kill_keeps_every_collected_round(tmp_path, monkeypatch):
 def test_a_run_resumed_after_a_kill_trains_as_the_unbroken_run(tmp_path, monkeypatch, overrides):
     args = ("dagger.rounds=2", "dagger.train_steps=5", "dagger.eval_puzzles=0", *overrides)
     dagger.run(config(tmp_path / "unbroken", *args))
-    original, calls = Learner.train_step, {"train": 0}
-
-    def dying_step(self, batch):
-        calls["train"] += 1
-        if calls["train"] == 6:  # round 1 collected and saved; the checkpoint holds round 0 only
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(Learner, "train_step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        dagger.run(config(tmp_path / "broken", *args))
-    monkeypatch.setattr(Learner, "train_step", original)
+    killed_at_train_step(monkeypatch, 6, lambda: dagger.run(config(tmp_path / "broken", *args)))
+    # (round 1 collected and saved when killed; the checkpoint holds round 0 only)
     dagger.run(config(tmp_path / "broken", "resume=true", *args))
     unbroken, resumed = (torch.load(tmp_path / name / "run" / "last.pt", weights_only=False)["model"]
                          for name in ("unbroken", "broken"))
@@ -120,18 +115,8 @@ def test_a_run_resumed_after_a_kill_trains_as_the_unbroken_run(tmp_path, monkeyp
 def test_a_run_killed_before_its_first_checkpoint_restarts_with_resume_and_reuses_its_rounds(tmp_path, monkeypatch):
     args = ("dagger.rounds=1", "dagger.train_steps=5", "dagger.eval_puzzles=0")
     dagger.run(config(tmp_path / "unbroken", *args))
-    original, calls = Learner.train_step, {"train": 0, "collect": 0}
-
-    def dying_step(self, batch):
-        calls["train"] += 1
-        if calls["train"] == 3:  # round 0 collected and saved, no last.pt yet
-            raise KeyboardInterrupt
-        return original(self, batch)
-
-    monkeypatch.setattr(Learner, "train_step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        dagger.run(config(tmp_path / "broken", *args))
-    monkeypatch.setattr(Learner, "train_step", original)
+    killed_at_train_step(monkeypatch, 3, lambda: dagger.run(config(tmp_path / "broken", *args)))
+    # (round 0 collected and saved when killed, no last.pt yet)
     run_dir = tmp_path / "broken" / "run"
     assert not (run_dir / "last.pt").exists() and (run_dir / "aggregate" / "round_0000.npz").exists()
     with pytest.raises(ValueError, match="already holds a run; pass resume=true"):
@@ -143,7 +128,7 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_with_resume_and_reuse
         dagger.run(config(tmp_path / "broken", "resume=true", *args))
     (tmp_path / "config.json").rename(run_dir / "config.json")
 
-    collect = dagger.collect
+    collect, calls = dagger.collect, {"collect": 0}
 
     def counting_collect(*a, **k):
         calls["collect"] += 1
