@@ -23,7 +23,8 @@ One run, top to bottom (see ``run``):
    evaluation on ``dagger.eval_puzzles`` fresh puzzles per size, in distribution (the collection sizes) and out
    of distribution (``env.eval_sizes``, every ``dagger.eval_ood_every`` rounds and after the last one), and a
    checkpoint.
-4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``.
+4. Stop on ``dagger.rounds``, ``dagger.max_labels`` (expert labels = rows of the aggregate) or ``dagger.max_minutes``
+   (checked from round 1 on: round 0 is always collected and trained, so every run leaves a checkpoint).
 
 Resume: ``last.pt`` records the rounds the model has trained on; rounds already in ``aggregate/`` are loaded,
 not collected again, so a kill at any point loses at most the optimizer steps of the current round. A run
@@ -216,7 +217,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         path = round_path(out, round_index)
         minutes = (time.monotonic() - started) / 60
         if not path.exists():
-            if round_index > d.rounds or (d.max_minutes is not None and minutes >= d.max_minutes):
+            if round_index > d.rounds or (round_index > 0 and d.max_minutes is not None and minutes >= d.max_minutes):
                 break
             if d.max_labels is not None and aggregate.size >= d.max_labels:
                 break

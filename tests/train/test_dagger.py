@@ -512,3 +512,8 @@ def test_init_from_refuses_another_model(tmp_path, overrides, message):
     dagger.run(grid_stage(tmp_path / "narrow", 9))
     with pytest.raises(ValueError, match=message):
         dagger.run(grid_stage(tmp_path / "wide", 11, f"init_from={tmp_path / 'narrow' / 'run' / 'last.pt'}", *overrides))
+
+
+def test_a_time_budget_spent_before_round_0_still_trains_and_saves_round_0(tmp_path):
+    final = dagger.run(config(tmp_path, "dagger.max_minutes=1e-9", "dagger.train_steps=2", "dagger.eval_puzzles=0"))
+    assert final["rounds"] == 1 and (tmp_path / "run" / "last.pt").is_file()
