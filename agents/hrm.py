@@ -605,6 +605,9 @@ def task_loss(
 
     Token task (``labels`` in ``data``): CE per sequence, correct = every valid token right, accuracy =
     fraction of right tokens. Policy task (``optimal``): set loss, correct = argmax legal action is optimal.
+    Move field (``field``, (B, T, K) optimal moves per token, e.g. a route's every cell towards the goal): the set
+    loss of each token's K per-token actions, averaged over the tokens that have an optimal move; correct = all
+    right.
     With both, correctness needs both, accuracy is the token one and the last value (``None`` without a policy
     task) says whether the action alone was optimal.
     """
@@ -619,6 +622,14 @@ def task_loss(
         loss, action_correct = set_loss(outputs["policy_logits"], data["optimal"], kind, data.get("action_mask"))
         losses.append(loss)
         seq_correct.append(action_correct)
+    if "field" in data:  # a per-token move field (B, T, K): each token's set loss, averaged over the tokens with one
+        field = data["field"].bool()
+        cells = field.any(-1)
+        logits = outputs["policy_logits"].view(*field.shape)
+        loss, right = set_loss(logits, field, kind)
+        count = cells.sum(-1).clamp_min(1)
+        losses.append(torch.where(cells, loss, 0).sum(-1) / count)
+        seq_correct.append((right | ~cells).all(-1))
     if not losses:
         raise ValueError("data must hold 'labels' (token task) or 'optimal' (policy task)")
     is_correct = torch.stack(seq_correct).all(0)

@@ -29,7 +29,9 @@ class EnvSpec:
     (``(obs, labels, cost) -> bool``: the labels are a valid optimal solution); other envs set none.
     ``label_metrics`` (optional, seq2seq envs): ``(obs, predicted labels) -> dict`` of quality measures of one
     predicted solution that a token accuracy hides (city routing: arrived, valid, path F1, ...), which
-    ``train.supervised`` averages over its held-out examples.
+    ``train.supervised`` averages over its held-out examples. ``move_field`` / ``follow_field`` (optional, together):
+    ``obs -> (T, K) bool`` the oracle's optimal moves of every token towards the goal (an auxiliary target) and
+    ``(obs, (T, K) move scores) -> labels`` the solution that walks a predicted field from the start.
     """
 
     id: str
@@ -40,8 +42,12 @@ class EnvSpec:
     puzzle: str | None = None
     solution_check: str | None = None
     label_metrics: str | None = None
+    move_field: str | None = None
+    follow_field: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.move_field is None) != (self.follow_field is None):
+            raise ValueError(f"EnvSpec {self.id!r}: move_field and follow_field must be both set or both None")
         seq2seq = {"augmentation": self.augmentation, "puzzle": self.puzzle, "solution_check": self.solution_check}
         if len({value is None for value in seq2seq.values()}) > 1:
             raise ValueError(f"EnvSpec {self.id!r}: augmentation, puzzle and solution_check must be all set or all None, "
@@ -80,6 +86,8 @@ ENVS: dict[str, EnvSpec] = {
             puzzle="train.datasets.augment:city_puzzle",
             solution_check="train.datasets.validate:city_route_ok",
             label_metrics="hrm_envs.city.metrics:label_metrics",
+            move_field="hrm_envs.city.metrics:optimal_moves",
+            follow_field="hrm_envs.city.metrics:follow_field",
         ),
         EnvSpec(
             id="hrm/Sudoku-v0",

@@ -1,7 +1,8 @@
 """The training step of ``train.supervised`` and ``train.dagger``: ``Learner``, its optimizer and schedule.
 
 ``Learner(model_cfg, optim_cfg, encoder, device, total_steps, task="policy", distributed=False,
-token_labels=0)`` (``token_labels > 0``: a token head for an oracle's per-token labels beside the policy head)
+token_labels=0, field_moves=0)`` (``token_labels > 0``: a token head for an oracle's per-token labels beside the
+policy head; ``field_moves > 0``: per-token move logits beside a token task's head, trained on a ``field`` key)
 owns the model (``learner.module``, built by :mod:`train.models`; ``learner.model`` is it wrapped in
 ``DistributedDataParallel`` when ``distributed``), ``learner.config`` (HRMConfig), AdamW, a warmup +
 constant/cosine schedule over ``total_steps`` (:func:`lr_factor`), the HRM carry and ``learner.step``;
@@ -35,7 +36,7 @@ from train.acting import ModelPolicy
 from train.models import build_model, is_act, model_config
 from train.schema import OPTIM, check_config
 
-MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "puzzle_identifiers", "continues")
+MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "field", "puzzle_identifiers", "continues")
 
 
 def _check_optim(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,11 +67,11 @@ class Learner:
 
     def __init__(self, model_cfg: Mapping[str, Any], optim_cfg: Mapping[str, Any], encoder: Encoder,
                  device: torch.device | str = "cpu", total_steps: int = 1, task: str = "policy",
-                 distributed: bool = False, token_labels: int = 0):
+                 distributed: bool = False, token_labels: int = 0, field_moves: int = 0):
         self.device = torch.device(device)
         self.model_cfg = dict(model_cfg)
         self.encoder = encoder
-        self.config = model_config(model_cfg, encoder, task, token_labels)
+        self.config = model_config(model_cfg, encoder, task, token_labels, field_moves)
         optim = _check_optim(dict(optim_cfg))
         if self.config.episode_carry and model_cfg.get("name") not in ("hrm", "trm"):
             raise ValueError(f"model.episode_carry applies to hrm / trm, not to model.name={model_cfg.get('name')!r}")

@@ -34,11 +34,12 @@ DEPTH_KINDS = ("mlp", "lstm", "gnn")
 
 
 def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "policy",
-                 token_labels: int = 0) -> HRMConfig:
+                 token_labels: int = 0, field_moves: int = 0) -> HRMConfig:
     """The HRMConfig of ``model_cfg`` on the encoder's vocabulary, length and action layout.
 
     ``token_labels > 0`` (policy task) adds a token head of that many classes for an oracle's per-token labels
-    (:meth:`oracles.base.Oracle.token_labels`), trained beside the policy head."""
+    (:meth:`oracles.base.Oracle.token_labels`), trained beside the policy head. ``field_moves > 0`` (token task)
+    adds that many per-token actions: a move field (the registry's ``move_field``) read beside the tokens."""
     kind = model_cfg.get("name")
     if kind not in MODEL_KINDS:
         raise ValueError(f"model.name must be one of {MODEL_KINDS}, got {kind!r}")
@@ -59,6 +60,10 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
         raise ValueError(f"token_labels must be a non-negative int, got {token_labels!r}")
     if token_labels and task != "policy":
         raise ValueError("token_labels (auxiliary per-token labels) apply to task='policy' only")
+    if isinstance(field_moves, bool) or not isinstance(field_moves, int) or field_moves < 0:
+        raise ValueError(f"field_moves must be a non-negative int, got {field_moves!r}")
+    if field_moves and task != "tokens":
+        raise ValueError("field_moves (a per-token move field) applies to task='tokens' only")
     if task == "policy":
         layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions),
                       token_vocab=token_labels, acting_tokens=acting_tokens(encoder))
@@ -66,7 +71,8 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
         vocab = getattr(encoder, "seq2seq_vocab_size", None)
         if vocab is None:
             raise ValueError(f"task='tokens' needs an encoder with seq2seq_vocab_size; {type(encoder).__name__} has none")
-        layout.update(vocab_size=max(int(encoder.vocab_size), int(vocab)), token_vocab=int(vocab))
+        layout.update(vocab_size=max(int(encoder.vocab_size), int(vocab)), token_vocab=int(vocab),
+                      per_token_actions=field_moves)
     base = HRMConfig(**layout)  # validates the layout; the fields below are validated by with_()
     return base.with_(**fields)
 

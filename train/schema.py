@@ -248,11 +248,14 @@ TRAIN = {
 #: Keys of every training run.
 RUN = {"out": OutDir(), "seed": Int(low=0), "threads": Int(low=0), "progress": Bool()}
 
-SUPERVISED = {**RUN, "resume": Bool(), "init_from": Str(null=True), "device": Choice(choices=DEVICES),
-              **ENV, **MODEL, **TRAIN}
+TRAINING = {**RUN, "resume": Bool(), "init_from": Str(null=True), "device": Choice(choices=DEVICES),
+            **ENV, **MODEL, **TRAIN}
+
+#: ``train.supervised`` also reads the seq2seq options.
+SUPERVISED = {**TRAINING, "seq2seq.field": Bool(), "seq2seq.validation_bases": Int(low=0)}
 
 DAGGER = {
-    **SUPERVISED,
+    **TRAINING,
     "dagger.rounds": Int(low=0), "dagger.max_labels": Int(low=1, null=True),
     "dagger.max_minutes": Num(low=0, low_open=True, null=True), "dagger.init": Choice(choices=DAGGER_INITS),
     "dagger.beta.schedule": Choice(choices=BETA_SCHEDULES), "dagger.beta.start": Num(low=0, high=1),

@@ -46,10 +46,9 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 import hrm_envs  # noqa: F401  (registers the env ids)
-from agents.hrm import IGNORE_LABEL, HRMConfig
+from agents.hrm import HRMConfig
 from configs import CONFIG_DIR
 from hrm_envs.encoding import Encoder, encoder_for
-from hrm_envs.registry import ENVS, load
 from oracles import oracle_for
 from train.acting import ModelPolicy
 from train.checkpoints import init_weights, load_checkpoint, load_rank_state, save_checkpoint, save_rank_state
@@ -62,6 +61,7 @@ from train.models import check_fits, unwrap
 from train.rollout import check_horizon, run_episodes, summarize
 from train.runs import ensure_dataset, job_out, optim_config, setup_distributed
 from train.schema import SUPERVISED, check_config
+from train.seq2seq import first_examples, mean_records, move_fields, score_examples, validation_groups
 
 # Config keys a resumed run may change (everything else must match the checkpoint).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
@@ -142,50 +142,34 @@ class StepwiseEvaluator:
 
 
 class Seq2SeqEvaluator:
-    """Exact-sequence, per-token and q_halt accuracy and ACT steps on the held-out (and train) examples, and
-    on the held-out ones the env's ``label_metrics`` where its registry row has them (city routing: the
-    cheat-exposing route metrics of ``hrm_envs.city.metrics``)."""
+    """Exact-sequence, per-token and q_halt accuracy and ACT steps on the validation examples (the train split's
+    held-out bases with ``seq2seq.validation_bases``, else ``env.eval_split``) and on train examples, and on the
+    validation ones the env's ``label_metrics`` where its registry row has them (city routing: the cheat-exposing
+    route metrics of ``hrm_envs.city.metrics``); a model with a move field is scored on the route it decodes
+    (:func:`train.seq2seq.score_examples`, raw mask under ``mask_*``)."""
 
-    def __init__(self, cfg: DictConfig, root: Path, data: Seq2SeqDataset, seed: int):
+    def __init__(self, cfg: DictConfig, root: Path, data: Seq2SeqDataset, validation: np.ndarray | None, seed: int):
         self.batch_size = cfg.train.eval.batch_size
+        self.env_id = cfg.env.id
         rng = np.random.default_rng(seed)
-        reference = ENVS[cfg.env.id].label_metrics
-        self.label_metrics = None if reference is None else load(reference)
         self.label_keys: tuple[str, ...] = ()
-        heldout = Seq2SeqDataset(root, cfg.env.eval_split)
-        self.sets = {"heldout": (heldout, subset(cfg.train.eval.tf_samples, len(heldout), rng)),
-                     "train": (data, subset(cfg.train.eval.train_tf_samples, len(data), rng))}
-        if self.label_metrics is not None:
-            self.sources = Seq2SeqSplit(root, cfg.env.eval_split, sources=True)
+        train_split = Seq2SeqSplit(root, "train", sources=True)
+        if validation is None:
+            heldout = Seq2SeqSplit(root, cfg.env.eval_split, sources=True)
+            heldout_rows = np.arange(heldout.num_examples)
+        else:
+            heldout, heldout_rows = train_split, validation
+        train_rows = np.setdiff1d(np.arange(len(data)), heldout_rows) if validation is not None else np.arange(len(data))
+        self.sets = {"heldout": (heldout, heldout_rows[subset(cfg.train.eval.tf_samples, len(heldout_rows), rng)]),
+                     "train": (train_split, train_rows[subset(cfg.train.eval.train_tf_samples, len(train_rows), rng)])}
 
-    @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device, name: str) -> dict[str, float]:
-        data, indices = self.sets[name]
-        was_training = model.training
-        model.eval()
-        totals = {"exact": 0.0, "token": 0.0, "q_halt": 0.0, "steps": 0.0}
-        measured = []
-        for start in range(0, len(indices), self.batch_size):
-            rows = torch.as_tensor(indices[start : start + self.batch_size])
-            out = model.predict({"tokens": data.tokens[rows].to(device)})
-            labels = data.labels[rows].to(device)
-            valid = labels != IGNORE_LABEL
-            prediction = out["logits"].argmax(-1)
-            correct = (prediction == labels) & valid
-            exact = (correct | ~valid).all(-1)
-            totals["exact"] += float(exact.sum())
-            totals["token"] += float((correct.sum(-1) / valid.sum(-1).clamp_min(1)).sum())
-            # Baselines have no Q-head: their q_halt accuracy is NaN.
-            totals["q_halt"] += float(((out["q_halt"] >= 0) == exact).sum()) if "q_halt" in out else math.nan
-            totals["steps"] += float(out["segments"].sum())
-            if self.label_metrics is not None and name == "heldout":
-                for row, example in zip(prediction.cpu().numpy(), rows.tolist()):
-                    measured.append(self.label_metrics(self.sources.obs(example), row))
-        model.train(was_training)
-        metrics = {k: v / max(1, len(indices)) for k, v in totals.items()}
-        if measured:
-            self.label_keys = tuple(measured[0])
-            metrics.update({key: float(np.mean([m[key] for m in measured])) for key in self.label_keys})
+        split, rows = self.sets[name]
+        records = score_examples(model, split, rows, self.env_id, device, self.batch_size,
+                                 route_metrics=name == "heldout")
+        metrics = mean_records(records)
+        if name == "heldout":
+            self.label_keys = tuple(k for k in metrics if k not in ("exact", "token", "q_halt", "steps"))
         return metrics
 
     def __call__(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
@@ -205,10 +189,15 @@ class Seq2SeqEvaluator:
 
 
 # ------------------------------------------------------------------------------------------------ main
-def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, Encoder, str, tuple[str, ...], Any]:
-    """Training data, encoder, model task, batch keys and a per-epoch ``order(epoch)`` of this rank's rows."""
+def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, Encoder, str, tuple[str, ...], Any,
+                                                                         np.ndarray | None]:
+    """Training data, encoder, model task, batch keys, a per-epoch ``order(epoch)`` of this rank's rows and the
+    validation rows held out of a seq2seq train split (``seq2seq.validation_bases``; None: none held out).
+    ``seq2seq.field=true`` adds the oracle's move field of every example as the batch key ``field``."""
     kind = json.loads((root / "summary.json").read_text())["kind"]
     if kind == "stepwise":
+        if cfg.seq2seq.field or cfg.seq2seq.validation_bases:
+            raise ValueError(f"seq2seq.field and seq2seq.validation_bases apply to seq2seq data sets; {root} is step-wise")
         data = StepwiseDataset(root, "train")
         sampler = DistributedSampler(range(len(data)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
                                      drop_last=True)
@@ -217,17 +206,27 @@ def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, 
             sampler.set_epoch(epoch)
             return torch.tensor(list(sampler))
 
-        return data, data.encoder, "policy", ("tokens", "optimal", "action_mask"), order
+        return data, data.encoder, "policy", ("tokens", "optimal", "action_mask"), order, None
     data = Seq2SeqDataset(root, "train")
     encoder = encoder_for(data.split.summary["env"], observation_space(data.split.summary))
-    groups = data.group_sampler(cfg.seed)
+    keys: tuple[str, ...] = ("tokens", "labels")
+    validation, kept = None, None
+    if cfg.seq2seq.validation_bases or cfg.seq2seq.field:
+        sources = Seq2SeqSplit(root, "train", sources=True)
+        if cfg.seq2seq.validation_bases:
+            held = validation_groups(sources, "train", int(cfg.seq2seq.validation_bases))
+            validation, kept = first_examples(sources, held), np.flatnonzero(~held)
+        if cfg.seq2seq.field:
+            data.field = torch.from_numpy(move_fields(sources, data.split.summary["env"]))
+            keys += ("field",)
+    groups = data.group_sampler(cfg.seed, kept)
 
     def order(epoch: int) -> torch.Tensor:  # HRM's sampling (one example per group), sharded over ranks
         groups.epoch = epoch
         rows = torch.tensor(list(groups))
         return rows[: len(rows) // world * world][rank::world]
 
-    return data, encoder, "tokens", ("tokens", "labels"), order
+    return data, encoder, "tokens", keys, order, validation
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -244,7 +243,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     # Data (built if missing): the training split, its encoder and this rank's order of rows per epoch.
     root = ensure_dataset(cfg.env, rank)
-    data, encoder, task, keys, order = load_task(cfg, root, rank, world)
+    data, encoder, task, keys, order, validation = load_task(cfg, root, rank, world)
     per_rank_batch = cfg.train.batch_size // world
     steps_per_epoch = len(order(0)) // per_rank_batch
     if steps_per_epoch == 0:
@@ -255,7 +254,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     learner = Learner(config["model"], optim_config(config["train"]), encoder, device, total_steps=cfg.train.epochs * steps_per_epoch,
-                      task=task, distributed=world > 1)
+                      task=task, distributed=world > 1, field_moves=int(data.field.shape[-1]) if "field" in keys else 0)
     if learner.config.episode_carry:
         raise ValueError("model.episode_carry=true trains on whole episodes in order: train.dagger does that, "
                          "train.supervised draws single states")
@@ -265,7 +264,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     evaluator = None
     if rank == 0:
         evaluator = (StepwiseEvaluator(cfg, root, data, learner.config, cfg.seed) if task == "policy"
-                     else Seq2SeqEvaluator(cfg, root, data, cfg.seed))
+                     else Seq2SeqEvaluator(cfg, root, data, validation, cfg.seed))
 
     # Resume or start fresh.
     start_epoch, skip = 0, 0
@@ -288,7 +287,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # A fresh run starts a new metrics.jsonl (an earlier run killed before its first last.pt left rows there).
     logger = MetricsLogger(out, enabled=rank == 0, resume_step=learner.step if cfg.resume else None)
     if rank == 0:
-        print(f"{cfg.model.name}: {learner.num_parameters():,} parameters; {len(data)} training samples "
+        print(f"{cfg.model.name}: {learner.num_parameters():,} parameters; {len(order(0)) * world} training samples per epoch "
               f"({task} task), {steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs on {device} x {world}",
               flush=True)
 

@@ -14,6 +14,10 @@ on the path; a ``max_size`` padded mask is cropped to the city), or seq2seq labe
   canonical route, i.e. the seq2seq labels);
 - ``efficiency``: optimal travel time / travel time of the best legal route inside the predicted
   cells (0.0 if none). The oracle route scores 1.0 on every metric except ``path_ratio``.
+
+A per-cell move field connects start and destination by construction: :func:`optimal_moves` is the oracle's
+(every street cell's optimal moves towards the destination, an auxiliary target of seq2seq training) and
+:func:`follow_field` decodes a predicted one into a route mask by walking it from the start.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 from hrm_envs.city.encoding import ON_ROUTE
 from hrm_envs.city.env import parse_observation
-from hrm_envs.city.generator import CityPuzzle
+from hrm_envs.city.generator import DC, DR, CityPuzzle
 
 METRICS = ("arrived", "valid", "valid_ratio", "path_ratio", "path_f1", "efficiency")
 
@@ -103,8 +107,65 @@ def route_metrics(
 
 def label_metrics(puzzle: CityPuzzle | dict, labels: np.ndarray) -> dict[str, float]:
     """:func:`route_metrics` of seq2seq labels (or predictions) of length ``max_size ** 2`` (the registry's
-    ``label_metrics`` of city routing)."""
-    return route_metrics(puzzle, labels_to_mask(labels, math.isqrt(np.asarray(labels).size)))
+    ``label_metrics`` of city routing), and the seed study's two traps: ``no_path`` (1.0 when no cell is
+    marked) and ``all_path`` (1.0 when at least half of the city's cells are)."""
+    measured = route_metrics(puzzle, labels_to_mask(labels, math.isqrt(np.asarray(labels).size)))
+    measured.update(no_path=float(measured["path_ratio"] == 0), all_path=float(measured["path_ratio"] >= 0.5))
+    return measured
+
+
+def _flat_field(obs: dict, size: int, max_size: int, values: np.ndarray) -> np.ndarray:
+    """City-cell values (``size x size x K``) laid out on the padded token grid (``max_size ** 2 x K``)."""
+    grid = np.zeros((max_size, max_size, values.shape[-1]), dtype=values.dtype)
+    grid[:size, :size] = values
+    return grid.reshape(max_size * max_size, -1)
+
+
+def optimal_moves(obs: dict) -> np.ndarray:
+    """(``max_size ** 2``, 4) bool: the moves of every street cell that start an optimal route to the destination
+    (none at the destination and at cells that cannot reach it); the registry's ``move_field`` of city routing."""
+    p = _puzzle(obs)
+    n, max_size = p.size, int(np.asarray(obs["street"]).shape[0])
+    net = p.network()
+    dist = net.distances_to(net.flat(p.destination))
+    moves = net.moves.astype(bool)
+    best = np.zeros_like(moves)
+    for d, step in enumerate(net.step):
+        after = np.roll(dist, -step) + np.roll(net.cost, -step)  # reaching the neighbour, then its distance
+        best[:, d] = moves[:, d] & np.isfinite(dist) & np.isclose(after, dist)
+    inner = best.reshape(n + 2, n + 2, 4)[1:-1, 1:-1]
+    return _flat_field(obs, n, max_size, inner)
+
+
+def follow_field(obs: dict, scores: np.ndarray) -> np.ndarray:
+    """Seq2seq labels (0 outside the city, 1 off the route, 2 on it) of the route that walks a predicted move
+    field from the start: at each cell the best-scoring legal move to a cell not yet visited, until the
+    destination, a cell without such a move, or ``size ** 2`` moves. ``scores`` is (``max_size ** 2``, 4),
+    e.g. a model's per-cell move logits; the route is connected and legal by construction."""
+    p = _puzzle(obs)
+    n, max_size = p.size, int(np.asarray(obs["street"]).shape[0])
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (max_size * max_size, 4):
+        raise ValueError(f"scores must have shape ({max_size * max_size}, 4), got {scores.shape}")
+    net = p.network()
+    cell, dest = p.start, p.destination
+    route, seen = [cell], {cell}
+    for _ in range(n * n):
+        if cell == dest:
+            break
+        legal = net.moves[net.flat(cell)]
+        options = [(scores[cell[0] * max_size + cell[1], d], d) for d in range(4) if legal[d]
+                   and (cell[0] + DR[d], cell[1] + DC[d]) not in seen]
+        if not options:
+            break
+        d = max(options)[1]
+        cell = (cell[0] + DR[d], cell[1] + DC[d])
+        route.append(cell)
+        seen.add(cell)
+    labels = np.where(np.asarray(obs["street"]).reshape(-1) != 0, 1, 0).astype(np.int64)
+    for r, c in route:
+        labels[r * max_size + c] = ON_ROUTE
+    return labels
 
 
 def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:

@@ -422,6 +422,9 @@ def test_the_registry_label_metrics_read_seq2seq_labels():
     oracle = oracle_for(env)
     obs, _ = env.reset(seed=4)
     _, labels = encoder_for(env).seq2seq(obs, oracle)
-    assert label_metrics(obs, labels) == route_metrics(obs, oracle.route(obs))
+    assert label_metrics(obs, labels) == {**route_metrics(obs, oracle.route(obs)), "no_path": 0.0, "all_path": 0.0}
     assert label_metrics(obs, labels)["arrived"] == 1.0
-    assert label_metrics(obs, np.zeros_like(labels))["arrived"] == 0.0  # "no path anywhere" arrives nowhere
+    nothing = label_metrics(obs, np.zeros_like(labels))  # "no path anywhere" arrives nowhere: the first trap
+    assert nothing["arrived"] == 0.0 and nothing["no_path"] == 1.0 and nothing["all_path"] == 0.0
+    everything = label_metrics(obs, np.full_like(labels, 2))  # "all path": the second trap
+    assert everything["all_path"] == 1.0 and everything["no_path"] == 0.0

@@ -220,6 +220,8 @@ class Seq2SeqDataset(Dataset):
         self.puzzle_of = torch.from_numpy(puzzle_of)
         self.group_of = torch.from_numpy(np.repeat(np.arange(self.split.num_groups), np.diff(self.split.group_indices))[puzzle_of])
         self.puzzle_identifiers = torch.from_numpy(self.split.puzzle_identifiers.astype(np.int64))[self.puzzle_of]
+        #: (E, T, K) bool: an auxiliary per-token move field set by the trainer (``train.seq2seq.move_fields``).
+        self.field: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.split.num_examples
@@ -227,24 +229,27 @@ class Seq2SeqDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"tokens": self.tokens[index], "labels": self.labels[index], "puzzle_identifiers": self.puzzle_identifiers[index]}
 
-    def group_sampler(self, seed: int = 0) -> "GroupSampler":
-        return GroupSampler(self.split.group_indices, self.split.puzzle_indices, seed)
+    def group_sampler(self, seed: int = 0, groups: np.ndarray | None = None) -> "GroupSampler":
+        """HRM's sampler over all groups, or over the ``groups`` given (e.g. without the validation ones)."""
+        return GroupSampler(self.split.group_indices, self.split.puzzle_indices, seed, groups)
 
 
 class GroupSampler(Sampler[int]):
     """HRM's sampling: per epoch the groups in a random order, from each one random puzzle and one random
     example of it. Each ``iter`` is a new epoch; the sequence of epochs is fixed by ``seed``."""
 
-    def __init__(self, group_indices: np.ndarray, puzzle_indices: np.ndarray, seed: int = 0):
+    def __init__(self, group_indices: np.ndarray, puzzle_indices: np.ndarray, seed: int = 0,
+                 groups: np.ndarray | None = None):
         self.group_indices, self.puzzle_indices = np.asarray(group_indices), np.asarray(puzzle_indices)
+        self.groups = np.arange(len(self.group_indices) - 1) if groups is None else np.asarray(groups, np.int64)
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
-        return len(self.group_indices) - 1
+        return len(self.groups)
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        for group in rng.permutation(len(self)):
+        for group in self.groups[rng.permutation(len(self))]:
             puzzle = rng.integers(self.group_indices[group], self.group_indices[group + 1])
             yield int(rng.integers(self.puzzle_indices[puzzle], self.puzzle_indices[puzzle + 1]))
