@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import (ATTENTION_DIRECTIONS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary, linear,
-                           local_attention_mask, trunc_normal_)
+from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary,
+                           linear, local_attention_mask, trunc_normal_)
 
 if TYPE_CHECKING:
     from agents.baselines import BaselineConfig
@@ -76,7 +76,10 @@ class HRMConfig:
     ``pos_encodings`` ``"rope"`` rotates by the position in the sequence (base ``rope_theta``), ``"rope2d"`` (with
     ``attention_grid``) by the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on
     one padded width acts on another (:func:`train.acting.load_policy` sets ``attention_grid`` to the evaluation
-    env's width); ``"learned"`` adds a learned embedding per position (fixed length).
+    env's width); ``"learned"`` adds a learned embedding per position (fixed length). ``block="conv"`` (with
+    ``attention_grid``) replaces every transformer block by a residual pair of 3x3 convolutions over the grid
+    (:class:`agents.layers.ConvBlock`): a cell reads the cells within 2 steps at a fraction of a block's cost, and the
+    weights are width-free.
 
     **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
     ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
@@ -126,6 +129,7 @@ class HRMConfig:
     attention_window: int = 0
     attention_direction: str = "both"
     attention_grid: int = 0
+    block: str = "attention"
     pos_encodings: str = "rope"
     rope_theta: float = 10000.0
     # readout
@@ -168,7 +172,12 @@ class HRMConfig:
             raise ValueError(f"attention_direction must be one of {ATTENTION_DIRECTIONS}, got {self.attention_direction!r}")
         if self.attention_direction != "both" and not self.attention_window:
             raise ValueError("attention_direction other than 'both' needs attention_window >= 1")
-        if self.attention_grid and (not self.attention_window or self.attention_direction != "both"):
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
+        if self.block == "conv" and not self.attention_grid:
+            raise ValueError("block='conv' needs attention_grid >= 1 (the width of the token grid it convolves)")
+        if self.block == "attention" and self.attention_grid and (
+                not self.attention_window or self.attention_direction != "both"):
             raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
         if self.depth_training not in DEPTH_TRAINING:
             raise ValueError(f"depth_training must be one of {DEPTH_TRAINING}, got {self.depth_training!r}")
@@ -362,9 +371,10 @@ class HRM(nn.Module):
         self.config = config
         args = (config.hidden_size, config.num_heads, config.expansion)
         self.embed = InputEmbedding(config)
-        self.L_level = ReasoningModule(config.L_layers, *args)
+        grid = {"block": config.block, "prefix_len": config.puzzle_emb_len, "width": config.attention_grid}
+        self.L_level = ReasoningModule(config.L_layers, *args, **grid)
         # TRM: one shared network; HRM: a separate high-level module.
-        self.H_level = self.L_level if config.variant == "trm" else ReasoningModule(config.H_layers, *args)
+        self.H_level = self.L_level if config.variant == "trm" else ReasoningModule(config.H_layers, *args, **grid)
         self.heads = OutputHeads(config)
         self.q_head = linear(config.hidden_size, 2, bias=True)
         with torch.no_grad():
@@ -390,7 +400,9 @@ class HRM(nn.Module):
         else:
             with_grad = 2
         mask: Mask = None
-        if config.attention_grid:
+        if config.block == "conv":
+            pass  # convolutions read the grid themselves
+        elif config.attention_grid:
             mask = GridWindow(config.puzzle_emb_len, config.attention_grid, config.attention_window)
         elif config.attention_window:
             mask = local_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_window, x.device,

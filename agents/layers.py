@@ -292,12 +292,46 @@ class Block(nn.Module):
         return rms_norm(x + self.mlp(x))
 
 
-class ReasoningModule(nn.Module):
-    """A stack of blocks applied to ``state + injection`` (additive input injection)."""
+class ConvBlock(nn.Module):
+    """Post-norm residual block of two 3x3 convolutions over the tokens read as a row-major grid ``width`` wide
+    (the recurrent block of Bansal et al. 2022): a cell reads the cells within 2 steps (a 5x5 field), and one
+    application costs ``2 * 9 * hidden**2`` multiply-adds per cell, no attention and no wide MLP. The prefix slots
+    are not on the grid: they add the grid's mean (so the Q-head and global heads read a summary of the puzzle)."""
 
-    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, expansion: float):
+    def __init__(self, hidden_size: int, prefix_len: int, width: int):
         super().__init__()
-        self.layers = nn.ModuleList(Block(hidden_size, num_heads, expansion) for _ in range(num_layers))
+        if width < 1:
+            raise ValueError(f"a conv block needs the grid width (attention_grid >= 1), got {width}")
+        self.prefix_len, self.width = prefix_len, width
+        self.conv1 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: Mask = None) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        cells = length - self.prefix_len
+        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
+        image = image + self.conv2(F.silu(self.conv1(image)))
+        grid = image.reshape(batch, hidden, cells).transpose(1, 2)
+        prefix = x[:, : self.prefix_len] + grid.mean(1, keepdim=True)
+        return rms_norm(torch.cat([prefix, grid], dim=1))
+
+
+BLOCKS = ("attention", "conv")
+
+
+class ReasoningModule(nn.Module):
+    """A stack of blocks applied to ``state + injection`` (additive input injection): transformer blocks, or with
+    ``block="conv"`` :class:`ConvBlock` s on the grid ``width`` wide after ``prefix_len`` slots."""
+
+    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, expansion: float, block: str = "attention",
+                 prefix_len: int = 0, width: int = 0):
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+        self.layers = nn.ModuleList(
+            Block(hidden_size, num_heads, expansion) if block == "attention" else ConvBlock(hidden_size, prefix_len, width)
+            for _ in range(num_layers))
 
     def forward(
         self,

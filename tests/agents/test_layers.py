@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import Block, GridRotary, GridWindow
+from agents.layers import Block, ConvBlock, GridRotary, GridWindow, ReasoningModule
 from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
 
@@ -100,3 +100,42 @@ def test_grid_window_bad_input() -> None:
         GridWindow(1, 0, 1)
     with pytest.raises(ValueError, match="multiple of 4"):
         GridWindow(1, 4, 1).attend(*(torch.zeros(1, 1, 8, 2) for _ in range(3)))
+
+
+def test_conv_block_reads_the_5x5_neighbourhood_only() -> None:
+    """One ConvBlock application (two 3x3 convolutions): a grid cell's output changes when a cell two steps away,
+    diagonally, changes its input, not when a cell three steps away does; the prefix slot sees a change anywhere."""
+    torch.manual_seed(0)
+    prefix, rows, width, hidden = 1, 6, 7, 8
+    block = ConvBlock(hidden, prefix, width)
+    x = torch.randn(1, prefix + rows * width, hidden)
+    base = block(x)
+    cell = prefix + 2 * width + 2  # row 2, column 2
+
+    def changed(row: int, col: int) -> tuple[bool, bool]:
+        y = x.clone()
+        y[0, prefix + row * width + col] += 1.0
+        out = block(y)
+        return (not torch.allclose(out[0, cell], base[0, cell]), not torch.allclose(out[0, 0], base[0, 0]))
+
+    assert changed(4, 4) == (True, True)  # two steps away diagonally
+    assert changed(2, 5) == (False, True)  # three columns away
+    assert changed(5, 2) == (False, True)  # three rows away
+
+
+def test_conv_block_does_not_wrap_around_rows() -> None:
+    """The last cell of a row is not a neighbour of the first cell of the next row (zero padding, no wrap)."""
+    torch.manual_seed(0)
+    prefix, rows, width, hidden = 0, 3, 4, 8
+    block = ConvBlock(hidden, prefix, width)
+    x = torch.randn(1, rows * width, hidden)
+    y = x.clone()
+    y[0, 1 * width + 0] += 1.0  # row 1, column 0
+    assert torch.allclose(block(y)[0, 0 * width + width - 1], block(x)[0, 0 * width + width - 1])  # row 0, last column
+
+
+def test_reasoning_module_bad_block() -> None:
+    with pytest.raises(ValueError, match="block must be one of"):
+        ReasoningModule(1, 8, 2, 2.0, block="lstm")
+    with pytest.raises(ValueError, match="grid width"):
+        ConvBlock(8, 1, 0)
