@@ -159,7 +159,9 @@ class Seq2SeqEvaluator:
             heldout_rows = np.arange(heldout.num_examples)
         else:
             heldout, heldout_rows = train_split, validation
-        train_rows = np.setdiff1d(np.arange(len(data)), heldout_rows) if validation is not None else np.arange(len(data))
+        train_rows = np.arange(len(data))
+        if validation is not None:  # none of the held-out groups' examples (their augmented copies included)
+            train_rows = np.flatnonzero(~np.isin(data.group_of.numpy(), data.group_of.numpy()[validation]))
         self.sets = {"heldout": (heldout, heldout_rows[subset(cfg.train.eval.tf_samples, len(heldout_rows), rng)]),
                      "train": (train_split, train_rows[subset(cfg.train.eval.train_tf_samples, len(train_rows), rng)])}
 
