@@ -501,3 +501,34 @@ def test_follow_field_refuses_scores_of_another_shape():
     obs, _ = env.reset(seed=0)
     with pytest.raises(ValueError, match=r"scores must have shape \(64, 4\), got \(36, 4\)"):
         follow_field(obs, np.zeros((36, 4)))
+
+
+def test_field_break_names_the_first_non_optimal_move_and_its_distance_to_the_goal():
+    """The oracle's field never breaks; a field that turns off the optimal moves at the k-th cell of the route
+    breaks there, at that cell's oracle travel time to the destination (share 1.0 at the start)."""
+    from hrm_envs.city.metrics import field_break, follow_route, optimal_moves
+
+    env = CityRoutingEnv(size=10, max_size=12)
+    obs, _ = env.reset(seed=1)
+    puzzle = env.unwrapped.puzzle
+    field = optimal_moves(obs)
+    assert field_break(obs, field.astype(float)) is None
+    route = follow_route(obs, field.astype(float))
+    assert route[0] == puzzle.start and route[-1] == puzzle.destination
+    net = puzzle.network()
+    dist = net.distances_to(net.flat(puzzle.destination))
+    turned = 0
+    for k, cell in enumerate(route[:-1]):
+        row = cell[0] * 12 + cell[1]
+        wrong = [a for a in range(4) if _legal_by_rules(puzzle, cell, a) and not field[row, a]
+                 and (cell[0] + DR[a], cell[1] + DC[a]) not in route[:k]]
+        if not wrong:
+            continue
+        scores = field.astype(float)
+        scores[row, wrong[0]] = 5.0
+        broken = field_break(obs, scores)
+        time = float(dist[net.flat(cell)])
+        assert broken == {"time_to_goal": time, "share": time / float(dist[net.flat(puzzle.start)])}
+        assert (broken["share"] == 1.0) == (k == 0)
+        turned += 1
+    assert turned >= 2
