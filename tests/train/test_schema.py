@@ -71,6 +71,8 @@ def test_every_shipped_config_passes(name, overrides, tmp_path):
     ("dagger", "+dagger.beta.foo=1", r"unknown dagger\.beta keys \['dagger\.beta\.foo'\]"),
     ("evaluate", "checkpoint=[a.pt,3]", r"^checkpoint\[1\] must be a non-empty string, got 3$"),
     ("evaluate", "references=[oracle,expert]", r"^references\[1\] must be one of \('oracle', 'random'\)"),
+    ("evaluate", "data=3", r"^data must be null or a non-empty string, got 3$"),
+    ("evaluate", "split=[test]", r"^split must be null or a non-empty string"),
     ("evaluate", "act.inference_halting=never", r"^act\.inference_halting must be null or one of"),
     ("ppo", "ppo.gamma=1.5", r"^ppo\.gamma must be a number in \[0, 1\]"),
     ("ppo", "ppo.lr=inf", r"^ppo\.lr must be a finite number"),

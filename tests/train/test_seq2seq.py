@@ -132,3 +132,25 @@ def test_score_examples_of_a_learner_with_a_move_field(city):
         assert {k: record[f"mask_{k}"] for k in label_metrics(split.obs(row), raw[j])} == label_metrics(split.obs(row), raw[j])
     fast = score_examples(learner.module, split, rows, CITY, "cpu", route_metrics=False)
     assert set(fast[0]) == {"exact", "token", "q_halt", "steps", "mask_exact"}
+
+
+def test_split_report_of_the_oracle_field_and_of_a_contrary_one(city):
+    """The oracle's move field (an empty mask beside it) arrives everywhere and never breaks; the field that prefers
+    the least optimal moves misses, and every miss has a break. Figures per vehicle, with Wilson intervals."""
+    from hrm_envs.city import VEHICLES
+    from train.seq2seq import split_report
+
+    split = Seq2SeqSplit(city, "test", sources=True)
+    empty = torch.zeros(split.num_examples, 64, 3)
+    oracle = torch.from_numpy(move_fields(split, CITY)).float()
+    report = split_report(FieldStub(empty, oracle), split, CITY, "cpu")
+    every = report["all"]
+    assert every["examples"] == 8 and every["arrived"] == every["efficiency"] == 1.0 and every["mask_no_path"] == 1.0
+    assert every["arrived_ci95"][1] == 1.0 and every["arrived_ci95"][0] < 1.0 and every["mask_arrived_ci95"][0] == 0.0
+    assert 0 < every["reference_path_ratio"] < 1 and report["breaks"] == {"routes": 0, "not_arrived": 0}
+    assert set(report["per_variant"]) == set(VEHICLES) and report["per_variant"]["truck"]["examples"] == 2
+    contrary = split_report(FieldStub(empty, -oracle), split, CITY, "cpu", rows=np.arange(4))
+    breaks = contrary["breaks"]
+    assert contrary["all"]["examples"] == 4 and breaks["not_arrived"] == breaks["routes"] == round(4 * (1 - contrary["all"]["arrived"]))
+    assert breaks["routes"] and 0 < breaks["share"]["quantiles"]["0.1"] <= breaks["share"]["quantiles"]["0.9"] <= 1
+    assert sum(breaks["share"]["histogram"]["counts"]) == breaks["routes"] and breaks["time_to_goal"]["mean"] > 0
