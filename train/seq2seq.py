@@ -159,6 +159,17 @@ def variant_names(env_id: str, variants: np.ndarray) -> list[str]:
     return [names[v] if 0 <= v < len(names) else str(v) for v in np.asarray(variants).tolist()]
 
 
+def reference_path_ratios(split: Seq2SeqSplit, rows: np.ndarray, env_id: str) -> np.ndarray | None:
+    """The ``path_ratio`` of each example's own labels (city: the share of the city the optimal route covers, what
+    a predicted route's ratio is measured against); None for envs whose label metrics have none."""
+    reference = ENVS[env_id].label_metrics
+    if reference is None:
+        return None
+    metrics = load(reference)
+    ratios = [metrics(split.obs(int(i)), split.labels[i].astype(np.int64)).get("path_ratio") for i in rows]
+    return None if not ratios or ratios[0] is None else np.array(ratios, dtype=np.float64)
+
+
 def split_report(model: nn.Module, split: Seq2SeqSplit, env_id: str, device: torch.device | str,
                  batch_size: int = 64, rows: np.ndarray | None = None) -> dict[str, Any]:
     """Every example of ``split`` (``sources=True``; or those of ``rows``) scored: ``all`` (:func:`figures` plus
@@ -166,10 +177,7 @@ def split_report(model: nn.Module, split: Seq2SeqSplit, env_id: str, device: tor
     per variant name, for sets built with variants) and ``breaks`` (:func:`break_summary`)."""
     rows = np.arange(split.num_examples) if rows is None else np.asarray(rows, dtype=np.int64)
     records = score_examples(model, split, rows, env_id, device, batch_size, breaks=True)
-    reference = None
-    if "path_ratio" in records[0]:  # the share of the city the oracle's own route covers
-        metrics = load(ENVS[env_id].label_metrics)
-        reference = np.array([metrics(split.obs(i), split.labels[i].astype(np.int64))["path_ratio"] for i in rows])
+    reference = reference_path_ratios(split, rows, env_id)
 
     def summary(chosen: np.ndarray) -> dict[str, Any]:
         out = figures([records[i] for i in chosen])

@@ -306,9 +306,10 @@ def test_a_field_run_trains_on_all_but_the_validation_bases_and_logs_route_and_t
     evals = rows(tmp_path / "run", "eval")
     assert len(evals) == 2
     for key in ("arrived", "valid", "path_ratio", "path_f1", "efficiency", "no_path", "all_path", "mask_exact",
-                "mask_arrived", "mask_no_path", "mask_all_path", "mask_path_ratio", "train_exact"):
+                "mask_arrived", "mask_no_path", "mask_all_path", "mask_path_ratio", "train_exact", "reference_path_ratio"):
         assert key in evals[-1] and 0 <= final[key] <= 1, key
     assert final["valid"] == 1.0  # a followed field only walks legal streets
+    assert evals[0]["reference_path_ratio"] == evals[1]["reference_path_ratio"] > 0  # the optimal routes' own
     assert "mask_arrived" in [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch 2")][0]
 
 
