@@ -441,12 +441,11 @@ def seq2seq_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_seq2seq(cfg: DictConfig, checkpoints: list[str]) -> dict[str, Any]:
-    """Score one seq2seq checkpoint on every example of ``cfg.split`` (default ``test``) of the data set ``cfg.data``
-    and write ``results.json`` and ``results.md`` into ``cfg.out``."""
-    if len(checkpoints) != 1:
-        raise ValueError(f"data= scores one seq2seq checkpoint, got checkpoint={checkpoints}")
-    path, root = checkpoints[0], Path(cfg.data)
+def load_seq2seq(path: str | Path, data: str | Path, split: str, acting: dict[str, Any] | None = None
+                 ) -> tuple[torch.nn.Module, Seq2SeqSplit, str]:
+    """A seq2seq checkpoint's model, split ``split`` of the data set ``data`` (with its sources) and its env id, after
+    checking they fit: ``ValueError`` naming ``data`` for a step-wise checkpoint or set, another env or layout."""
+    root = Path(data)
     if not seq2seq_checkpoint(path):
         raise ValueError(f"data= applies to seq2seq checkpoints; {path} acts step by step: leave data out to play it")
     if not (root / "summary.json").is_file():
@@ -454,26 +453,34 @@ def run_seq2seq(cfg: DictConfig, checkpoints: list[str]) -> dict[str, Any]:
     summary = json.loads((root / "summary.json").read_text())
     if summary.get("kind") != "seq2seq":
         raise ValueError(f"data must be a seq2seq data set; {root} holds a {summary.get('kind')!r} one")
-    name = cfg.split if cfg.split is not None else "test"
-    if name not in summary["splits"]:
-        raise ValueError(f"split must be one of {sorted(summary['splits'])} (the splits of data={root}), got {name!r}")
+    if split not in summary["splits"]:
+        raise ValueError(f"split must be one of {sorted(summary['splits'])} (the splits of data={root}), got {split!r}")
     trained = checkpoint_config(path)["env"]
     if summary["env"] != trained["id"]:
         raise ValueError(f"data={root} holds a {summary['env']} set, checkpoint {path} was trained on {trained['id']}")
+    data_split = Seq2SeqSplit(root, split, sources=True)
+    model = load_policy(path, encoder_for(summary["env"], observation_space(summary)), acting=acting).model
+    vocab = int(max(data_split.inputs.max(), data_split.labels.max())) + 1
+    check_fits(model.config, vocab=vocab, seq_len=int(data_split.metadata["seq_len"]), where=f"data={root}")
+    return model, data_split, summary["env"]
+
+
+def run_seq2seq(cfg: DictConfig, checkpoints: list[str]) -> dict[str, Any]:
+    """Score one seq2seq checkpoint on every example of ``cfg.split`` (default ``test``) of the data set ``cfg.data``
+    and write ``results.json`` and ``results.md`` into ``cfg.out``."""
+    if len(checkpoints) != 1:
+        raise ValueError(f"data= scores one seq2seq checkpoint, got checkpoint={checkpoints}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    split = Seq2SeqSplit(root, name, sources=True)
-    encoder = encoder_for(summary["env"], observation_space(summary))
+    name = cfg.split if cfg.split is not None else "test"
     acting = {k: v for k, v in OmegaConf.to_container(cfg.act, resolve=True).items() if v is not None}
-    model = load_policy(path, encoder, acting=acting).model
-    vocab = int(max(split.inputs.max(), split.labels.max())) + 1
-    check_fits(model.config, vocab=vocab, seq_len=int(split.metadata["seq_len"]), where=f"data={root}")
+    model, split, env_id = load_seq2seq(checkpoints[0], cfg.data, name, acting)
     started = time.perf_counter()
-    report = split_report(model, split, summary["env"], "cpu")
-    meta = {"checkpoint": path, "data": str(root), "split": name, "env": summary["env"], "act": acting,
+    report = split_report(model, split, env_id, "cpu")
+    meta = {"checkpoint": checkpoints[0], "data": str(cfg.data), "split": name, "env": env_id, "act": acting,
             "examples": split.num_examples, "shares_with_intervals": [k for k in SHARES if k in report["all"]],
             "seconds": time.perf_counter() - started}
-    out = Path(cfg.out if cfg.out is not None else f"outputs/evaluate/{summary.get('name', root.name)}")
+    out = Path(cfg.out if cfg.out is not None else f"outputs/evaluate/{split.summary.get('name', Path(cfg.data).name)}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", {"meta": meta, **report})
     table = seq2seq_table(report)
