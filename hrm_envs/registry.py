@@ -31,7 +31,9 @@ class EnvSpec:
     predicted solution that a token accuracy hides (city routing: arrived, valid, path F1, ...), which
     ``train.supervised`` averages over its held-out examples. ``move_field`` / ``follow_field`` (optional, together):
     ``obs -> (T, K) bool`` the oracle's optimal moves of every token towards the goal (an auxiliary target) and
-    ``(obs, (T, K) move scores) -> labels`` the solution that walks a predicted field from the start.
+    ``(obs, (T, K) move scores) -> labels`` the solution that walks a predicted field from the start;
+    ``field_break`` (optional, with them): ``(obs, scores) -> {"time_to_goal", "share"} | None`` the oracle distance
+    to the goal at which that walk first takes a non-optimal move (``train.evaluate data=DIR``'s ``breaks``).
     """
 
     id: str
@@ -44,10 +46,13 @@ class EnvSpec:
     label_metrics: str | None = None
     move_field: str | None = None
     follow_field: str | None = None
+    field_break: str | None = None
 
     def __post_init__(self) -> None:
         if (self.move_field is None) != (self.follow_field is None):
             raise ValueError(f"EnvSpec {self.id!r}: move_field and follow_field must be both set or both None")
+        if self.field_break is not None and self.follow_field is None:
+            raise ValueError(f"EnvSpec {self.id!r}: field_break needs move_field and follow_field")
         seq2seq = {"augmentation": self.augmentation, "puzzle": self.puzzle, "solution_check": self.solution_check}
         if len({value is None for value in seq2seq.values()}) > 1:
             raise ValueError(f"EnvSpec {self.id!r}: augmentation, puzzle and solution_check must be all set or all None, "
@@ -88,6 +93,7 @@ ENVS: dict[str, EnvSpec] = {
             label_metrics="hrm_envs.city.metrics:label_metrics",
             move_field="hrm_envs.city.metrics:optimal_moves",
             follow_field="hrm_envs.city.metrics:follow_field",
+            field_break="hrm_envs.city.metrics:field_break",
         ),
         EnvSpec(
             id="hrm/Sudoku-v0",

@@ -17,6 +17,16 @@ replaced by the next seed of its size's stream, and ``results.json`` counts the 
 are compared without the env's padding (``PuzzleEnv.padding``), so sources built under other size bounds count.
 ``act.inference_halting`` / ``act.halt_max_steps`` (null = the checkpoint's) change how HRM / TRM checkpoints
 act, e.g. ``act.inference_halting=max_steps act.halt_max_steps=4`` runs 4 ACT segments per decision.
+Seq2seq checkpoints (``train.supervised`` on a seq2seq set, e.g. ``env=city_paper``) are scored on a built data set
+instead of played (``references``, ``sizes``, ``episodes``, ``seed`` and ``held_out_from`` do not apply)::
+
+    python -m train.evaluate checkpoint=runs/city/last.pt data=data/city-paper [split=test]
+
+Every example of the split is scored by :func:`train.seq2seq.split_report`: ``results.json`` holds the means
+(exact, token, the route metrics of a decoded route and ``mask_*`` of the raw mask), 95% Wilson intervals on the 0/1
+shares, the optimal routes' own ``reference_path_ratio``, the same per variant (city: per vehicle) and ``breaks``:
+how far from the goal (oracle travel time, and its share of the start's) the decoded routes that did not arrive
+first left the optimal moves; ``results.md`` a table of them.
 Checkpoints: ``.zip`` files are MaskablePPO models (``train.ppo``), anything else a checkpoint of
 ``train.supervised`` / ``train.dagger`` (``train.checkpoints``). Neither kind is unpickled (unpickling runs whatever
 code a file carries): a checkpoint that needs it is refused, except a ``.zip`` with ``trust_pickle=true``, for
@@ -31,6 +41,7 @@ if __name__ == "__main__":  # --help answered before torch and Hydra load
     exit_on_help("evaluate")
 
 import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -55,9 +66,12 @@ from oracles import oracle_for  # noqa: E402
 from train.acting import load_policy  # noqa: E402
 from train.aggregate import aggregate_rounds, load_round  # noqa: E402
 from train.checkpoints import checkpoint_config  # noqa: E402
-from train.datasets.loading import StepwiseSplit  # noqa: E402
-from train.metrics import write_json  # noqa: E402
+from train.datasets.loading import Seq2SeqSplit, StepwiseSplit, observation_space  # noqa: E402
+from train.metrics import write_json, write_text  # noqa: E402
 from train.ppo import PPOPolicy  # noqa: E402
+from train.models import check_fits  # noqa: E402
+from train.runs import load_preset  # noqa: E402
+from train.seq2seq import SHARES, split_report  # noqa: E402
 from train.rollout import (  # noqa: E402
     OraclePolicy, Policy, RandomMaskedPolicy, check_horizon, oracle_states, run_episodes, summarize,
     teacher_forcing_hits)
@@ -389,11 +403,103 @@ def evaluation_env(given: dict[str, Any] | None, checkpoints: list[str]) -> dict
     return given
 
 
+def seq2seq_checkpoint(path: str | Path) -> bool:
+    """Whether a checkpoint learned a seq2seq task: a ``train.supervised`` run whose ``env.preset`` builds a seq2seq
+    set (``.zip`` models and ``train.dagger`` runs act step by step)."""
+    if Path(path).suffix == ".zip":
+        return False
+    config = checkpoint_config(path)
+    preset = (config.get("env") or {}).get("preset")
+    if "dagger" in config or not isinstance(preset, str):
+        return False
+    try:
+        return load_preset(preset).get("kind") == "seq2seq"
+    except ValueError:  # a preset that no longer exists: as before, a step-wise checkpoint
+        return False
+
+
+SEQ2SEQ_COLUMNS = (("exact", "exact"), ("arrived", "arrived"), ("valid", "valid"), ("path_ratio", "path ratio"),
+                   ("reference_path_ratio", "optimal ratio"), ("path_f1", "path F1"), ("efficiency", "efficiency"),
+                   ("mask_arrived", "mask arrived"), ("mask_no_path", "mask no path"), ("mask_all_path", "mask all path"))
+
+
+def seq2seq_table(report: dict[str, Any]) -> str:
+    """``results.md`` of a seq2seq evaluation: one row for the whole split and one per variant (shares with their
+    95% Wilson interval), and a line on where the decoded routes that did not arrive broke."""
+    rows = {"all": report["all"], **report["per_variant"]}
+    columns = [(key, title) for key, title in SEQ2SEQ_COLUMNS if key in report["all"]]
+    lines = ["| examples | variant | " + " | ".join(title for _, title in columns) + " |",
+             "|" + "---|" * (len(columns) + 2)]
+    for name, row in rows.items():
+        lines.append(f"| {row['examples']} | {name} | " + " | ".join(cell(row, key) for key, _ in columns) + " |")
+    breaks = report["breaks"]
+    if breaks.get("routes"):
+        quantiles = breaks["share"]["quantiles"]
+        lines += ["", f"{breaks['routes']} of {breaks['not_arrived']} routes that did not arrive left the optimal moves "
+                  f"at a median {breaks['time_to_goal']['quantiles']['0.5']:.0f} time units from the goal (share of "
+                  f"the start's: median {quantiles['0.5']:.2f}, quartiles {quantiles['0.25']:.2f} / {quantiles['0.75']:.2f})"]
+    return "\n".join(lines) + "\n"
+
+
+def load_seq2seq(path: str | Path, data: str | Path, split: str, acting: dict[str, Any] | None = None
+                 ) -> tuple[torch.nn.Module, Seq2SeqSplit, str]:
+    """A seq2seq checkpoint's model, split ``split`` of the data set ``data`` (with its sources) and its env id, after
+    checking they fit: ``ValueError`` naming ``data`` for a step-wise checkpoint or set, another env or layout."""
+    root = Path(data)
+    if not seq2seq_checkpoint(path):
+        raise ValueError(f"data= applies to seq2seq checkpoints; {path} acts step by step: leave data out to play it")
+    if not (root / "summary.json").is_file():
+        raise ValueError(f"data must be a built data set folder (with summary.json), got {str(root)!r}")
+    summary = json.loads((root / "summary.json").read_text())
+    if summary.get("kind") != "seq2seq":
+        raise ValueError(f"data must be a seq2seq data set; {root} holds a {summary.get('kind')!r} one")
+    if split not in summary["splits"]:
+        raise ValueError(f"split must be one of {sorted(summary['splits'])} (the splits of data={root}), got {split!r}")
+    trained = checkpoint_config(path)["env"]
+    if summary["env"] != trained["id"]:
+        raise ValueError(f"data={root} holds a {summary['env']} set, checkpoint {path} was trained on {trained['id']}")
+    data_split = Seq2SeqSplit(root, split, sources=True)
+    model = load_policy(path, encoder_for(summary["env"], observation_space(summary)), acting=acting).model
+    vocab = int(max(data_split.inputs.max(), data_split.labels.max())) + 1
+    check_fits(model.config, vocab=vocab, seq_len=int(data_split.metadata["seq_len"]), where=f"data={root}")
+    return model, data_split, summary["env"]
+
+
+def run_seq2seq(cfg: DictConfig, checkpoints: list[str]) -> dict[str, Any]:
+    """Score one seq2seq checkpoint on every example of ``cfg.split`` (default ``test``) of the data set ``cfg.data``
+    and write ``results.json`` and ``results.md`` into ``cfg.out``."""
+    if len(checkpoints) != 1:
+        raise ValueError(f"data= scores one seq2seq checkpoint, got checkpoint={checkpoints}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    name = cfg.split if cfg.split is not None else "test"
+    acting = {k: v for k, v in OmegaConf.to_container(cfg.act, resolve=True).items() if v is not None}
+    model, split, env_id = load_seq2seq(checkpoints[0], cfg.data, name, acting)
+    started = time.perf_counter()
+    report = split_report(model, split, env_id, "cpu")
+    meta = {"checkpoint": checkpoints[0], "data": str(cfg.data), "split": name, "env": env_id, "act": acting,
+            "examples": split.num_examples, "shares_with_intervals": [k for k in SHARES if k in report["all"]],
+            "seconds": time.perf_counter() - started}
+    out = Path(cfg.out if cfg.out is not None else f"outputs/evaluate/{split.summary.get('name', Path(cfg.data).name)}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", {"meta": meta, **report})
+    table = seq2seq_table(report)
+    write_text(out / "results.md", table)
+    print(table, end="")
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'}")
+    return {"meta": meta, **report}
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.checkpoint`` (and the reference rows) and write the report into ``cfg.out``."""
+    """Evaluate ``cfg.checkpoint`` (and the reference rows) and write the report into ``cfg.out``; with ``cfg.data``
+    score a seq2seq checkpoint on that data set (:func:`run_seq2seq`)."""
     check_config(cfg, EVALUATE)
     checkpoints = OmegaConf.to_container(cfg.checkpoint, resolve=True) if OmegaConf.is_list(cfg.checkpoint) else (
         [cfg.checkpoint] if cfg.checkpoint else [])
+    if cfg.data is not None:
+        return run_seq2seq(cfg, checkpoints)
+    if cfg.split is not None:
+        raise ValueError("split applies with data=DIR (a seq2seq checkpoint scored on a data set's split)")
     names = list(cfg.names) or [Path(p).parent.name or Path(p).stem for p in checkpoints]
     if len(names) != len(checkpoints):
         raise ValueError(f"names must give one name per checkpoint ({len(checkpoints)}), got {len(names)}")
@@ -402,6 +508,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"method names must be unique, got {names + references}")
     given = OmegaConf.to_container(cfg.env, resolve=True) if cfg.get("env") is not None else None
     env = evaluation_env(given, checkpoints)
+    seq2seq = [path for path in checkpoints if seq2seq_checkpoint(path)]
+    if seq2seq:
+        raise ValueError(f"{seq2seq[0]} is a seq2seq checkpoint: pass data=DIR (a built data set of its env) to "
+                         f"score it")
     sizes = OmegaConf.to_container(cfg.sizes, resolve=True) if cfg.sizes is not None else list(env["eval_sizes"])
     sizes = check_sizes(sizes, cfg.episodes)
     if cfg.threads:

@@ -3,7 +3,8 @@
 ``MetricsLogger(out_dir, enabled, resume_step)`` writes TensorBoard scalars and ``metrics.jsonl`` rows
 ``{"step", "epoch", "phase", <metrics>}``; disabled loggers (DDP ranks > 0) do nothing. A fresh run
 (``resume_step=None``) starts a new log; a resumed one drops rows and TensorBoard events after its checkpoint's
-step. Every JSON a run writes is strict (``strict_json`` / ``write_json``: NaN and infinities as ``null``).
+step. Every JSON a run writes is strict (``strict_json`` / ``write_json``: NaN and infinities as ``null``);
+``write_text`` / ``write_json`` write atomically.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _finite(data: Any) -> Any:
     return data
 
 
-def _atomic_write_text(path: str | Path, text: str) -> None:
+def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to a temporary file in the same folder, then rename: a kill leaves the old file or the new."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,7 @@ def _atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented strict JSON (:func:`strict_json`) atomically: the runs' ``final.json`` etc."""
-    _atomic_write_text(path, strict_json(data, indent=1) + "\n")
+    write_text(path, strict_json(data, indent=1) + "\n")
 
 
 def _truncate_jsonl(path: str | Path, step: int) -> None:
@@ -50,7 +51,7 @@ def _truncate_jsonl(path: str | Path, step: int) -> None:
     path = Path(path)
     if path.is_file():
         rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        _atomic_write_text(path, "".join(row + "\n" for row in rows))
+        write_text(path, "".join(row + "\n" for row in rows))
 
 
 class MetricsLogger:

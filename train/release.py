@@ -15,6 +15,15 @@ on validation (``--validate-only``); the test is played once, by the release. Ev
 interval. Anyone can play a released policy on puzzles of their own seed:
 
     python -m train.evaluate checkpoint=pretrained/NAME.pt env=ENV [ENV_OVERRIDES] sizes=[...] episodes=100 seed=S
+
+A seq2seq policy (``train.supervised`` on a seq2seq set, e.g. city-paper) is scored on a built data set instead of
+played: ``--data DIR`` replaces the sizes, validation is the originals of the train split's last
+``--validation-bases`` bases (default: the ones the run held out, ``seq2seq.validation_bases``; the run must have
+held some out) and the test is every example of the set's test split (:func:`train.seq2seq.split_report`)::
+
+    python -m train.release --checkpoint runs/city/last.pt --name city_trm_field --family hrm --env city_paper \
+        --data data/city-paper --configs-compared 1 --train-minutes 30 --train-command "python -m train.supervised ..."
+    python -m train.evaluate checkpoint=pretrained/city_trm_field.pt data=data/city-paper
 """
 
 from __future__ import annotations
@@ -27,12 +36,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_dir
 
 from configs import CONFIG_DIR
-from train.checkpoints import save_policy
+from train.checkpoints import checkpoint_config, save_policy
+from train.evaluate import load_seq2seq, seq2seq_checkpoint
 from train.evaluate import run as evaluate
 from train.metrics import write_json
+from train.seq2seq import SHARES, first_examples, split_report, validation_groups
 from train.stats import wilson_interval
 
 VALIDATION_SEED = 1_000_003
@@ -40,6 +52,9 @@ TEST_SEED = 2_000_003
 FAMILIES = ("hrm", "baseline")  # hrm: HRM and TRM variants; baseline: every other model
 MAX_POLICY_BYTES = 2 * 2**20
 MAX_TOTAL_BYTES = 10 * 2**20
+#: The figures a seq2seq policy's manifest entry states (with ``KEY_ci95`` of the 0/1 shares among them).
+SEQ2SEQ_FIGURES = ("examples", "exact", "arrived", "valid", "path_f1", "efficiency", "path_ratio",
+                   "reference_path_ratio", "mask_arrived", "mask_no_path", "mask_all_path")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,8 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--env", required=True, help="the Hydra env group (hanoi, maze, city, sudoku, ...)")
     parser.add_argument("--env-override", action="append", default=[], metavar="KEY=VALUE",
                         help="an env.* override of the evaluation, e.g. env.kwargs.max_disks=12 (repeatable)")
-    parser.add_argument("--validation-sizes", nargs="+", required=True)
-    parser.add_argument("--test-sizes", nargs="+", required=True)
+    parser.add_argument("--validation-sizes", nargs="+", default=None, help="step-wise policies (required for them)")
+    parser.add_argument("--test-sizes", nargs="+", default=None, help="step-wise policies (required for them)")
+    parser.add_argument("--data", default=None,
+                        help="seq2seq policies: the built data set (validation on its train split's held-out bases, "
+                             "test on its test split)")
+    parser.add_argument("--validation-bases", type=int, default=None,
+                        help="with --data: validate on the originals of the train split's last N bases (default: the "
+                             "run's seq2seq.validation_bases)")
     parser.add_argument("--episodes", type=int, default=100, help="puzzles per size, validation and test")
     parser.add_argument("--held-out-from", action="append", default=[],
                         help="the run's training sources (run folder / data set), whose states are held out")
@@ -78,8 +99,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.train_minutes is not None and not 0 <= args.train_minutes < float("inf"):
         raise ValueError(f"--train-minutes must be a finite number >= 0, got {args.train_minutes}")
+    if args.data is not None:
+        return check_seq2seq(args)
+    if args.validation_sizes is None or args.test_sizes is None or args.validation_bases is not None:
+        raise ValueError("a step-wise policy needs --validation-sizes and --test-sizes (and no --validation-bases); "
+                         "pass --data DIR for a seq2seq one")
     args.validation_sizes = [int(s) if s.isdigit() else s for s in args.validation_sizes]
     args.test_sizes = [int(s) if s.isdigit() else s for s in args.test_sizes]
+    return args
+
+
+def check_seq2seq(args: argparse.Namespace) -> argparse.Namespace:
+    """The checks of a ``--data`` release: a seq2seq checkpoint whose run held train bases out, no step-wise
+    arguments, ``--validation-bases`` (default: the bases the run held out) within those."""
+    given = [flag for flag, value in (("--validation-sizes", args.validation_sizes), ("--test-sizes", args.test_sizes),
+                                      ("--env-override", args.env_override), ("--held-out-from", args.held_out_from))
+             if value]
+    if given:
+        raise ValueError(f"--data releases a seq2seq policy, scored on the data set: {', '.join(given)} do not apply")
+    if not seq2seq_checkpoint(args.checkpoint):
+        raise ValueError(f"--data applies to seq2seq checkpoints; {args.checkpoint} acts step by step")
+    held = int((checkpoint_config(args.checkpoint).get("seq2seq") or {}).get("validation_bases", 0))
+    if held < 1:
+        raise ValueError(f"--data: {args.checkpoint}'s run held no train bases out (seq2seq.validation_bases=0), so "
+                         f"none is unseen to validate on; release a run trained with seq2seq.validation_bases=N")
+    args.validation_bases = held if args.validation_bases is None else args.validation_bases
+    if not 1 <= args.validation_bases <= held:
+        raise ValueError(f"--validation-bases must be in [1, {held}] (the bases the run held out), got "
+                         f"{args.validation_bases}")
     return args
 
 
@@ -107,6 +154,37 @@ def play(args: argparse.Namespace, checkpoint: Path, sizes: list[Any], seed: int
     return figures(report["results"], args.name, seed, args.episodes)
 
 
+def seq2seq_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's figures of a :func:`train.seq2seq.split_report`: :data:`SEQ2SEQ_FIGURES` and the intervals,
+    overall and per variant (city: per vehicle), and where missed routes broke."""
+    def pick(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k in SEQ2SEQ_FIGURES or k in {f"{s}_ci95" for s in SHARES}}
+
+    return {**pick(report["all"]), "per_variant": {name: pick(row) for name, row in report["per_variant"].items()},
+            "breaks": report["breaks"]}
+
+
+def score(args: argparse.Namespace, checkpoint: Path, which: str, out: Path) -> dict[str, Any]:
+    """A seq2seq checkpoint's figures on ``--data``: ``validation`` = the originals of the train split's last
+    ``--validation-bases`` bases (held out of the run), ``test`` = every example of the test split. The whole
+    report goes to ``out/results.json``."""
+    name = "train" if which == "validation" else "test"
+    model, split, env_id = load_seq2seq(checkpoint, args.data, name)
+    rows = first_examples(split, validation_groups(split, "train", args.validation_bases)) if name == "train" else None
+    report = split_report(model, split, env_id, "cpu", rows=rows)
+    write_json(out / "results.json", report)
+    held = {"validation_bases": args.validation_bases} if name == "train" else {}
+    return {"data": str(args.data), "split": name, **held, **seq2seq_figures(report)}
+
+
+def measure(args: argparse.Namespace, checkpoint: Path, which: str, out: Path) -> dict[str, Any]:
+    """Validation or test figures of ``checkpoint``: scored on ``--data`` (seq2seq) or played (step-wise)."""
+    if args.data is not None:
+        return score(args, checkpoint, which, out)
+    sizes, seed = (args.validation_sizes, VALIDATION_SEED) if which == "validation" else (args.test_sizes, TEST_SEED)
+    return play(args, checkpoint, sizes, seed, out)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -131,7 +209,10 @@ def check_total(root: Path, name: str, size: int) -> None:
 
 
 def evaluate_command(entry: dict[str, Any], seed: str = "S") -> str:
-    """The command that plays a released policy on the test sizes at a seed of the user's choosing."""
+    """The command that plays a released policy on the test sizes at a seed of the user's choosing (a seq2seq
+    policy: that scores it on its data set's test split)."""
+    if "data" in entry:
+        return f"python -m train.evaluate checkpoint={entry['checkpoint']} data={entry['data']}"
     sizes = ",".join(map(str, entry["test_sizes"]))
     return " ".join(["python -m train.evaluate", f"checkpoint={entry['checkpoint']}", f"env={entry['env']}",
                      *entry["env_overrides"], f"sizes=[{sizes}]", f"episodes={entry['test']['episodes_per_size']}",
@@ -142,7 +223,9 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     """Validate, and unless ``--validate-only`` write the policy, play the test and record the manifest entry."""
     root = Path(args.root)
     runs = root / "runs" / "release" / args.name
-    validation = play(args, Path(args.checkpoint), args.validation_sizes, VALIDATION_SEED, runs / "validation")
+    if args.data is not None:
+        torch.set_num_threads(args.threads)
+    validation = measure(args, Path(args.checkpoint), "validation", runs / "validation")
     if args.validate_only:
         return {"name": args.name, "validation": validation}
     staged = runs / "policy.pt"  # checked before it replaces anything in pretrained/
@@ -152,14 +235,16 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"{args.name}'s policy takes {size} bytes, more than the {MAX_POLICY_BYTES} a released "
                          f"policy may")
     check_total(root, args.name, size)
-    test = play(args, staged, args.test_sizes, TEST_SEED, runs / "test")
+    test = measure(args, staged, "test", runs / "test")
     check_total(root, args.name, size)  # again: another release may have finished meanwhile
     policy = root / "pretrained" / f"{args.name}.pt"
     policy.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, policy)
+    where = ({"data": str(args.data), "validation_bases": args.validation_bases} if args.data is not None else
+             {"env_overrides": list(args.env_override), "validation_sizes": args.validation_sizes,
+              "test_sizes": args.test_sizes})
     entry = {"name": args.name, "family": args.family, "checkpoint": f"pretrained/{args.name}.pt", "env": args.env,
-             "env_overrides": list(args.env_override), "validation_sizes": args.validation_sizes,
-             "test_sizes": args.test_sizes, "validation": validation, "test": test,
+             **where, "validation": validation, "test": test,
              "configs_compared": args.configs_compared, "train_command": args.train_command,
              "train_minutes": args.train_minutes, "bytes": size, "sha256": sha256(policy)}
     entry["evaluate_command"] = evaluate_command(entry)
@@ -180,8 +265,27 @@ def pooled(per_size: dict[str, dict[str, Any]], sizes: list[str]) -> dict[str, A
             "cost_optimal": optimal / trials, "cost_optimal_ci95": list(wilson_interval(optimal, trials))}
 
 
+def seq2seq_table(entries: list[dict[str, Any]]) -> str:
+    """The seq2seq policies of a manifest: validation and test shares (exact / arrived, with their intervals) and
+    the test's route figures, the optimal routes' path ratio beside the predicted one."""
+    def share(figures: dict[str, Any], key: str) -> str:
+        low, high = figures[f"{key}_ci95"]
+        return f"{figures[key]:.3f} [{low:.2f}, {high:.2f}]"
+
+    lines = ["| policy | family | env | data | validation exact / arrived | test exact / arrived | test valid | "
+             "path F1 | efficiency | path ratio (optimal) | configs compared | train minutes |", "|---" * 12 + "|"]
+    for entry in entries:
+        v, t = entry["validation"], entry["test"]
+        lines.append(f"| {entry['name']} | {entry['family']} | {entry['env']} | {entry['data']} | "
+                     f"{share(v, 'exact')} / {share(v, 'arrived')} | {share(t, 'exact')} / {share(t, 'arrived')} | "
+                     f"{share(t, 'valid')} | {t['path_f1']:.3f} | {t['efficiency']:.3f} | {t['path_ratio']:.3f} "
+                     f"({t['reference_path_ratio']:.3f}) | {entry['configs_compared']} | {entry['train_minutes']} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(root: Path, groups: list[list[str]]) -> str:
-    """The manifest as a markdown table: each policy's validation and test shares per group of test sizes."""
+    """The manifest as a markdown table: each step-wise policy's validation and test shares per group of test
+    sizes; seq2seq policies (scored on a data set) follow in a table of their own (:func:`seq2seq_table`)."""
     def cell(figures: dict[str, Any]) -> str:
         (low, high), (olow, ohigh) = figures["success_ci95"], figures["cost_optimal_ci95"]
         return (f"{figures['success']:.3f} [{low:.2f}, {high:.2f}] / {figures['cost_optimal']:.3f} "
@@ -190,12 +294,15 @@ def table(root: Path, groups: list[list[str]]) -> str:
     lines = ["| policy | family | env | validation (sizes) | " + " | ".join(f"test {','.join(g)}" for g in groups)
              + " | configs compared | train minutes |", "|---" * (6 + len(groups)) + "|"]
     for entry in read_manifest(root)["policies"]:
+        if "data" in entry:  # seq2seq policies: scored on a data set, not played by size
+            continue
         validation = pooled(entry["validation"]["per_size"], list(entry["validation"]["per_size"]))
         tests = [cell(pooled(entry["test"]["per_size"], group)) for group in groups]
         sizes = ",".join(map(str, entry["validation_sizes"]))
         lines.append(f"| {entry['name']} | {entry['family']} | {entry['env']} | {cell(validation)} ({sizes}) | "
                      + " | ".join(tests) + f" | {entry['configs_compared']} | {entry['train_minutes']} |")
-    return "\n".join(lines) + "\n"
+    seq2seq = [entry for entry in read_manifest(root)["policies"] if "data" in entry]
+    return "\n".join(lines) + "\n" + ("\n" + seq2seq_table(seq2seq) if seq2seq else "")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -277,7 +277,8 @@ PPO = {
 
 EVALUATE = {
     **{key: replace(spec, optional=True) for key, spec in ENV.items()},  # absent: the checkpoint's env
-    "checkpoint": List(item=Str(), scalar=True), "names": List(item=Str()),
+    "checkpoint": List(item=Str(), scalar=True), "data": Str(null=True), "split": Str(null=True),
+    "names": List(item=Str()),
     "references": List(item=Choice(choices=REFERENCES)), "sizes": List(min_items=1, null=True),
     "episodes": Int(low=1), "seed": Int(low=0), "held_out_from": List(item=Str()),
     "act.inference_halting": Choice(choices=INFERENCE_HALTING, null=True), "act.halt_max_steps": Int(low=1, null=True),

@@ -61,7 +61,8 @@ from train.models import check_fits, unwrap
 from train.rollout import check_horizon, run_episodes, summarize
 from train.runs import ensure_dataset, job_out, optim_config, setup_distributed
 from train.schema import SUPERVISED, check_config
-from train.seq2seq import first_examples, mean_records, move_fields, score_examples, validation_groups
+from train.seq2seq import (first_examples, mean_records, move_fields, reference_path_ratios, score_examples,
+                           validation_groups)
 
 # Config keys a resumed run may change (everything else must match the checkpoint).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
@@ -145,21 +146,25 @@ class Seq2SeqEvaluator:
     """Exact-sequence, per-token and q_halt accuracy and ACT steps on the validation examples (the train split's
     held-out bases with ``seq2seq.validation_bases``, else ``env.eval_split``) and on train examples, and on the
     validation ones the env's ``label_metrics`` where its registry row has them (city routing: the cheat-exposing
-    route metrics of ``hrm_envs.city.metrics``); a model with a move field is scored on the route it decodes
-    (:func:`train.seq2seq.score_examples`, raw mask under ``mask_*``)."""
+    route metrics of ``hrm_envs.city.metrics``, and ``reference_path_ratio``, the optimal routes' own); a model
+    with a move field is scored on the route it decodes (:func:`train.seq2seq.score_examples`, raw mask under
+    ``mask_*``)."""
 
     def __init__(self, cfg: DictConfig, root: Path, data: Seq2SeqDataset, validation: np.ndarray | None, seed: int):
         self.batch_size = cfg.train.eval.batch_size
         self.env_id = cfg.env.id
         rng = np.random.default_rng(seed)
         self.label_keys: tuple[str, ...] = ()
+        self.reference: float | None = None  # the validation routes' reference_path_ratio, computed once
         train_split = Seq2SeqSplit(root, "train", sources=True)
         if validation is None:
             heldout = Seq2SeqSplit(root, cfg.env.eval_split, sources=True)
             heldout_rows = np.arange(heldout.num_examples)
         else:
             heldout, heldout_rows = train_split, validation
-        train_rows = np.setdiff1d(np.arange(len(data)), heldout_rows) if validation is not None else np.arange(len(data))
+        train_rows = np.arange(len(data))
+        if validation is not None:  # none of the held-out groups' examples (their augmented copies included)
+            train_rows = np.flatnonzero(~np.isin(data.group_of.numpy(), data.group_of.numpy()[validation]))
         self.sets = {"heldout": (heldout, heldout_rows[subset(cfg.train.eval.tf_samples, len(heldout_rows), rng)]),
                      "train": (train_split, train_rows[subset(cfg.train.eval.train_tf_samples, len(train_rows), rng)])}
 
@@ -168,6 +173,10 @@ class Seq2SeqEvaluator:
         records = score_examples(model, split, rows, self.env_id, device, self.batch_size,
                                  route_metrics=name == "heldout")
         metrics = mean_records(records)
+        if name == "heldout" and "path_ratio" in metrics:  # the optimal routes' own ratio, the same every epoch
+            if self.reference is None:
+                self.reference = float(reference_path_ratios(split, rows, self.env_id).mean())
+            metrics["reference_path_ratio"] = self.reference
         if name == "heldout":
             self.label_keys = tuple(k for k in metrics if k not in ("exact", "token", "q_halt", "steps"))
         return metrics

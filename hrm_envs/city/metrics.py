@@ -17,7 +17,8 @@ on the path; a ``max_size`` padded mask is cropped to the city), or seq2seq labe
 
 A per-cell move field connects start and destination by construction: :func:`optimal_moves` is the oracle's
 (every street cell's optimal moves towards the destination, an auxiliary target of seq2seq training) and
-:func:`follow_field` decodes a predicted one into a route mask by walking it from the start.
+:func:`follow_field` decodes a predicted one into a route mask by walking it from the start
+(:func:`follow_route`); :func:`field_break` says where such a walk first leaves the optimal moves.
 """
 
 from __future__ import annotations
@@ -137,11 +138,10 @@ def optimal_moves(obs: dict) -> np.ndarray:
     return _flat_field(obs, n, max_size, inner)
 
 
-def follow_field(obs: dict, scores: np.ndarray) -> np.ndarray:
-    """Seq2seq labels (0 outside the city, 1 off the route, 2 on it) of the route that walks a predicted move
-    field from the start: at each cell the best-scoring legal move to a cell not yet visited, until the
-    destination, a cell without such a move, or ``size ** 2`` moves. ``scores`` is (``max_size ** 2``, 4),
-    e.g. a model's per-cell move logits; the route is connected and legal by construction."""
+def follow_route(obs: dict, scores: np.ndarray) -> list[tuple[int, int]]:
+    """The cells, in order, of the walk of a predicted move field from the start: at each cell the best-scoring
+    legal move to a cell not yet visited, until the destination, a cell without such a move, or ``size ** 2``
+    moves. ``scores`` is (``max_size ** 2``, 4), e.g. a model's per-cell move logits."""
     p = _puzzle(obs)
     n, max_size = p.size, int(np.asarray(obs["street"]).shape[0])
     scores = np.asarray(scores, dtype=np.float64)
@@ -162,10 +162,36 @@ def follow_field(obs: dict, scores: np.ndarray) -> np.ndarray:
         cell = (cell[0] + DR[d], cell[1] + DC[d])
         route.append(cell)
         seen.add(cell)
+    return route
+
+
+def follow_field(obs: dict, scores: np.ndarray) -> np.ndarray:
+    """Seq2seq labels (0 outside the city, 1 off the route, 2 on it) of :func:`follow_route`: the route is
+    connected and legal by construction (the registry's ``follow_field`` of city routing)."""
+    max_size = int(np.asarray(obs["street"]).shape[0])
     labels = np.where(np.asarray(obs["street"]).reshape(-1) != 0, 1, 0).astype(np.int64)
-    for r, c in route:
+    for r, c in follow_route(obs, scores):
         labels[r * max_size + c] = ON_ROUTE
     return labels
+
+
+def field_break(obs: dict, scores: np.ndarray) -> dict[str, float] | None:
+    """Where the walk of a predicted move field (:func:`follow_route`) first takes a move that is not one of the
+    oracle's (:func:`optimal_moves`): the oracle's travel time from that cell to the destination
+    (``time_to_goal``) and its share of the start's (``share``: 1.0 = the first move, near 0 = next to the goal).
+    None when every move is optimal (then the walk arrives). The registry's ``field_break`` of city routing."""
+    route = follow_route(obs, scores)
+    p = _puzzle(obs)
+    max_size = int(np.asarray(obs["street"]).shape[0])
+    best = optimal_moves(obs)
+    net = p.network()
+    dist = net.distances_to(net.flat(p.destination))
+    for a, b in zip(route, route[1:]):
+        d = list(zip(DR, DC)).index((b[0] - a[0], b[1] - a[1]))
+        if not best[a[0] * max_size + a[1], d]:
+            time = float(dist[net.flat(a)])
+            return {"time_to_goal": time, "share": time / float(dist[net.flat(p.start)])}
+    return None
 
 
 def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:

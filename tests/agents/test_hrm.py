@@ -423,6 +423,33 @@ def test_task_loss_with_both_heads_reports_the_action_alone() -> None:
 
 
 @pytest.mark.parametrize("kind", ["stablemax", "softmax"])
+def test_field_loss_rewards_mass_on_optimal_moves_and_ignores_cells_without_one(kind: str) -> None:
+    """The ``field`` key (B, T, K): per-token move logits that favour an optimal move lose less; tokens without an
+    optimal move (the goal, walls, padding) change neither the loss, its gradient nor correctness."""
+    field = torch.tensor([[[True, False, False, True], [False, True, False, False], [False] * 4]])  # token 2: none
+    data = {"labels": torch.tensor([[1, 1, 0]]), "field": field}
+    token_logits = torch.tensor([[[0.0, 3.0], [0.0, 3.0], [3.0, 0.0]]])
+
+    def loss_of(moves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, correct, _, _ = task_loss({"logits": token_logits, "policy_logits": moves.flatten(1)}, data, kind)
+        return loss, correct
+
+    on = torch.tensor([[[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0] * 4]])
+    off = torch.tensor([[[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], [0.0] * 4]])
+    (good, good_right), (bad, bad_right) = loss_of(on), loss_of(off)
+    assert good < loss_of(torch.zeros(1, 3, 4))[0] < bad and good_right.tolist() == [True] and bad_right.tolist() == [False]
+    other = on.clone()
+    other[0, 2] = torch.tensor([9.0, -4.0, 1.0, 0.5])  # whatever the token without an optimal move says
+    moved, right = loss_of(other.requires_grad_())
+    assert torch.allclose(moved, good) and right.tolist() == [True]
+    moved.sum().backward()
+    assert torch.isfinite(other.grad).all() and (other.grad[0, 2] == 0).all()
+    assert torch.allclose(task_loss({"logits": token_logits, "policy_logits": on.flatten(1)},
+                                    {"labels": data["labels"], "field": torch.zeros_like(field)}, kind)[0],
+                          task_loss({"logits": token_logits}, {"labels": data["labels"]}, kind)[0])  # no cell: no loss
+
+
+@pytest.mark.parametrize("kind", ["stablemax", "softmax"])
 def test_set_loss_singleton_equals_cross_entropy(kind: str) -> None:
     torch.manual_seed(0)
     logits = torch.randn(6, 5)

@@ -428,3 +428,107 @@ def test_the_registry_label_metrics_read_seq2seq_labels():
     assert nothing["arrived"] == 0.0 and nothing["no_path"] == 1.0 and nothing["all_path"] == 0.0
     everything = label_metrics(obs, np.full_like(labels, 2))  # "all path": the second trap
     assert everything["all_path"] == 1.0 and everything["no_path"] == 0.0
+
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+def test_following_the_oracle_move_field_arrives_optimally(seed):
+    """optimal_moves: every street cell that reaches the destination has an optimal legal move (the destination and
+    the padding none); follow_field of it is an optimal, valid route."""
+    from hrm_envs.city.metrics import follow_field, label_metrics, optimal_moves
+
+    env = CityRoutingEnv(size=10, max_size=12)
+    obs, _ = env.reset(seed=seed)
+    puzzle = env.unwrapped.puzzle
+    field = optimal_moves(obs)
+    assert field.shape == (144, 4) and field.dtype == bool
+    grid = field.reshape(12, 12, 4)
+    assert not grid[10:].any() and not grid[:, 10:].any()  # the padding has no moves
+    dest = puzzle.destination
+    assert not grid[dest].any()
+    reaching = {cell for cell in np.ndindex(10, 10) if cell != dest and dest in _reach(puzzle, cell)}
+    assert reaching and all(grid[cell].any() for cell in reaching)
+    assert all(_legal_by_rules(puzzle, cell, a) for cell in np.ndindex(10, 10) for a in range(4) if grid[cell][a])
+    measured = label_metrics(obs, follow_field(obs, field.astype(float)))
+    assert measured["arrived"] == measured["valid"] == measured["efficiency"] == 1.0
+
+
+def test_follow_field_never_takes_an_illegal_move_nor_revisits_a_cell():
+    """On the corridor city, scores that prefer west (often illegal or back), then north: the walk takes the long
+    way round (up column 0, along row 0, down column 5) instead of oscillating, and arrives."""
+    from hrm_envs.city.metrics import follow_field
+
+    env = CityRoutingEnv(size=6, max_size=8)
+    obs, _ = env.reset(options={"puzzle": _corridor()})
+    scores = np.tile(np.array([50.0, 0.0, 10.0, 100.0]), (64, 1))  # up, right, down, left
+    labels = follow_field(obs, scores)
+    route = {(0, c) for c in range(6)} | {(r, 0) for r in range(6)} | {(r, 5) for r in range(6)}
+    expected = np.zeros((8, 8), dtype=bool)
+    expected[tuple(np.array(sorted(route)).T)] = True
+    assert np.array_equal(labels_to_mask(labels, 8), expected)
+    assert set(np.unique(labels.reshape(8, 8)[6:])) == {0} and labels.reshape(8, 8)[1, 1] == 1  # outside / off route
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_follow_field_of_random_scores_stays_legal_and_stops(seed):
+    """Adversarial (random, also +-huge) scores: the walk stops; its cells are street cells the vehicle may use,
+    each reached from the start by legal moves inside the route."""
+    from hrm_envs.city.metrics import follow_field, label_metrics
+
+    env = CityRoutingEnv(size=8, max_size=10)
+    obs, _ = env.reset(seed=seed)
+    puzzle = env.unwrapped.puzzle
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(100, 4)) * rng.choice([1.0, 1e12], size=(100, 4))
+    labels = follow_field(obs, scores)
+    cells = {tuple(map(int, c)) for c in np.argwhere(labels_to_mask(labels, 10))}
+    assert puzzle.start in cells and label_metrics(obs, labels)["valid"] == 1.0
+    seen, stack = {puzzle.start}, [puzzle.start]
+    while stack:  # reachability from the start by legal moves inside the route
+        cell = stack.pop()
+        for a in range(4):
+            q = (cell[0] + DR[a], cell[1] + DC[a])
+            if q in cells and q not in seen and _legal_by_rules(puzzle, cell, a):
+                seen.add(q)
+                stack.append(q)
+    assert seen == cells
+
+
+def test_follow_field_refuses_scores_of_another_shape():
+    from hrm_envs.city.metrics import follow_field
+
+    env = CityRoutingEnv(size=6, max_size=8)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"scores must have shape \(64, 4\), got \(36, 4\)"):
+        follow_field(obs, np.zeros((36, 4)))
+
+
+def test_field_break_names_the_first_non_optimal_move_and_its_distance_to_the_goal():
+    """The oracle's field never breaks; a field that turns off the optimal moves at the k-th cell of the route
+    breaks there, at that cell's oracle travel time to the destination (share 1.0 at the start)."""
+    from hrm_envs.city.metrics import field_break, follow_route, optimal_moves
+
+    env = CityRoutingEnv(size=10, max_size=12)
+    obs, _ = env.reset(seed=1)
+    puzzle = env.unwrapped.puzzle
+    field = optimal_moves(obs)
+    assert field_break(obs, field.astype(float)) is None
+    route = follow_route(obs, field.astype(float))
+    assert route[0] == puzzle.start and route[-1] == puzzle.destination
+    net = puzzle.network()
+    dist = net.distances_to(net.flat(puzzle.destination))
+    turned = 0
+    for k, cell in enumerate(route[:-1]):
+        row = cell[0] * 12 + cell[1]
+        wrong = [a for a in range(4) if _legal_by_rules(puzzle, cell, a) and not field[row, a]
+                 and (cell[0] + DR[a], cell[1] + DC[a]) not in route[:k]]
+        if not wrong:
+            continue
+        scores = field.astype(float)
+        scores[row, wrong[0]] = 5.0
+        broken = field_break(obs, scores)
+        time = float(dist[net.flat(cell)])
+        assert broken == {"time_to_goal": time, "share": time / float(dist[net.flat(puzzle.start)])}
+        assert (broken["share"] == 1.0) == (k == 0)
+        turned += 1
+    assert turned >= 2

@@ -100,5 +100,9 @@ def test_an_unknown_env_id_names_the_allowed_ids(lookup):
 def test_a_row_has_all_seq2seq_parts_or_none_and_references_name_module_and_attribute():
     with pytest.raises(ValueError, match="augmentation, puzzle and solution_check must be all set or all None"):
         EnvSpec(id="hrm/X-v0", entry_point="m:E", oracle="m:O", encoder="m:C", augmentation="m:A")
+    with pytest.raises(ValueError, match="move_field and follow_field must be both set or both None"):
+        EnvSpec(id="hrm/X-v0", entry_point="m:E", oracle="m:O", encoder="m:C", move_field="m:F")
+    with pytest.raises(ValueError, match="field_break needs move_field and follow_field"):
+        EnvSpec(id="hrm/X-v0", entry_point="m:E", oracle="m:O", encoder="m:C", field_break="m:B")
     with pytest.raises(ValueError, match="reference must be 'module:attr', got 'oracles.hanoi'"):
         load("oracles.hanoi")

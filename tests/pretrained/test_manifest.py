@@ -1,5 +1,6 @@
 """pretrained/: every released policy is the file its manifest names, plays its test sizes, and a fresh seed lands
-inside the intervals its manifest states (slow)."""
+inside the intervals its manifest states (slow). A seq2seq policy (an entry with ``data``) is scored on a small test
+split built afresh from its preset with another seed."""
 
 from __future__ import annotations
 
@@ -11,14 +12,23 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from configs import CONFIG_DIR
+from train.checkpoints import checkpoint_config
+from train.datasets import build, parse_spec
 from train.evaluate import run
 from train.release import FAMILIES, MAX_POLICY_BYTES, MAX_TOTAL_BYTES
+from train.runs import load_preset
 from train.stats import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 ENTRIES = json.loads((ROOT / "pretrained" / "manifest.json").read_text())["policies"]
-KEYS = {"name", "family", "checkpoint", "env", "env_overrides", "validation_sizes", "test_sizes", "validation", "test",
-        "configs_compared", "train_command", "train_minutes", "sha256", "bytes", "evaluate_command"}
+COMMON = {"name", "family", "checkpoint", "env", "validation", "test", "configs_compared", "train_command",
+          "train_minutes", "sha256", "bytes", "evaluate_command"}
+KEYS = COMMON | {"env_overrides", "validation_sizes", "test_sizes"}
+SEQ2SEQ_KEYS = COMMON | {"data", "validation_bases"}
+STEPWISE = [e for e in ENTRIES if "data" not in e]
+SEQ2SEQ = [e for e in ENTRIES if "data" in e]  # scored on a data set (train.evaluate data=DIR), not played
+#: The seed of the fresh test split a seq2seq entry is scored on (far from every preset's seed ranges).
+FRESH_SEED = 20_261_206
 
 
 def play(entry: dict, tmp_path: Path, episodes: int, seed: int) -> dict:
@@ -36,12 +46,21 @@ def test_the_manifest_names_each_released_file_and_its_figures():
     assert {e["family"] for e in ENTRIES} <= set(FAMILIES) and len({e["name"] for e in ENTRIES}) == len(ENTRIES)
     total = 0
     for entry in ENTRIES:
-        assert KEYS <= set(entry), f"{entry['name']} lacks {sorted(KEYS - set(entry))}"
+        keys = SEQ2SEQ_KEYS if "data" in entry else KEYS
+        assert keys <= set(entry), f"{entry['name']} lacks {sorted(keys - set(entry))}"
         path = ROOT / entry["checkpoint"]
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], f"{path} is not the released file"
         assert len(data) == entry["bytes"] <= MAX_POLICY_BYTES
         total += len(data)
+        if "data" in entry:
+            for figures in (entry["validation"], entry["test"], *entry["test"]["per_variant"].values()):
+                for key in ("exact", "arrived", "valid"):
+                    low, high = figures[f"{key}_ci95"]
+                    assert low <= figures[key] <= high
+            assert entry["evaluate_command"] == (f"python -m train.evaluate checkpoint={entry['checkpoint']} "
+                                                 f"data={entry['data']}")
+            continue
         for split in ("validation", "test"):
             figures = entry[split]
             for row in [figures, *figures["per_size"].values()]:
@@ -54,7 +73,7 @@ def test_the_manifest_names_each_released_file_and_its_figures():
                 if f"pretrained/{p.name}" not in {e["checkpoint"] for e in ENTRIES}], "unlisted files in pretrained/"
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+@pytest.mark.parametrize("entry", STEPWISE, ids=[e["name"] for e in STEPWISE])
 def test_every_released_policy_plays_its_test_sizes(entry, tmp_path):
     rows = play(entry, tmp_path, episodes=2, seed=11)
     assert {str(s) for s in entry["test_sizes"]} | {"all"} == set(rows)
@@ -62,7 +81,7 @@ def test_every_released_policy_plays_its_test_sizes(entry, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+@pytest.mark.parametrize("entry", STEPWISE, ids=[e["name"] for e in STEPWISE])
 def test_a_fresh_seed_lands_inside_the_stated_interval(entry, tmp_path):
     """30 fresh puzzles of the smallest test size: their success interval must overlap the manifest's for that
     size (a user re-evaluating on a seed of their own gets a figure consistent with the stated one)."""
@@ -75,3 +94,31 @@ def test_a_fresh_seed_lands_inside_the_stated_interval(entry, tmp_path):
     assert low <= stated_high and stated_low <= high, (
         f"{entry['name']} at {size}: fresh puzzles give {rows[size]['success']:.3f} [{low:.3f}, {high:.3f}], the "
         f"manifest {stated['success']:.3f} [{stated_low:.3f}, {stated_high:.3f}]")
+
+
+def fresh_test_split(entry: dict, folder: Path, bases: int = 2) -> Path:
+    """A test split of ``bases`` base puzzles (every variant of each) built from the released policy's preset with
+    :data:`FRESH_SEED`, under the env kwargs it was trained with."""
+    trained = checkpoint_config(ROOT / entry["checkpoint"])["env"]
+    spec = load_preset(trained["preset"])
+    spec["env_kwargs"] = {**spec.get("env_kwargs", {}), **(trained.get("kwargs") or {})}
+    spec["splits"] = {"test": {**spec["splits"]["test"], "puzzles": bases, "seed": FRESH_SEED}}
+    build(parse_spec(spec), folder, "tests/pretrained/test_manifest.py (a fresh test split)", progress=False)
+    return folder
+
+
+@pytest.mark.parametrize("entry", SEQ2SEQ, ids=[e["name"] for e in SEQ2SEQ])
+def test_every_released_seq2seq_policy_scores_a_fresh_test_split(entry, tmp_path):
+    """A few fresh puzzles: the decoded routes are valid, and the arrived interval overlaps the manifest's."""
+    data = fresh_test_split(entry, tmp_path / "fresh")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        report = run(compose("evaluate", overrides=[f"checkpoint={ROOT / entry['checkpoint']}", f"data={data}",
+                                                    f"out={tmp_path / 'report'}"]))
+    every, stated = report["all"], entry["test"]
+    assert set(report["per_variant"]) == set(stated["per_variant"])
+    assert (every["valid"] == 1.0) == (stated["valid"] == 1.0)  # a move-field policy's routes stay on legal streets
+    low, high = every["arrived_ci95"]
+    stated_low, stated_high = stated["arrived_ci95"]
+    assert low <= stated_high and stated_low <= high, (
+        f"{entry['name']}: fresh puzzles arrive {every['arrived']:.3f} [{low:.3f}, {high:.3f}], the manifest states "
+        f"{stated['arrived']:.3f} [{stated_low:.3f}, {stated_high:.3f}]")

@@ -257,3 +257,90 @@ def test_act_overrides_scale_the_segments_with_the_puzzle(tmp_path):
     assert segments == {"2": 2.0, "4": 4.0, "6": 6.0}
     with pytest.raises(ValueError, match="act.halt_scale must be null or one of"):
         run(config(tmp_path, f"checkpoint={path}", "act.halt_scale=area", env=None))
+
+
+#: A tiny city set (2 train bases, 2 test bases, 4 vehicles each) and a one-epoch move-field run on it.
+CITY_TINY = {"name": "city-tiny", "kind": "seq2seq", "env": "hrm/CityRouting-v0", "size_arg": "size",
+             "env_kwargs": {"max_size": 8}, "variants": True, "num_aug": 0,
+             "splits": {"train": {"sizes": [8], "puzzles": 2, "seed": 0}, "test": {"sizes": [8], "puzzles": 2, "seed": 1000000}}}
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(data set folder, checkpoint) of a one-epoch seq2seq.field=true TRM on :data:`CITY_TINY`."""
+    from train import supervised
+
+    tmp = tmp_path_factory.mktemp("city")
+    build(parse_spec(CITY_TINY), tmp / "data", "test", progress=False)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("supervised", overrides=[
+            "env=city_paper", f"env.data_dir={tmp / 'data'}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=1",
+            "train.batch_size=4", f"out={tmp / 'run'}", "progress=false", "model=trm", "model.hidden_size=16",
+            "model.num_heads=2", "model.L_layers=1", "seq2seq.field=true"])
+    supervised.train(cfg)
+    return tmp / "data", tmp / "run" / "last.pt"
+
+
+def test_a_seq2seq_checkpoint_is_scored_on_every_example_of_a_split(city_run, tmp_path):
+    from hrm_envs.city import VEHICLES
+    from train.datasets import Seq2SeqSplit
+
+    root, checkpoint = city_run
+    report = run(config(tmp_path, f"checkpoint={checkpoint}", f"data={root}", env=None))
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert saved["meta"]["examples"] == 8 and saved["meta"]["split"] == "test" and saved["all"] == report["all"]
+    every = report["all"]
+    assert every["examples"] == 8 and set(report["per_variant"]) == set(VEHICLES)
+    assert all(row["examples"] == 2 for row in report["per_variant"].values())
+    for key in ("exact", "arrived", "valid", "mask_exact", "mask_arrived", "mask_valid"):
+        low, high = every[f"{key}_ci95"]
+        assert low <= every[key] <= high
+    for key in ("path_ratio", "path_f1", "efficiency", "token", "mask_path_ratio", "mask_no_path", "no_path", "all_path"):
+        assert 0 <= every[key] <= 1
+    assert every["valid"] == 1.0  # decoded routes walk legal streets only
+    split = Seq2SeqSplit(root, "test")
+    inside = (split.labels != 0).sum(1)  # 0 = outside the city
+    assert every["reference_path_ratio"] == pytest.approx(float(np.mean((split.labels == 2).sum(1) / inside)))
+    breaks = report["breaks"]
+    assert breaks["not_arrived"] == round((1 - every["arrived"]) * 8) == breaks["routes"]  # every miss has a break
+    if breaks["routes"]:
+        assert sum(breaks["share"]["histogram"]["counts"]) == breaks["routes"]
+        assert 0 < breaks["share"]["quantiles"]["0.5"] <= 1 and breaks["time_to_goal"]["quantiles"]["0.9"] > 0
+    table = (tmp_path / "report" / "results.md").read_text()
+    assert "| 8 | all |" in table and "| 2 | bicycle |" in table
+    train = run(config(tmp_path, f"checkpoint={checkpoint}", f"data={root}", "split=train", env=None))
+    assert train["all"]["examples"] == 8  # 2 train bases x 4 vehicles
+
+
+def test_data_is_refused_with_a_step_wise_checkpoint_or_set_and_a_seq2seq_checkpoint_needs_it(city_run, tmp_path):
+    import torch
+
+    from hrm_envs.encoding import encoder_for
+    from train.checkpoints import save_checkpoint
+    from train.learner import Learner
+
+    root, checkpoint = city_run
+    stepwise = tmp_path / "lstm.pt"
+    learner = Learner({"name": "lstm", "hidden_size": 16, "depth": 1}, {"lr": 1e-3}, encoder_for(gym.make(ENV, max_disks=6)))
+    torch.manual_seed(0)
+    save_checkpoint(stepwise, learner, {"env": hanoi_env_config(), "seed": 0}, 0)
+    with pytest.raises(ValueError, match=r"data= applies to seq2seq checkpoints; .*lstm\.pt acts step by step"):
+        run(config(tmp_path, f"checkpoint={stepwise}", f"data={root}", env=None))
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / "summary.json").write_text(json.dumps({"kind": "stepwise", "env": ENV, "splits": {}}))
+    with pytest.raises(ValueError, match=r"data must be a seq2seq data set; .*steps holds a 'stepwise' one"):
+        run(config(tmp_path, f"checkpoint={checkpoint}", f"data={tmp_path / 'steps'}", env=None))
+    with pytest.raises(ValueError, match=r"data must be a built data set folder"):
+        run(config(tmp_path, f"checkpoint={checkpoint}", f"data={tmp_path / 'none'}", env=None))
+    with pytest.raises(ValueError, match=r"split must be one of \['test', 'train'\]"):
+        run(config(tmp_path, f"checkpoint={checkpoint}", f"data={root}", "split=validation", env=None))
+    with pytest.raises(ValueError, match=r"is a seq2seq checkpoint: pass data=DIR"):
+        run(config(tmp_path, f"checkpoint={checkpoint}", env=None))
+    with pytest.raises(ValueError, match=r"split applies with data=DIR"):
+        run(config(tmp_path, f"checkpoint={stepwise}", "split=test", env=None))
+    maze = dict(CITY_TINY, name="maze-tiny", env="hrm/Maze-v0", variants=False,
+                splits={"test": {"sizes": [7], "puzzles": 2, "seed": 5}})
+    maze["env_kwargs"] = {"max_size": 7}
+    build(parse_spec(maze), tmp_path / "maze", "test", progress=False)
+    with pytest.raises(ValueError, match=r"holds a hrm/Maze-v0 set, checkpoint .* was trained on hrm/CityRouting-v0"):
+        run(config(tmp_path, f"checkpoint={checkpoint}", f"data={tmp_path / 'maze'}", env=None))

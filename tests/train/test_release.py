@@ -12,6 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from train.datasets import build, parse_spec
 from train.evaluate import CONFIG_DIR
 from train.release import TEST_SEED, VALIDATION_SEED, main, parse_args, release
 from train.stats import wilson_interval
@@ -115,3 +116,83 @@ def test_a_release_finishing_during_another_keeps_both_entries(tmp_path, monkeyp
     release(parse_args(arguments(tmp_path, checkpoint)))
     names = [p["name"] for p in json.loads((tmp_path / "pretrained" / "manifest.json").read_text())["policies"]]
     assert sorted(names) == ["other", "tiny_lstm"]
+
+
+#: A tiny city set: 3 train bases (the run holds the last out), 2 test bases, 4 vehicles each.
+CITY_TINY = {"name": "city-tiny", "kind": "seq2seq", "env": "hrm/CityRouting-v0", "size_arg": "size",
+             "env_kwargs": {"max_size": 8}, "variants": True, "num_aug": 0,
+             "splits": {"train": {"sizes": [8], "puzzles": 3, "seed": 0}, "test": {"sizes": [8], "puzzles": 2, "seed": 1000000}}}
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(data set, checkpoint) of a one-epoch seq2seq.field=true TRM that held the last train base out."""
+    from train import supervised
+
+    tmp = tmp_path_factory.mktemp("city")
+    build(parse_spec(CITY_TINY), tmp / "data", "test", progress=False)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("supervised", overrides=[
+            "env=city_paper", f"env.data_dir={tmp / 'data'}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=1",
+            "train.batch_size=4", f"out={tmp / 'run'}", "progress=false", "model=trm", "model.hidden_size=16",
+            "model.num_heads=2", "model.L_layers=1", "seq2seq.field=true", "seq2seq.validation_bases=1"])
+    supervised.train(cfg)
+    return tmp / "data", tmp / "run" / "last.pt"
+
+
+def seq2seq_arguments(tmp_path: Path, checkpoint: Path, data: Path, *extra: str) -> list[str]:
+    return ["--checkpoint", str(checkpoint), "--name", "tiny_city", "--family", "hrm", "--env", "city_paper",
+            "--data", str(data), "--configs-compared", "1", "--train-minutes", "0.1", "--root", str(tmp_path), *extra]
+
+
+def test_a_seq2seq_release_validates_on_the_held_out_bases_and_tests_on_the_test_split(city_run, tmp_path, capsys):
+    from hrm_envs.city import VEHICLES
+    from train.evaluate import run
+
+    data, checkpoint = city_run
+    entry = release(parse_args(seq2seq_arguments(tmp_path, checkpoint, data)))
+    assert json.loads((tmp_path / "pretrained" / "manifest.json").read_text())["policies"] == [entry]
+    policy = tmp_path / "pretrained" / "tiny_city.pt"
+    assert entry["sha256"] == hashlib.sha256(policy.read_bytes()).hexdigest() and entry["env"] == "city_paper"
+    assert entry["data"] == str(data) and entry["validation_bases"] == 1 and "test_sizes" not in entry
+    validation, test = entry["validation"], entry["test"]
+    assert validation["split"] == "train" and validation["examples"] == 4  # the last base's 4 vehicles, originals
+    assert test["split"] == "test" and test["examples"] == 8 and set(test["per_variant"]) == set(VEHICLES)
+    for key in ("exact", "arrived", "valid"):
+        low, high = test[f"{key}_ci95"]
+        assert low <= test[key] <= high
+    assert {"path_f1", "efficiency", "path_ratio", "reference_path_ratio"} <= set(test) and test["valid"] == 1.0
+    assert entry["evaluate_command"] == f"python -m train.evaluate checkpoint=pretrained/tiny_city.pt data={data}"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # the command reproduces the test
+        report = run(compose("evaluate", overrides=[f"checkpoint={policy}", f"data={data}", f"out={tmp_path / 'again'}"]))
+    assert {k: report["all"][k] for k in ("exact", "arrived", "path_f1")} == {k: test[k] for k in ("exact", "arrived", "path_f1")}
+    capsys.readouterr()
+    main(["table", "--groups", "8", "--root", str(tmp_path)])
+    assert "| tiny_city | hrm | city_paper |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--test-sizes", "8"), "--data releases a seq2seq policy, scored on the data set: --test-sizes do not apply"),
+    (("--validation-bases", "2"), r"--validation-bases must be in \[1, 1\]"),
+])  # fmt: skip
+def test_bad_seq2seq_arguments_are_refused_by_name(city_run, tmp_path, extra, message):
+    data, checkpoint = city_run
+    with pytest.raises(ValueError, match=message):
+        parse_args(seq2seq_arguments(tmp_path, checkpoint, data, *extra))
+
+
+def test_data_needs_a_seq2seq_run_that_held_bases_out_and_sizes_need_a_step_wise_one(city_run, tmp_path):
+    data, checkpoint = city_run
+    stepwise = tiny_checkpoint(tmp_path / "run" / "last.pt")
+    with pytest.raises(ValueError, match=r"--data applies to seq2seq checkpoints; .* acts step by step"):
+        parse_args(seq2seq_arguments(tmp_path, stepwise, data))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["config"]["seq2seq"]["validation_bases"] = 0
+    torch.save(state, tmp_path / "all_bases.pt")
+    with pytest.raises(ValueError, match=r"held no train bases out \(seq2seq.validation_bases=0\)"):
+        parse_args(seq2seq_arguments(tmp_path, tmp_path / "all_bases.pt", data))
+    full = arguments(tmp_path, stepwise)
+    at = full.index("--test-sizes")
+    without = full[:at] + full[at + 3:]  # no --test-sizes 3 4
+    with pytest.raises(ValueError, match="a step-wise policy needs --validation-sizes and --test-sizes"):
+        parse_args(without)

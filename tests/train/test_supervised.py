@@ -195,6 +195,8 @@ def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
     (["env.eval_split=validation"], r"env\.eval_split must be one of"),
     (["env.eval_horizon=0"], r"env\.eval_horizon must be null or a number >= 1"),
     (["model.episode_carry=true"], r"model\.episode_carry=true trains on whole episodes in order: train\.dagger"),
+    (["seq2seq.field=true"], r"seq2seq\.field and seq2seq\.validation_bases apply to seq2seq data sets; .* is step-wise"),
+    (["seq2seq.validation_bases=2"], r"seq2seq\.field and seq2seq\.validation_bases apply to seq2seq data sets"),
 ])  # fmt: skip
 def test_bad_values_fail_at_start_up(data_dir, tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
@@ -270,6 +272,45 @@ def test_seq2seq_run_reports_sequence_metrics(tmp_path, capsys, env_id, extra, m
         assert 0 <= final[key] <= max(1, final["steps"])
     assert (model == "hrm") == (0 <= final["q_halt"] <= 1)  # baselines have no Q-head (NaN)
     assert 1 <= final["steps"] <= 2 and final["token"] > 0.5  # most labels are one class at first sight
+
+
+#: A tiny city set: 3 train bases x 4 vehicles, each with 1 dihedral copy (12 groups of 2 examples), 2 test bases.
+CITY_TINY = {"name": "city-tiny", "kind": "seq2seq", "env": "hrm/CityRouting-v0", "size_arg": "size",
+             "env_kwargs": {"max_size": 8}, "variants": True, "num_aug": 1,
+             "splits": {"train": {"sizes": [6, 8], "puzzles": 3, "seed": 0},
+                        "test": {"sizes": [8], "puzzles": 2, "seed": 1000000}}}
+
+
+def test_a_field_run_trains_on_all_but_the_validation_bases_and_logs_route_and_trap_metrics(tmp_path, capsys):
+    """seq2seq.field=true seq2seq.validation_bases=1: the last base's 4 groups (originals and copies) never enter
+    the training order nor the train evaluation; the validation rows are their originals; metrics.jsonl holds the
+    decoded route's metrics beside the raw mask's and the trap shares."""
+    root = tmp_path / "city"
+    build(parse_spec(CITY_TINY), root, "test", progress=False)
+    cfg = config(["env=city_paper", f"env.data_dir={root}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=2",
+                  "train.batch_size=4", f"out={tmp_path / 'run'}", "progress=false", "model=trm", "model.hidden_size=32",
+                  "model.L_layers=1", "seq2seq.field=true", "seq2seq.validation_bases=1"])
+    data, _, task, keys, order, validation = supervised.load_task(cfg, root, 0, 1)
+    assert task == "tokens" and keys == ("tokens", "labels", "field") and data.field.shape == (24, 64, 4)
+    group_of = data.group_of.numpy()
+    held = set(group_of[validation].tolist())
+    assert held == {8, 9, 10, 11} and len(validation) == 4
+    for epoch in range(3):
+        drawn = order(epoch).numpy()
+        assert len(drawn) == 8 and not held & set(group_of[drawn].tolist())
+    evaluator = supervised.Seq2SeqEvaluator(cfg, root, data, validation, 0)
+    assert set(evaluator.sets["heldout"][1].tolist()) == set(validation.tolist())
+    assert not held & set(group_of[evaluator.sets["train"][1]].tolist()) and len(evaluator.sets["train"][1]) == 16
+
+    final = supervised.train(cfg)
+    evals = rows(tmp_path / "run", "eval")
+    assert len(evals) == 2
+    for key in ("arrived", "valid", "path_ratio", "path_f1", "efficiency", "no_path", "all_path", "mask_exact",
+                "mask_arrived", "mask_no_path", "mask_all_path", "mask_path_ratio", "train_exact", "reference_path_ratio"):
+        assert key in evals[-1] and 0 <= final[key] <= 1, key
+    assert final["valid"] == 1.0  # a followed field only walks legal streets
+    assert evals[0]["reference_path_ratio"] == evals[1]["reference_path_ratio"] > 0  # the optimal routes' own
+    assert "mask_arrived" in [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch 2")][0]
 
 
 def test_stops_once_train_accuracy_reaches_the_target(data_dir, tmp_path, capsys):
