@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.hrm import InputEmbedding, OutputHeads, check_embedding_and_heads, check_ints, task_loss
-from agents.layers import ReasoningModule, SwiGLU, linear, rms_norm
+from agents.layers import BLOCKS, ReasoningModule, SwiGLU, linear, rms_norm
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ class BaselineConfig:
     Sizes: ``vocab_size``, ``seq_len``, ``hidden_size``, ``expansion`` (MLP / GNN / transformer blocks),
     ``num_heads`` (transformer), ``depth`` (blocks / layers / rounds; None: each baseline's default).
     Transformer inputs as :class:`agents.hrm.InputEmbedding` (same meaning as in HRMConfig):
-    ``num_puzzle_identifiers``, ``pos_encodings``, ``rope_theta``, ``attention_grid`` (the grid ``rope2d`` reads).
+    ``num_puzzle_identifiers``, ``pos_encodings``, ``rope_theta``, ``attention_grid`` (the grid ``rope2d`` reads),
+    ``block`` (``"conv"``: the transformer's blocks are HRM's grid conv blocks, a feed-forward conv net of
+    ``depth`` blocks, HRM's conv model without recurrence).
     ``puzzle_emb_len`` must be 1 (slot 0 summarises the input). Readout as HRM's (:class:`agents.hrm.OutputHeads`):
     ``token_vocab``, ``per_token_actions``, ``global_actions``, ``global_readout``, ``acting_tokens``; ``loss``.
     """
@@ -52,6 +54,7 @@ class BaselineConfig:
     pos_encodings: str = "rope"
     rope_theta: float = 10000.0
     attention_grid: int = 0
+    block: str = "attention"
     token_vocab: int = 0
     per_token_actions: int = 0
     global_actions: int = 0
@@ -67,6 +70,10 @@ class BaselineConfig:
             check_ints(self, ("depth",), low=1)
         if self.puzzle_emb_len != 1:
             raise ValueError(f"puzzle_emb_len must be 1 for baselines, got {self.puzzle_emb_len}")
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
+        if self.block == "conv" and not self.attention_grid:
+            raise ValueError("block='conv' needs attention_grid >= 1 (the width of the token grid it convolves)")
         check_embedding_and_heads(self)
 
     @classmethod
@@ -154,14 +161,15 @@ class LSTMBaseline(Baseline):
 
 
 class TransformerBaseline(Baseline):
-    """HRM's embedding and blocks without recurrence: ``depth`` post-norm blocks run once."""
+    """HRM's embedding and blocks without recurrence: ``depth`` post-norm blocks (or grid conv blocks) run once."""
 
     default_depth = 4
 
     def __init__(self, config: BaselineConfig):
         super().__init__(config)
         self.embed = InputEmbedding(config)
-        self.blocks = ReasoningModule(self.depth, config.hidden_size, config.num_heads, config.expansion)
+        self.blocks = ReasoningModule(self.depth, config.hidden_size, config.num_heads, config.expansion,
+                                      block=config.block, prefix_len=1, width=config.attention_grid)
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x, rotary = self.embed(batch)

@@ -99,3 +99,24 @@ def test_baseline_learns_toy_tasks(cls) -> None:
     batch = toy_batch(256)
     _, metrics = baseline_loss(model.eval().predict(batch), batch, CONFIG)
     assert metrics["exact_accuracy"] > 0.85, metrics
+
+
+def test_transformer_with_conv_blocks_is_a_feed_forward_conv_net() -> None:
+    """block='conv': the transformer baseline stacks HRM's grid conv blocks; reach = 2 cells per block, so a token
+    at the far corner of a 7x7 grid changes a corner cell's logits only with enough blocks; block='conv' needs a grid."""
+    torch.manual_seed(0)
+    side = 7
+    shallow = TransformerBaseline(BaselineConfig(vocab_size=10, seq_len=side * side, hidden_size=16, depth=2,
+                                                 attention_grid=side, block="conv", token_vocab=3))
+    deep = TransformerBaseline(BaselineConfig(vocab_size=10, seq_len=side * side, hidden_size=16, depth=6,
+                                              attention_grid=side, block="conv", token_vocab=3))
+    tokens = torch.randint(1, 10, (1, side * side))
+    moved = tokens.clone()
+    moved[0, -1] = (tokens[0, -1] % 9) + 1  # the far corner: 6 rows and 6 columns away
+    for model, reaches in ((shallow, False), (deep, True)):
+        a, b = model.predict({"tokens": tokens})["logits"][0, 0], model.predict({"tokens": moved})["logits"][0, 0]
+        assert (not torch.allclose(a, b)) == reaches
+    with pytest.raises(ValueError, match="needs attention_grid"):
+        BaselineConfig(vocab_size=10, seq_len=49, block="conv", token_vocab=3)
+    with pytest.raises(ValueError, match="block must be one of"):
+        BaselineConfig(vocab_size=10, seq_len=49, attention_grid=7, block="gru", token_vocab=3)
