@@ -296,7 +296,8 @@ class ConvBlock(nn.Module):
     """Post-norm residual block of two 3x3 convolutions over the tokens read as a row-major grid ``width`` wide
     (the recurrent block of Bansal et al. 2022): a cell reads the cells within 2 steps (a 5x5 field), and one
     application costs ``2 * 9 * hidden**2`` multiply-adds per cell, no attention and no wide MLP. The prefix slots
-    are not on the grid: they add the grid's mean (so the Q-head and global heads read a summary of the puzzle)."""
+    are not on the grid: every cell first adds a linear map of slot 0 (what holds for the whole puzzle, e.g. the
+    city's vehicle, reaches every cell at once) and the slots add the grid's mean (a summary for the Q-head)."""
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
         super().__init__()
@@ -305,12 +306,15 @@ class ConvBlock(nn.Module):
         self.prefix_len, self.width = prefix_len, width
         self.conv1 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
         self.conv2 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
+        self.broadcast = linear(hidden_size, hidden_size)
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
         batch, length, hidden = x.shape
         cells = length - self.prefix_len
         image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
+        if self.prefix_len:
+            image = image + self.broadcast(x[:, 0]).view(batch, hidden, 1, 1)
         image = image + self.conv2(F.silu(self.conv1(image)))
         grid = image.reshape(batch, hidden, cells).transpose(1, 2)
         prefix = x[:, : self.prefix_len] + grid.mean(1, keepdim=True)

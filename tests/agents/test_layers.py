@@ -104,7 +104,8 @@ def test_grid_window_bad_input() -> None:
 
 def test_conv_block_reads_the_5x5_neighbourhood_only() -> None:
     """One ConvBlock application (two 3x3 convolutions): a grid cell's output changes when a cell two steps away,
-    diagonally, changes its input, not when a cell three steps away does; the prefix slot sees a change anywhere."""
+    diagonally, changes its input, not when a cell three steps away does; the prefix slot sees a change anywhere,
+    and every cell sees a change of slot 0 (the puzzle-wide broadcast)."""
     torch.manual_seed(0)
     prefix, rows, width, hidden = 1, 6, 7, 8
     block = ConvBlock(hidden, prefix, width)
@@ -121,6 +122,9 @@ def test_conv_block_reads_the_5x5_neighbourhood_only() -> None:
     assert changed(4, 4) == (True, True)  # two steps away diagonally
     assert changed(2, 5) == (False, True)  # three columns away
     assert changed(5, 2) == (False, True)  # three rows away
+    y = x.clone()
+    y[0, 0] += 1.0
+    assert not torch.allclose(block(y)[0, cell], base[0, cell])
 
 
 def test_conv_block_does_not_wrap_around_rows() -> None:
