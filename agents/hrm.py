@@ -619,7 +619,8 @@ def task_loss(
     fraction of right tokens. Policy task (``optimal``): set loss, correct = argmax legal action is optimal.
     Move field (``field``, (B, T, K) optimal moves per token, e.g. a route's every cell towards the goal): the set
     loss of each token's K per-token actions, averaged over the tokens that have an optimal move; correct = all
-    right.
+    right. With ``cost`` (B, T) also a smooth-L1 regression of each token's cost to the goal (NaN: ignored) by the
+    per-token channel after the K moves.
     With both, correctness needs both, accuracy is the token one and the last value (``None`` without a policy
     task) says whether the action alone was optimal.
     """
@@ -637,11 +638,16 @@ def task_loss(
     if "field" in data:  # a per-token move field (B, T, K): each token's set loss, averaged over the tokens with one
         field = data["field"].bool()
         cells = field.any(-1)
-        logits = outputs["policy_logits"].view(*field.shape)
-        loss, right = set_loss(logits, field, kind)
+        channels = outputs["policy_logits"].view(*field.shape[:2], -1)
+        loss, right = set_loss(channels[..., : field.shape[-1]], field, kind)
         count = cells.sum(-1).clamp_min(1)
         losses.append(torch.where(cells, loss, 0).sum(-1) / count)
         seq_correct.append((right | ~cells).all(-1))
+        if "cost" in data:  # (B, T) cost to the goal (NaN: none), regressed by the channel after the K moves
+            cost = data["cost"].float()
+            known = ~torch.isnan(cost)
+            error = F.smooth_l1_loss(channels[..., field.shape[-1]].float(), torch.nan_to_num(cost), reduction="none")
+            losses.append(torch.where(known, error, 0).sum(-1) / known.sum(-1).clamp_min(1))
     if not losses:
         raise ValueError("data must hold 'labels' (token task) or 'optimal' (policy task)")
     is_correct = torch.stack(seq_correct).all(0)

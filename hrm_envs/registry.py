@@ -46,11 +46,14 @@ class EnvSpec:
     label_metrics: str | None = None
     move_field: str | None = None
     follow_field: str | None = None
+    cost_field: str | None = None
     field_break: str | None = None
 
     def __post_init__(self) -> None:
         if (self.move_field is None) != (self.follow_field is None):
             raise ValueError(f"EnvSpec {self.id!r}: move_field and follow_field must be both set or both None")
+        if self.cost_field is not None and self.move_field is None:
+            raise ValueError(f"EnvSpec {self.id!r}: cost_field needs move_field (it is read beside the move field)")
         if self.field_break is not None and self.follow_field is None:
             raise ValueError(f"EnvSpec {self.id!r}: field_break needs move_field and follow_field")
         seq2seq = {"augmentation": self.augmentation, "puzzle": self.puzzle, "solution_check": self.solution_check}
@@ -93,6 +96,7 @@ ENVS: dict[str, EnvSpec] = {
             label_metrics="hrm_envs.city.metrics:label_metrics",
             move_field="hrm_envs.city.metrics:optimal_moves",
             follow_field="hrm_envs.city.metrics:follow_field",
+            cost_field="hrm_envs.city.metrics:cost_to_go",
             field_break="hrm_envs.city.metrics:field_break",
         ),
         EnvSpec(

@@ -36,7 +36,7 @@ from train.acting import ModelPolicy
 from train.models import build_model, is_act, model_config
 from train.schema import OPTIM, check_config
 
-MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "field", "puzzle_identifiers", "continues")
+MODEL_KEYS = ("tokens", "optimal", "action_mask", "labels", "field", "cost", "puzzle_identifiers", "continues")
 
 
 def _check_optim(cfg: Mapping[str, Any]) -> dict[str, Any]:

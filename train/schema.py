@@ -252,7 +252,7 @@ TRAINING = {**RUN, "resume": Bool(), "init_from": Str(null=True), "device": Choi
             **ENV, **MODEL, **TRAIN}
 
 #: ``train.supervised`` also reads the seq2seq options.
-SUPERVISED = {**TRAINING, "seq2seq.field": Bool(), "seq2seq.validation_bases": Int(low=0)}
+SUPERVISED = {**TRAINING, "seq2seq.field": Bool(), "seq2seq.cost": Bool(), "seq2seq.validation_bases": Int(low=0)}
 
 DAGGER = {
     **TRAINING,

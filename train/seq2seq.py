@@ -6,7 +6,7 @@ One scoring loop serves ``train.supervised`` (every epoch, on the validation or 
 - :func:`validation_groups`: the groups of the last ``bases`` base puzzles of a split (every variant and
   augmented copy of them), held out of training as the validation set; :func:`first_examples` their originals.
 - :func:`move_fields`: the registry's ``move_field`` of every example, (E, T, K) bool, the auxiliary target of
-  ``seq2seq.field=true``.
+  ``seq2seq.field=true``; :func:`cost_fields` its ``cost_field`` (E, T), the target of ``seq2seq.cost=true``.
 - :func:`score_examples`: per example ``exact``, ``token``, ``q_halt``, ``steps``, and with the env's
   ``label_metrics`` (city routing) the route metrics. A model with a move field (per-token actions) is decoded by
   the registry's ``follow_field`` (a route connected by construction): the plain keys then describe the decoded
@@ -63,6 +63,15 @@ def move_fields(split: Seq2SeqSplit, env_id: str, rows: Sequence[int] | None = N
     field = load(reference)
     rows = range(split.num_examples) if rows is None else rows
     return np.stack([field(split.obs(int(i))) for i in rows])
+
+
+def cost_fields(split: Seq2SeqSplit, env_id: str) -> np.ndarray:
+    """(E, T) float32: the registry's ``cost_field`` of every example (``sources=True``), the target of ``seq2seq.cost``."""
+    reference = ENVS[env_id].cost_field
+    if reference is None:
+        raise ValueError(f"seq2seq.cost=true needs an env with a cost field (registry cost_field); {env_id} has none")
+    field = load(reference)
+    return np.stack([field(split.obs(int(i))) for i in range(split.num_examples)])
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ from train.models import check_fits, unwrap
 from train.rollout import check_horizon, run_episodes, summarize
 from train.runs import ensure_dataset, job_out, optim_config, setup_distributed
 from train.schema import SUPERVISED, check_config
-from train.seq2seq import (first_examples, mean_records, move_fields, reference_path_ratios, score_examples,
+from train.seq2seq import (cost_fields, first_examples, mean_records, move_fields, reference_path_ratios, score_examples,
                            validation_groups)
 
 # Config keys a resumed run may change (everything else must match the checkpoint).
@@ -202,11 +202,13 @@ def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, 
                                                                          np.ndarray | None]:
     """Training data, encoder, model task, batch keys, a per-epoch ``order(epoch)`` of this rank's rows and the
     validation rows held out of a seq2seq train split (``seq2seq.validation_bases``; None: none held out).
-    ``seq2seq.field=true`` adds the oracle's move field of every example as the batch key ``field``."""
+    ``seq2seq.field=true`` adds the oracle's move field of every example as the batch key ``field``, ``seq2seq.cost=true``
+    its cost to the goal as ``cost`` (one more per-token channel)."""
     kind = json.loads((root / "summary.json").read_text())["kind"]
     if kind == "stepwise":
-        if cfg.seq2seq.field or cfg.seq2seq.validation_bases:
-            raise ValueError(f"seq2seq.field and seq2seq.validation_bases apply to seq2seq data sets; {root} is step-wise")
+        if cfg.seq2seq.field or cfg.seq2seq.cost or cfg.seq2seq.validation_bases:
+            raise ValueError(f"seq2seq.field, seq2seq.cost and seq2seq.validation_bases apply to seq2seq data sets; "
+                             f"{root} is step-wise")
         data = StepwiseDataset(root, "train")
         sampler = DistributedSampler(range(len(data)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
                                      drop_last=True)
@@ -220,6 +222,8 @@ def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, 
     encoder = encoder_for(data.split.summary["env"], observation_space(data.split.summary))
     keys: tuple[str, ...] = ("tokens", "labels")
     validation, kept = None, None
+    if cfg.seq2seq.cost and not cfg.seq2seq.field:
+        raise ValueError("seq2seq.cost=true regresses the cost to the goal beside the move field: it needs seq2seq.field=true")
     if cfg.seq2seq.validation_bases or cfg.seq2seq.field:
         sources = Seq2SeqSplit(root, "train", sources=True)
         if cfg.seq2seq.validation_bases:
@@ -228,6 +232,9 @@ def load_task(cfg: DictConfig, root: Path, rank: int, world: int) -> tuple[Any, 
         if cfg.seq2seq.field:
             data.field = torch.from_numpy(move_fields(sources, data.split.summary["env"]))
             keys += ("field",)
+        if cfg.seq2seq.cost:
+            data.cost = torch.from_numpy(cost_fields(sources, data.split.summary["env"]))
+            keys += ("cost",)
     groups = data.group_sampler(cfg.seed, kept)
 
     def order(epoch: int) -> torch.Tensor:  # HRM's sampling (one example per group), sharded over ranks
@@ -263,7 +270,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     learner = Learner(config["model"], optim_config(config["train"]), encoder, device, total_steps=cfg.train.epochs * steps_per_epoch,
-                      task=task, distributed=world > 1, field_moves=int(data.field.shape[-1]) if "field" in keys else 0)
+                      task=task, distributed=world > 1, field_moves=int(data.field.shape[-1]) + ("cost" in keys) if "field" in keys else 0)
     if learner.config.episode_carry:
         raise ValueError("model.episode_carry=true trains on whole episodes in order: train.dagger does that, "
                          "train.supervised draws single states")

@@ -117,7 +117,7 @@ def label_metrics(puzzle: CityPuzzle | dict, labels: np.ndarray) -> dict[str, fl
 
 def _flat_field(obs: dict, size: int, max_size: int, values: np.ndarray) -> np.ndarray:
     """City-cell values (``size x size x K``) laid out on the padded token grid (``max_size ** 2 x K``)."""
-    grid = np.zeros((max_size, max_size, values.shape[-1]), dtype=values.dtype)
+    grid = np.full((max_size, max_size, values.shape[-1]), np.nan if values.dtype.kind == "f" else 0, dtype=values.dtype)
     grid[:size, :size] = values
     return grid.reshape(max_size * max_size, -1)
 
@@ -145,8 +145,10 @@ def follow_route(obs: dict, scores: np.ndarray) -> list[tuple[int, int]]:
     p = _puzzle(obs)
     n, max_size = p.size, int(np.asarray(obs["street"]).shape[0])
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape != (max_size * max_size, 4):
-        raise ValueError(f"scores must have shape ({max_size * max_size}, 4), got {scores.shape}")
+    if scores.ndim != 2 or scores.shape[0] != max_size * max_size or scores.shape[1] < 4:
+        raise ValueError(f"scores must have shape ({max_size * max_size}, 4) (extra columns, e.g. a cost-to-go "
+                         f"estimate, are ignored), got {scores.shape}")
+    scores = scores[:, :4]
     net = p.network()
     cell, dest = p.start, p.destination
     route, seen = [cell], {cell}
@@ -163,6 +165,22 @@ def follow_route(obs: dict, scores: np.ndarray) -> list[tuple[int, int]]:
         route.append(cell)
         seen.add(cell)
     return route
+
+
+#: Travel time per unit of :func:`cost_to_go` (a few units across a 40x40 city).
+COST_SCALE = 100.0
+
+
+def cost_to_go(obs: dict) -> np.ndarray:
+    """(``max_size ** 2``,) float32: every cell's optimal travel time to the destination over :data:`COST_SCALE`
+    (NaN outside the city and where the destination cannot be reached); the registry's ``cost_field`` of city
+    routing, an auxiliary regression target: the quantity a min-plus (Bellman-Ford) update propagates."""
+    p = _puzzle(obs)
+    n, max_size = p.size, int(np.asarray(obs["street"]).shape[0])
+    net = p.network()
+    dist = net.distances_to(net.flat(p.destination)).reshape(n + 2, n + 2)[1:-1, 1:-1]
+    values = np.where(np.isfinite(dist), dist / COST_SCALE, np.nan).astype(np.float32)
+    return _flat_field(obs, n, max_size, values[..., None])[:, 0]
 
 
 def follow_field(obs: dict, scores: np.ndarray) -> np.ndarray:

@@ -671,3 +671,25 @@ def test_conv_block_validation() -> None:
         SMALL.with_(block="lstm")
     with pytest.raises(ValueError, match="needs attention_grid"):
         SMALL.with_(block="conv")
+
+
+def test_cost_loss_regresses_the_channel_after_the_moves_and_ignores_nan() -> None:
+    """``cost`` (B, T) beside ``field``: the per-token channel after the K moves is regressed (closer = lower loss),
+    NaN tokens are ignored (no loss, zero gradient), and correctness stays the moves' alone."""
+    field = torch.tensor([[[True, False, False, False], [False, True, False, False], [False] * 4]])
+    data = {"field": field, "cost": torch.tensor([[0.5, 1.5, float("nan")]])}
+
+    def loss_of(values: list[float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        moves = torch.tensor([[[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0.0] * 4]])
+        channels = torch.cat([moves, torch.tensor(values).view(1, 3, 1)], dim=-1).requires_grad_()
+        loss, correct, _, _ = task_loss({"policy_logits": channels.flatten(1)}, data, "softmax")
+        loss.sum().backward()
+        return loss, correct, channels.grad
+
+    exact, right, grad = loss_of([0.5, 1.5, 7.0])
+    off, right_off, _ = loss_of([2.0, -1.0, 7.0])
+    assert exact < off and right.tolist() == right_off.tolist() == [True]
+    assert (grad[0, 2] == 0).all()
+    moves_only, _, _, _ = task_loss({"policy_logits": torch.tensor([[[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0.0] * 4]]).flatten(1)},
+                                    {"field": field}, "softmax")
+    assert torch.allclose(exact.detach(), moves_only)  # a perfect regression adds nothing

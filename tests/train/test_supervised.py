@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -23,7 +24,8 @@ import train.supervised as supervised
 from configs import CONFIG_DIR
 from hrm_envs.city.metrics import METRICS as CITY_METRICS
 from hrm_envs.encoding import encoder_for
-from train.datasets import build, parse_spec
+from train.checkpoints import read_checkpoint
+from train.datasets import Seq2SeqSplit, build, parse_spec
 from train.models import build_model, model_config
 from train.runs import load_preset
 
@@ -195,8 +197,9 @@ def test_checkpoint_from_another_config_is_refused(data_dir, tmp_path):
     (["env.eval_split=validation"], r"env\.eval_split must be one of"),
     (["env.eval_horizon=0"], r"env\.eval_horizon must be null or a number >= 1"),
     (["model.episode_carry=true"], r"model\.episode_carry=true trains on whole episodes in order: train\.dagger"),
-    (["seq2seq.field=true"], r"seq2seq\.field and seq2seq\.validation_bases apply to seq2seq data sets; .* is step-wise"),
-    (["seq2seq.validation_bases=2"], r"seq2seq\.field and seq2seq\.validation_bases apply to seq2seq data sets"),
+    (["seq2seq.field=true"], r"seq2seq\.field, seq2seq\.cost and seq2seq\.validation_bases apply to seq2seq data sets; .* is step-wise"),
+    (["seq2seq.validation_bases=2"], r"seq2seq\.field, seq2seq\.cost and seq2seq\.validation_bases apply to seq2seq"),
+    (["seq2seq.cost=true"], r"seq2seq\.field, seq2seq\.cost and seq2seq\.validation_bases apply to seq2seq"),
 ])  # fmt: skip
 def test_bad_values_fail_at_start_up(data_dir, tmp_path, bad, message):
     with pytest.raises(ValueError, match=message):
@@ -349,3 +352,25 @@ def test_ctrl_c_saves_and_exits_130(data_dir, tmp_path):
     assert process.returncode == 130 and "interrupted: saved" in stdout
     saved = torch.load(out / "last.pt", weights_only=False)
     assert saved["step"] >= 10  # at least the first epoch
+
+
+def test_a_cost_run_regresses_the_cost_to_the_goal_in_one_more_channel(tmp_path):
+    """seq2seq.cost=true (with field): the batch key ``cost`` is every example's registry cost_field, the model has
+    K + 1 per-token channels and still decodes routes; without seq2seq.field it is refused at start-up."""
+    from hrm_envs.city.metrics import cost_to_go
+
+    root = tmp_path / "city"
+    build(parse_spec(CITY_TINY), root, "test", progress=False)
+    base = ["env=city_paper", f"env.data_dir={root}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=1",
+            "train.batch_size=4", "progress=false", "model=trm", "model.hidden_size=32", "model.L_layers=1",
+            "seq2seq.validation_bases=1", "seq2seq.cost=true"]
+    with pytest.raises(ValueError, match=r"seq2seq\.cost=true .* needs seq2seq\.field=true"):
+        supervised.train(config(base + [f"out={tmp_path / 'refused'}"]))
+    cfg = config(base + ["seq2seq.field=true", f"out={tmp_path / 'run'}"])
+    data, _, _, keys, _, _ = supervised.load_task(cfg, root, 0, 1)
+    assert keys == ("tokens", "labels", "field", "cost") and data.cost.shape == (24, 64)
+    sources = Seq2SeqSplit(root, "train", sources=True)
+    assert np.allclose(data.cost[5].numpy(), cost_to_go(sources.obs(5)), equal_nan=True)
+    final = supervised.train(cfg)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["hrm_config"]["per_token_actions"] == 5
+    assert final["valid"] == 1.0 and 0 <= final["arrived"] <= 1

@@ -222,6 +222,8 @@ class Seq2SeqDataset(Dataset):
         self.puzzle_identifiers = torch.from_numpy(self.split.puzzle_identifiers.astype(np.int64))[self.puzzle_of]
         #: (E, T, K) bool: an auxiliary per-token move field set by the trainer (``train.seq2seq.move_fields``).
         self.field: torch.Tensor | None = None
+        #: (E, T) float: an auxiliary per-token cost to the goal set by the trainer (``train.seq2seq.cost_fields``).
+        self.cost: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.split.num_examples
