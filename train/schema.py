@@ -241,6 +241,7 @@ TRAIN = {
     "train.name": Str(), "train.epochs": Int(low=1), "train.batch_size": Int(low=1), "train.log_every": Int(low=1),
     **OPTIM,
     "train.stop_at_train_accuracy": Num(low=0, high=1, low_open=True, null=True),
+    "train.max_minutes": Num(low=0, low_open=True, null=True, optional=True),
     "train.eval.tf_samples": Int(low=0), "train.eval.train_tf_samples": Int(low=0),
     "train.eval.puzzles": Int(low=0), "train.eval.batch_size": Int(low=1),
 }

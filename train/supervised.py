@@ -66,7 +66,7 @@ from train.seq2seq import (cost_fields, first_examples, mean_records, move_field
 
 # Config keys a resumed run may change (everything else must match the checkpoint).
 RESUMABLE = ("out", "resume", "device", "threads", "progress", "train.epochs", "train.eval", "train.log_every",
-             "train.stop_at_train_accuracy")
+             "train.stop_at_train_accuracy", "train.max_minutes")
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -341,6 +341,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     save_checkpoint(checkpoint, learner, config, epoch + 1, 0)
                 else:
                     save_rank_state(checkpoint, learner, rank)
+                budget = cfg.train.get("max_minutes")
+                if budget is not None and on_any_rank(time.perf_counter() - started > 60 * budget, device, world):
+                    if rank == 0:
+                        print(f"train.max_minutes={budget} spent: stopping after epoch {epoch + 1} "
+                              f"({time.perf_counter() - started:.0f} s)", flush=True)
+                    break
                 if reached(cfg.train.stop_at_train_accuracy, metrics, device, world):
                     if rank == 0:
                         print(f"train accuracy reached train.stop_at_train_accuracy={cfg.train.stop_at_train_accuracy}: "

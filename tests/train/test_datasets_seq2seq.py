@@ -401,6 +401,9 @@ def test_presets_parse(path):
         assert spec.variants and spec.num_aug == 0 and spec.env_kwargs["max_size"] == 40
         assert (spec.splits["train"].puzzles, spec.splits["test"].puzzles) == (240, 100)
         assert spec.splits["test"].seed - spec.splits["train"].seed >= 240 * 100
+    if spec.name == "city-paper-aug":  # the same routes, each train one with its 7 dihedral copies
+        paper = parse_spec(OmegaConf.to_container(OmegaConf.load(path.with_name("city-paper.yaml")), resolve=True))
+        assert spec.num_aug == 7 and spec.splits == paper.splits and spec.variants and spec.env_kwargs == paper.env_kwargs
 
 
 def test_validation_survives_an_observation_that_is_no_puzzle(maze, tmp_path):

@@ -374,3 +374,11 @@ def test_a_cost_run_regresses_the_cost_to_the_goal_in_one_more_channel(tmp_path)
     final = supervised.train(cfg)
     assert read_checkpoint(tmp_path / "run" / "last.pt")["hrm_config"]["per_token_actions"] == 5
     assert final["valid"] == 1.0 and 0 <= final["arrived"] <= 1
+
+
+def test_max_minutes_stops_after_the_epoch_that_spends_the_budget(data_dir, tmp_path, capsys):
+    """train.max_minutes: a run of 5 epochs with a budget spent by the first one stops after it, with a checkpoint."""
+    supervised.train(config(overrides(data_dir, tmp_path / "run", "train.epochs=5", "train.eval.puzzles=1",
+                                      "+train.max_minutes=1e-6")))
+    assert len(rows(tmp_path / "run", "eval")) == 1 and (tmp_path / "run" / "last.pt").is_file()
+    assert "train.max_minutes=1e-06 spent: stopping after epoch 1" in capsys.readouterr().out
