@@ -54,19 +54,30 @@ def test_an_experiment_config_runs_alone_and_is_off_by_default():
 
 
 def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
-    """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline) and the docs/*.sh
-    run maze_grid_small, which composes with train.dagger and passes its start-up check."""
+    """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline), the docs/*.sh
+    run maze_grid_small, which composes with train.dagger and passes its start-up check, and the city-paper study's
+    two seq2seq runs, which compose with train.supervised and differ only in the model."""
     from hydra import compose, initialize_config_dir
 
     from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
-    from train.schema import DAGGER, check_config
+    from train.schema import DAGGER, SUPERVISED, check_config
 
     rows = {f"{env}_{row}": row_module(row) for env in EXPERIMENTS for row in experiment_rows(env)}
     names = {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
-    assert set(rows) <= names and names - set(rows) == {"maze_grid_small"}
+    assert set(rows) <= names and names - set(rows) == {"maze_grid_small", "city_paper_trm_conv", "city_paper_conv_baseline"}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
         check_config(cfg, DAGGER)
         assert (cfg.env.kwargs.max_size, cfg.model.attention_grid, list(cfg.dagger.sizes)) == (15, 15, [7, 11])
+        # the city-paper study: an HRM-family model and its baseline, the same data, targets, optimizer and minutes
+        study = {name: compose("supervised", overrides=[f"experiment={name}"])
+                 for name in ("city_paper_trm_conv", "city_paper_conv_baseline")}
+        for cfg in study.values():
+            check_config(cfg, SUPERVISED)
+            assert cfg.env.name == "city_paper" and cfg.env.preset == "city-paper-aug" and cfg.seq2seq.validation_bases > 0
+        hrm, baseline = study["city_paper_trm_conv"], study["city_paper_conv_baseline"]
+        assert (hrm.model.name, baseline.model.name) == ("trm", "transformer")
+        assert hrm.train == baseline.train and hrm.seq2seq == baseline.seq2seq
+        assert all(hrm.model[k] == baseline.model[k] for k in ("hidden_size", "block", "attention_grid"))
     assert set(rows.values()) == {"train.dagger", "train.supervised", "train.ppo"}  # each row composed and checked in
     # tests/benchmarks/test_headline.py (test_experiment_rows_compose_to_the_formerly_pinned_commands)
