@@ -3,8 +3,8 @@
 Post-norm transformer blocks ``x = rms_norm(x + attn(x)); x = rms_norm(x + mlp(x))`` with weight-free
 RMSNorm, non-causal ``scaled_dot_product_attention``, SwiGLU, rotary or learned positions, bias-free
 linears and truncated LeCun-normal initialisation (the facts of the HRM reference, written afresh), and
-optional local attention: a window along the sequence (:func:`local_attention_mask`) or on a row-major grid of
-tokens (:class:`GridWindow`).
+optional local attention: a window along the sequence (:func:`local_attention_mask`), on a row-major grid of
+tokens (:class:`GridWindow`) or a Sudoku's peer relation (:func:`peer_attention_mask`).
 """
 
 from __future__ import annotations
@@ -147,6 +147,28 @@ def local_attention_mask(length: int, prefix: int, window: int, device: torch.de
         near &= offset >= 0
     tokens = index >= prefix
     return torch.where(tokens[:, None], near & tokens[None, :], True)
+
+
+@lru_cache(maxsize=16)
+def peer_attention_mask(length: int, prefix: int, box: int, device: torch.device) -> torch.Tensor:
+    """Boolean (length, length) mask, True = may attend, for the tokens of an ``n x n`` Sudoku (``n = box**2``,
+    row-major, one token per cell) after ``prefix`` slots: a cell sees its peers (the other cells of its row,
+    column and ``box x box`` box), itself and the prefix slots; the prefix slots see everything.
+
+    One block application then reads exactly what a candidate elimination needs (21 cells of a 9x9 grid), and
+    the recurrence propagates it; the slots carry what holds for the whole puzzle. ``length`` must be
+    ``prefix + n * n`` (``ValueError``)."""
+    if box < 2 or prefix < 0 or length != prefix + box**4:
+        raise ValueError(f"a peer mask needs box >= 2, prefix >= 0 and length = prefix + box**4 (one token per cell); "
+                         f"got length {length}, prefix {prefix}, box {box}")
+    n = box * box
+    cell = torch.arange(n * n, device=device)
+    row, col = cell // n, cell % n
+    unit_box = row // box * box + col // box
+    peers = (row[:, None] == row) | (col[:, None] == col) | (unit_box[:, None] == unit_box)
+    mask = torch.ones(length, length, dtype=torch.bool, device=device)
+    mask[prefix:, prefix:] = peers
+    return mask
 
 
 Region = tuple[tuple[slice, slice], tuple[slice, slice]]

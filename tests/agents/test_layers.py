@@ -1,5 +1,5 @@
 """Shared layers: grid-window attention against a dense Manhattan mask and the benchmark's formulations, edges,
-prefix, bad input."""
+prefix, bad input; the Sudoku peer mask against the peer relation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import Block, ConvBlock, GridRotary, GridWindow, ReasoningModule
+from agents.layers import Block, ConvBlock, GridRotary, GridWindow, ReasoningModule, peer_attention_mask
 from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
 
@@ -143,3 +143,27 @@ def test_reasoning_module_bad_block() -> None:
         ReasoningModule(1, 8, 2, 2.0, block="lstm")
     with pytest.raises(ValueError, match="grid width"):
         ConvBlock(8, 1, 0)
+
+
+@pytest.mark.parametrize("box, prefix", [(2, 1), (3, 1), (3, 2), (2, 0)])
+def test_peer_attention_mask_is_the_sudoku_peer_relation(box: int, prefix: int) -> None:
+    """A cell sees exactly the cells sharing its row, column or box (itself included: 21 on 9x9, 8 on 4x4) and
+    the prefix slots; the slots see everything. Built once per (length, prefix, box, device)."""
+    n = box * box
+    length = prefix + n * n
+    mask = peer_attention_mask(length, prefix, box, torch.device("cpu"))
+    expected = torch.ones(length, length, dtype=torch.bool)
+    for i in range(n * n):
+        for j in range(n * n):
+            (ri, ci), (rj, cj) = divmod(i, n), divmod(j, n)
+            expected[prefix + i, prefix + j] = ri == rj or ci == cj or (ri // box, ci // box) == (rj // box, cj // box)
+    assert mask.dtype == torch.bool and torch.equal(mask, expected)
+    assert mask[prefix:, prefix:].sum(1).tolist() == [2 * n - 1 + (box - 1) ** 2] * (n * n)  # 21 (9x9), 8 (4x4)
+    assert mask[prefix:, :prefix].all() and mask[:prefix].all()
+    assert peer_attention_mask(length, prefix, box, torch.device("cpu")) is mask
+
+
+@pytest.mark.parametrize("length, prefix, box", [(82, 2, 3), (16, 0, 3), (17, 1, 1), (5, -1, 2)])
+def test_peer_attention_mask_rejects_other_layouts(length: int, prefix: int, box: int) -> None:
+    with pytest.raises(ValueError, match="length = prefix"):
+        peer_attention_mask(length, prefix, box, torch.device("cpu"))
