@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary,
-                           linear, local_attention_mask, trunc_normal_)
+                           linear, local_attention_mask, peer_attention_mask, trunc_normal_)
 
 if TYPE_CHECKING:
     from agents.baselines import BaselineConfig
@@ -73,6 +73,11 @@ class HRMConfig:
     ``attention_grid`` (with a window) ``g >= 1`` reads the tokens as a row-major grid ``g`` wide and the window as a
     Manhattan radius on it (:class:`agents.layers.GridWindow`): on a maze or city grid a cell then reads its
     up / down / left / right neighbours, not the cells next to it in the row-major sequence.
+    ``attention_peers`` ``b >= 2`` reads the tokens as a row-major Sudoku of ``b x b`` boxes (``seq_len =
+    (b * b) ** 2``; 4x4: ``attention_peers=2``, 9x9: ``attention_peers=3``): a cell attends to its peers (same row,
+    column or box), itself and the prefix slots, which attend to everything
+    (:func:`agents.layers.peer_attention_mask`). One block application then computes a cell's candidate
+    eliminations; the cycles, segments and carry propagate them. Exclusive with a window or grid.
     ``pos_encodings`` ``"rope"`` rotates by the position in the sequence (base ``rope_theta``), ``"rope2d"`` (with
     ``attention_grid``) by the cell's row and column (:class:`agents.layers.GridRotary`), so a grid model trained on
     one padded width acts on another (:func:`train.acting.load_policy` sets ``attention_grid`` to the evaluation
@@ -129,6 +134,7 @@ class HRMConfig:
     attention_window: int = 0
     attention_direction: str = "both"
     attention_grid: int = 0
+    attention_peers: int = 0
     block: str = "attention"
     pos_encodings: str = "rope"
     rope_theta: float = 10000.0
@@ -156,7 +162,8 @@ class HRMConfig:
         check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
                           "L_cycles", "halt_max_steps"), low=1)
         check_ints(self, ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions",
-                          "global_actions", "attention_window", "attention_grid", "depth_extra_max", "halt_reference"),
+                          "global_actions", "attention_window", "attention_grid", "attention_peers", "depth_extra_max",
+                          "halt_reference"),
                    low=0)
         for name in ("full_backprop", "episode_carry"):
             if not isinstance(getattr(self, name), bool):
@@ -172,6 +179,8 @@ class HRMConfig:
             raise ValueError(f"attention_direction must be one of {ATTENTION_DIRECTIONS}, got {self.attention_direction!r}")
         if self.attention_direction != "both" and not self.attention_window:
             raise ValueError("attention_direction other than 'both' needs attention_window >= 1")
+        if self.attention_peers:
+            self._check_peers()
         if self.block not in BLOCKS:
             raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
         if self.block == "conv" and not self.attention_grid:
@@ -193,6 +202,20 @@ class HRMConfig:
             raise ValueError(f"halt_tolerance must be a number in [0, 1), got {self.halt_tolerance!r}")
         if self.puzzle_emb_len == 0 and (self.num_puzzle_identifiers > 0 or self.global_actions > 0):
             raise ValueError("puzzle_emb_len must be >= 1 when num_puzzle_identifiers or global_actions > 0")
+
+    def _check_peers(self) -> None:
+        """``ValueError`` naming ``attention_peers`` unless the tokens are one Sudoku of ``b x b`` boxes read by
+        attention blocks without another locality."""
+        b = self.attention_peers
+        if b < 2:
+            raise ValueError(f"attention_peers must be 0 (off) or a Sudoku's box side >= 2, got {b}")
+        if self.seq_len != b**4:
+            raise ValueError(f"attention_peers={b} needs seq_len = ({b}*{b})**2 = {b**4} (one token per cell), "
+                             f"got seq_len {self.seq_len}")
+        if self.block != "attention":
+            raise ValueError(f"attention_peers needs block='attention', got block={self.block!r}")
+        if self.attention_window or self.attention_grid:
+            raise ValueError("attention_peers excludes attention_window and attention_grid (set them to 0)")
 
     @property
     def has_policy_head(self) -> bool:
@@ -402,6 +425,8 @@ class HRM(nn.Module):
         mask: Mask = None
         if config.block == "conv":
             pass  # convolutions read the grid themselves
+        elif config.attention_peers:
+            mask = peer_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_peers, x.device)
         elif config.attention_grid:
             mask = GridWindow(config.puzzle_emb_len, config.attention_grid, config.attention_window)
         elif config.attention_window:

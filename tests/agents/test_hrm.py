@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from torch.autograd.graph import saved_tensors_hooks
 
+import hrm_envs  # noqa: F401  (registers the ids)
 from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, task_loss, token_loss
-from agents.layers import local_attention_mask
+from agents.layers import local_attention_mask, peer_attention_mask
+from hrm_envs.encoding import encoder_for
+from oracles import oracle_for
 
 SMALL = HRMConfig(vocab_size=10, seq_len=8, hidden_size=32, num_heads=2, H_layers=1, L_layers=1,
                   halt_max_steps=4, token_vocab=10, per_token_actions=3, global_actions=1)
@@ -361,6 +366,73 @@ def test_attention_grid_validation() -> None:
         SMALL.with_(pos_encodings="rope2d")
     with pytest.raises(ValueError, match="rope2d"):
         SMALL.with_(hidden_size=12, num_heads=2, attention_window=1, attention_grid=4, pos_encodings="rope2d")
+
+
+def test_attention_peers_one_block_reads_a_cells_peers_only() -> None:
+    """``attention_peers=3`` (9x9): the model's blocks get the peer mask, and after ONE block application a cell's
+    state changes with a peer's token (same row) but not with a non-peer's, which full attention would read."""
+    torch.manual_seed(0)
+    config = SMALL.with_(seq_len=81, attention_peers=3, H_cycles=1, L_cycles=1, halt_max_steps=1)
+    model = HRM(config).eval()
+    masks = []
+    hook = model.L_level.register_forward_pre_hook(lambda module, args: masks.append(args[3]))
+    tokens = torch.randint(1, 9, (1, 81))
+    with torch.no_grad():
+        model.predict({"tokens": tokens})
+    hook.remove()
+    assert len(masks) == 1 and torch.equal(masks[0], peer_attention_mask(82, 1, 3, torch.device("cpu")))
+    cell, peer, other = 40, 36, 0  # (4, 4); (4, 0) shares its row; (0, 0) shares no row, column or box
+
+    def one_block(changed: int | None, mask: torch.Tensor | None) -> torch.Tensor:
+        t = tokens.clone()
+        if changed is not None:
+            t[0, changed] = t[0, changed] % 8 + 1
+        with torch.no_grad():
+            x, rotary = model.embed({"tokens": t})
+            return model.L_level(model.L_init.expand_as(x), x, rotary, mask)[0, 1 + cell]
+
+    base = one_block(None, masks[0])
+    assert torch.equal(one_block(other, masks[0]), base)
+    assert not torch.allclose(one_block(peer, masks[0]), base)
+    assert not torch.allclose(one_block(other, None), one_block(None, None))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"attention_peers": -1}, "attention_peers must be a non-negative int"),
+    ({"attention_peers": 1, "seq_len": 1}, "attention_peers must be 0 .off. or a Sudoku's box side >= 2"),
+    ({"attention_peers": 3}, r"attention_peers=3 needs seq_len = \(3\*3\)\*\*2 = 81"),
+    ({"attention_peers": 2, "seq_len": 16, "attention_window": 1}, "attention_peers excludes attention_window"),
+    ({"attention_peers": 2, "seq_len": 16, "attention_window": 1, "attention_grid": 4}, "attention_peers excludes"),
+    ({"attention_peers": 2, "seq_len": 16, "attention_window": 1, "attention_grid": 4, "block": "conv"},
+     "attention_peers needs block='attention'"),
+])
+def test_attention_peers_validation(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SMALL.with_(**changes)
+
+
+def test_trm_with_attention_peers_learns_4x4_sudoku() -> None:
+    """A tiny TRM with ``attention_peers=2`` on the 4x4 Sudoku encoder's puzzle -> solution pairs: the token loss
+    falls within a few steps."""
+    torch.manual_seed(0)
+    env = gym.make("hrm/Sudoku-v0", box=2)
+    encoder, oracle = encoder_for(env), oracle_for("hrm/Sudoku-v0")
+    pairs = [encoder.seq2seq(env.reset(seed=seed)[0], oracle) for seed in range(32)]
+    batch = {key: torch.as_tensor(np.stack([p[i] for p in pairs])) for i, key in enumerate(("tokens", "labels"))}
+    config = HRMConfig(vocab_size=encoder.vocab_size, seq_len=encoder.seq_len, token_vocab=encoder.seq2seq_vocab_size,
+                       hidden_size=32, num_heads=2, L_layers=1, H_cycles=1, L_cycles=2, variant="trm",
+                       attention_peers=2, halt_max_steps=2, loss="softmax")
+    model = HRM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    carry, losses = model.initial_carry(batch), []
+    for _ in range(30):
+        carry, out = model(carry, batch)
+        loss, metrics = act_loss(out, carry.data, config)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(metrics["lm_loss"].item())
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
 
 
 def test_local_attention_mask() -> None:
