@@ -59,3 +59,15 @@ def test_token_graph_is_a_grid_for_square_layouts_else_complete(encoder, model_c
     complete = token_adjacency(5)[0]
     assert complete.sum().item() == 20 and complete.diagonal().sum() == 0
     assert isinstance(Learner(model_cfg("gnn"), {}, encoder).module, GNNBaseline)
+
+
+def test_attention_peers_fits_the_sudoku_encoders():
+    """The Sudoku encoders give one token per cell (16 / 81), the layout ``attention_peers`` 2 / 3 reads; a box that
+    does not match the encoder's grid is refused naming the key."""
+    for box in (2, 3):
+        sudoku = encoder_for(gym.make("hrm/Sudoku-v0", box=box))
+        for task in ("policy", "tokens"):
+            config = model_config({"name": "trm", "attention_peers": box}, sudoku, task=task)
+            assert (config.attention_peers, config.seq_len) == (box, box**4)
+    with pytest.raises(ValueError, match=r"attention_peers=3 needs seq_len .* got seq_len 16"):
+        model_config({"name": "hrm", "attention_peers": 3}, encoder_for(gym.make("hrm/Sudoku-v0", box=2)))
