@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from agents.hrm import HRMCarry
+from agents.hrm import ACTING_FIELDS, HRMCarry, HRMConfig
 
 if TYPE_CHECKING:
     from train.learner import Learner
@@ -188,12 +188,21 @@ def checkpoint_config(path: str | Path) -> dict[str, Any]:
 POLICY_KEYS = ("model", "ema", "config", "model_config", "hrm_config")
 
 
-def save_policy(path: str | Path, out: str | Path) -> None:
+def save_policy(path: str | Path, out: str | Path, acting: Mapping[str, Any] | None = None) -> None:
     """Write what acting needs of checkpoint ``path`` (weights, EMA weights, configs) to ``out`` atomically: a
     released policy (``pretrained/``), without the optimizer, RNG and carry state that only resuming needs.
-    ``load_policy``, ``checkpoint_config`` and ``init_from`` read it like the full checkpoint."""
+    ``load_policy``, ``checkpoint_config`` and ``init_from`` read it like the full checkpoint. ``acting`` sets
+    :data:`agents.hrm.ACTING_FIELDS` of an HRM / TRM (e.g. more segments chosen on validation), validated."""
     state = read_checkpoint(path)
-    _atomic_save({key: state[key] for key in POLICY_KEYS}, Path(out))
+    policy = {key: state[key] for key in POLICY_KEYS}
+    if acting:
+        unknown = sorted(set(acting) - set(ACTING_FIELDS))
+        if unknown:
+            raise ValueError(f"acting fields must be among {ACTING_FIELDS}, got {unknown}")
+        if state["model_config"].get("name") not in ("hrm", "trm"):
+            raise ValueError(f"acting fields apply to hrm / trm checkpoints, not to {path}")
+        policy["hrm_config"] = vars(HRMConfig(**state["hrm_config"]).with_(**acting)).copy()
+    _atomic_save(policy, Path(out))
 
 
 def load_checkpoint(path: str | Path, learner: Learner, config: Mapping[str, Any],

@@ -37,8 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 
+from agents.hrm import ACTING_FIELDS
 from configs import CONFIG_DIR
 from train.checkpoints import checkpoint_config, save_policy
 from train.evaluate import load_seq2seq, seq2seq_checkpoint
@@ -54,7 +56,7 @@ MAX_POLICY_BYTES = 2 * 2**20
 MAX_TOTAL_BYTES = 10 * 2**20
 #: The figures a seq2seq policy's manifest entry states (with ``KEY_ci95`` of the 0/1 shares among them).
 SEQ2SEQ_FIGURES = ("examples", "exact", "arrived", "valid", "path_f1", "efficiency", "path_ratio",
-                   "reference_path_ratio", "mask_arrived", "mask_no_path", "mask_all_path")
+                   "reference_path_ratio", "mask_arrived", "mask_no_path", "mask_all_path", "steps")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how many configurations were compared on validation to choose this one")
     parser.add_argument("--train-command", default="", help="the command that trained the checkpoint")
     parser.add_argument("--train-minutes", type=float, default=None, help="its wall time")
+    parser.add_argument("--act", action="append", default=[], metavar="FIELD=VALUE",
+                        help=f"an HRM / TRM acting field the released policy keeps, one of {ACTING_FIELDS}, e.g. "
+                             "halt_max_steps=32 chosen on validation (repeatable)")
     parser.add_argument("--validate-only", action="store_true", help="print validation figures; write nothing")
     parser.add_argument("--root", default=".", help="the repository holding pretrained/ (default: the current folder)")
     parser.add_argument("--threads", type=int, default=1)
@@ -99,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.train_minutes is not None and not 0 <= args.train_minutes < float("inf"):
         raise ValueError(f"--train-minutes must be a finite number >= 0, got {args.train_minutes}")
+    args.acting = {}
+    for override in args.act:
+        field, sep, value = override.partition("=")
+        if not sep or field not in ACTING_FIELDS:
+            raise ValueError(f"--act entries look like FIELD=VALUE with FIELD one of {ACTING_FIELDS}, got {override!r}")
+        args.acting[field] = yaml.safe_load(value)
     if args.data is not None:
         return check_seq2seq(args)
     if args.validation_sizes is None or args.test_sizes is None or args.validation_bases is not None:
@@ -225,11 +236,11 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     runs = root / "runs" / "release" / args.name
     if args.data is not None:
         torch.set_num_threads(args.threads)
-    validation = measure(args, Path(args.checkpoint), "validation", runs / "validation")
-    if args.validate_only:
-        return {"name": args.name, "validation": validation}
     staged = runs / "policy.pt"  # checked before it replaces anything in pretrained/
-    save_policy(args.checkpoint, staged)
+    save_policy(args.checkpoint, staged, args.acting)  # validated as released (its acting fields included)
+    validation = measure(args, staged, "validation", runs / "validation")
+    if args.validate_only:
+        return {"name": args.name, "validation": validation, **({"acting": args.acting} if args.acting else {})}
     size = staged.stat().st_size
     if size > MAX_POLICY_BYTES:
         raise ValueError(f"{args.name}'s policy takes {size} bytes, more than the {MAX_POLICY_BYTES} a released "
@@ -244,7 +255,7 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
              {"env_overrides": list(args.env_override), "validation_sizes": args.validation_sizes,
               "test_sizes": args.test_sizes})
     entry = {"name": args.name, "family": args.family, "checkpoint": f"pretrained/{args.name}.pt", "env": args.env,
-             **where, "validation": validation, "test": test,
+             **where, **({"acting": args.acting} if args.acting else {}), "validation": validation, "test": test,
              "configs_compared": args.configs_compared, "train_command": args.train_command,
              "train_minutes": args.train_minutes, "bytes": size, "sha256": sha256(policy)}
     entry["evaluate_command"] = evaluate_command(entry)

@@ -196,3 +196,20 @@ def test_data_needs_a_seq2seq_run_that_held_bases_out_and_sizes_need_a_step_wise
     without = full[:at] + full[at + 3:]  # no --test-sizes 3 4
     with pytest.raises(ValueError, match="a step-wise policy needs --validation-sizes and --test-sizes"):
         parse_args(without)
+
+
+def test_act_sets_the_released_policys_acting_fields(city_run, tmp_path):
+    """--act halt_max_steps=5 inference_halting=max_steps: the policy is validated and tested as released, the
+    released file keeps those fields (so the evaluate command reproduces the test), the manifest names them; a field
+    outside ACTING_FIELDS is refused by name."""
+    from train.checkpoints import read_checkpoint
+
+    data, checkpoint = city_run
+    args = seq2seq_arguments(tmp_path, checkpoint, data, "--act", "halt_max_steps=5", "--act", "inference_halting=max_steps")
+    entry = release(parse_args(args))
+    assert entry["acting"] == {"halt_max_steps": 5, "inference_halting": "max_steps"}
+    saved = read_checkpoint(tmp_path / "pretrained" / "tiny_city.pt")["hrm_config"]
+    assert (saved["halt_max_steps"], saved["inference_halting"]) == (5, "max_steps")
+    assert entry["validation"]["steps"] == entry["test"]["steps"] == 5.0  # every route ran the 5 segments
+    with pytest.raises(ValueError, match=r"--act entries look like FIELD=VALUE with FIELD one of"):
+        parse_args(seq2seq_arguments(tmp_path, checkpoint, data, "--act", "hidden_size=8"))
