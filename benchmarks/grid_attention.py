@@ -23,7 +23,8 @@ Every formulation is checked against the reference (``max_abs_diff`` of outputs 
 ``speedup`` is the reference's seconds per call over the formulation's (> 1: faster); ``cells_per_s`` counts
 batch x cells of one attention (or block) application per second. ``block`` times an ``agents.layers.Block``
 (hidden heads x head_dim, expansion 4, 2-D rotary) with the GridWindow mask at ``--block-side`` and with the
-reference attention swapped in.
+reference attention swapped in, and an ``agents.layers.ConvBlock`` (HRM's ``block="conv"``) at the same width
+(``conv64`` by default) and at ``--conv-hidden`` (``conv32``): speedups are against the block with ``gathered``.
 
 Measured on this machine (2 cores shared with other jobs, load ~5; one run of the defaults: ``--threads 1``,
 window 1, batch 8, heads 4, head_dim 16, prefix 1), seconds per call and speedup over ``gathered``:
@@ -55,7 +56,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from agents.layers import Block, GridRotary, GridWindow
+from agents.layers import Block, ConvBlock, GridRotary, GridWindow
 from benchmarks.harness import emit, rate
 
 Attend = Callable[[GridWindow, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -247,12 +248,24 @@ def block_figures(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             block(x, rotary, mask).sum().backward()
 
         calls[f"{name}/forward"], calls[f"{name}/forward_backward"] = forward, backward
+    convs = {f"conv{width}": (ConvBlock(width, args.prefix, side),
+                              torch.randn(args.batch, args.prefix + side * side, width, requires_grad=True))
+             for width in sorted({hidden, args.conv_hidden})}
+    for name, (conv, inputs) in convs.items():
+        def conv_forward(conv: ConvBlock = conv, inputs: torch.Tensor = inputs) -> None:
+            with torch.no_grad():
+                conv(inputs)
+
+        def conv_backward(conv: ConvBlock = conv, inputs: torch.Tensor = inputs) -> None:
+            conv(inputs).sum().backward()
+
+        calls[f"{name}/forward"], calls[f"{name}/forward_backward"] = conv_forward, conv_backward
     seconds = _median_seconds(calls, args.seconds, args.rounds)
     cells = args.batch * side * side
     return {name: {f"{mode}_cells_per_s": round(cells / seconds[f"{name}/{mode}"], 1) for mode in
                    ("forward", "forward_backward")} | {"forward_backward_speedup": round(
                        seconds["gathered/forward_backward"] / seconds[f"{name}/forward_backward"], 3)}
-            for name in masks}
+            for name in [*masks, *convs]}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -267,8 +280,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=1.0, help="duration of each timed run")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs per formulation (median)")
     parser.add_argument("--block-side", type=int, default=63, help="grid side of the whole-block timing")
+    parser.add_argument("--conv-hidden", type=int, default=32, help="a second width of the conv-block timing")
     args = parser.parse_args(argv)
-    for name in ("window", "batch", "heads", "threads", "rounds", "block_side"):
+    for name in ("window", "batch", "heads", "threads", "rounds", "block_side", "conv_hidden"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if any(side < 1 for side in args.sides):
