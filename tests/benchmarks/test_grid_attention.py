@@ -33,7 +33,7 @@ def test_tiny_run_prints_every_formulation_s_figures(capsys: pytest.CaptureFixtu
                                                       for m in MODES)
         assert all(rows["gathered"][f"{m}_speedup"] == 1.0 for m in MODES)  # the reference
     block = figures["block"]["side3"]
-    assert set(block) == {"fused", "gathered"}
+    assert set(block) == {"fused", "gathered", "conv8", "conv32"}  # the conv block at the block width and at --conv-hidden
     assert all(set(row) == {"forward_cells_per_s", "forward_backward_cells_per_s", "forward_backward_speedup"}
                for row in block.values())
     assert out["targets_met"]["all_formulations_match_the_reference"] is True
