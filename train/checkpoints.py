@@ -188,11 +188,13 @@ def checkpoint_config(path: str | Path) -> dict[str, Any]:
 POLICY_KEYS = ("model", "ema", "config", "model_config", "hrm_config")
 
 
-def save_policy(path: str | Path, out: str | Path, acting: Mapping[str, Any] | None = None) -> None:
+def save_policy(path: str | Path, out: str | Path, acting: Mapping[str, Any] | None = None, half: bool = False) -> None:
     """Write what acting needs of checkpoint ``path`` (weights, EMA weights, configs) to ``out`` atomically: a
     released policy (``pretrained/``), without the optimizer, RNG and carry state that only resuming needs.
     ``load_policy``, ``checkpoint_config`` and ``init_from`` read it like the full checkpoint. ``acting`` sets
-    :data:`agents.hrm.ACTING_FIELDS` of an HRM / TRM (e.g. more segments chosen on validation), validated."""
+    :data:`agents.hrm.ACTING_FIELDS` of an HRM / TRM (e.g. more segments chosen on validation), validated.
+    ``half`` stores the floating-point weights as float16 (half the bytes; loading casts them back to the model's
+    float32, so the policy acts with the rounded weights)."""
     state = read_checkpoint(path)
     policy = {key: state[key] for key in POLICY_KEYS}
     if acting:
@@ -202,6 +204,11 @@ def save_policy(path: str | Path, out: str | Path, acting: Mapping[str, Any] | N
         if state["model_config"].get("name") not in ("hrm", "trm"):
             raise ValueError(f"acting fields apply to hrm / trm checkpoints, not to {path}")
         policy["hrm_config"] = vars(HRMConfig(**state["hrm_config"]).with_(**acting)).copy()
+    if half:
+        for key in ("model", "ema"):
+            if policy[key] is not None:
+                policy[key] = {name: value.half() if torch.is_floating_point(value) else value
+                               for name, value in policy[key].items()}
     _atomic_save(policy, Path(out))
 
 

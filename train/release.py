@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--act", action="append", default=[], metavar="FIELD=VALUE",
                         help=f"an HRM / TRM acting field the released policy keeps, one of {ACTING_FIELDS}, e.g. "
                              "halt_max_steps=32 chosen on validation (repeatable)")
+    parser.add_argument("--half", action="store_true",
+                        help="store the weights as float16 (a policy over the size limit in float32); validated and "
+                             "tested as stored")
     parser.add_argument("--validate-only", action="store_true", help="print validation figures; write nothing")
     parser.add_argument("--root", default=".", help="the repository holding pretrained/ (default: the current folder)")
     parser.add_argument("--threads", type=int, default=1)
@@ -237,7 +240,7 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     if args.data is not None:
         torch.set_num_threads(args.threads)
     staged = runs / "policy.pt"  # checked before it replaces anything in pretrained/
-    save_policy(args.checkpoint, staged, args.acting)  # validated as released (its acting fields included)
+    save_policy(args.checkpoint, staged, args.acting, args.half)  # validated as released (acting fields, precision)
     validation = measure(args, staged, "validation", runs / "validation")
     if args.validate_only:
         return {"name": args.name, "validation": validation, **({"acting": args.acting} if args.acting else {})}
@@ -255,7 +258,8 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
              {"env_overrides": list(args.env_override), "validation_sizes": args.validation_sizes,
               "test_sizes": args.test_sizes})
     entry = {"name": args.name, "family": args.family, "checkpoint": f"pretrained/{args.name}.pt", "env": args.env,
-             **where, **({"acting": args.acting} if args.acting else {}), "validation": validation, "test": test,
+             **where, **({"acting": args.acting} if args.acting else {}), **({"weights": "float16"} if args.half else {}),
+             "validation": validation, "test": test,
              "configs_compared": args.configs_compared, "train_command": args.train_command,
              "train_minutes": args.train_minutes, "bytes": size, "sha256": sha256(policy)}
     entry["evaluate_command"] = evaluate_command(entry)

@@ -213,3 +213,21 @@ def test_act_sets_the_released_policys_acting_fields(city_run, tmp_path):
     assert entry["validation"]["steps"] == entry["test"]["steps"] == 5.0  # every route ran the 5 segments
     with pytest.raises(ValueError, match=r"--act entries look like FIELD=VALUE with FIELD one of"):
         parse_args(seq2seq_arguments(tmp_path, checkpoint, data, "--act", "hidden_size=8"))
+
+
+def test_half_stores_float16_weights_that_load_and_score_as_tested(city_run, tmp_path):
+    """--half: the released file holds float16 weights (about half the bytes), the manifest says so, and the
+    evaluate command on it reproduces the test figures (loading casts the weights back to float32)."""
+    from train.checkpoints import read_checkpoint
+    from train.evaluate import run
+
+    data, checkpoint = city_run
+    entry = release(parse_args(seq2seq_arguments(tmp_path, checkpoint, data, "--half")))
+    policy = tmp_path / "pretrained" / "tiny_city.pt"
+    weights = read_checkpoint(policy)["model"]
+    assert entry["weights"] == "float16" and all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    full = read_checkpoint(checkpoint)["model"]
+    assert sum(v.numel() * v.element_size() for v in weights.values()) < 0.6 * sum(v.numel() * v.element_size() for v in full.values())
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        report = run(compose("evaluate", overrides=[f"checkpoint={policy}", f"data={data}", f"out={tmp_path / 'again'}"]))
+    assert {k: report["all"][k] for k in ("exact", "arrived", "path_f1")} == {k: entry["test"][k] for k in ("exact", "arrived", "path_f1")}
