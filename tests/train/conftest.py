@@ -4,6 +4,7 @@ batches."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -56,3 +57,30 @@ def model_cfg() -> Callable[[str], dict]:
 def oracle_batch() -> Callable[..., dict[str, torch.Tensor]]:
     """:func:`hanoi_oracle_batch`: ``oracle_batch(n, seed=0)``."""
     return hanoi_oracle_batch
+
+
+#: A tiny city set: 3 train bases (the run holds the last out), 2 test bases, 4 vehicles each.
+CITY_TINY = {"name": "city-tiny", "kind": "seq2seq", "env": "hrm/CityRouting-v0", "size_arg": "size",
+             "env_kwargs": {"max_size": 8}, "variants": True, "num_aug": 0,
+             "splits": {"train": {"sizes": [8], "puzzles": 3, "seed": 0}, "test": {"sizes": [8], "puzzles": 2, "seed": 1000000}}}
+
+
+@pytest.fixture(scope="module")
+def city_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(data set, checkpoint) of a one-epoch seq2seq.field=true TRM on :data:`CITY_TINY` that held the last train
+    base out (``seq2seq.validation_bases=1``)."""
+    from hydra import compose, initialize_config_dir
+
+    from configs import CONFIG_DIR
+    from train import supervised
+    from train.datasets import build, parse_spec
+
+    tmp = tmp_path_factory.mktemp("city")
+    build(parse_spec(CITY_TINY), tmp / "data", "test", progress=False)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("supervised", overrides=[
+            "env=city_paper", f"env.data_dir={tmp / 'data'}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=1",
+            "train.batch_size=4", f"out={tmp / 'run'}", "progress=false", "model=trm", "model.hidden_size=16",
+            "model.num_heads=2", "model.L_layers=1", "seq2seq.field=true", "seq2seq.validation_bases=1"])
+    supervised.train(cfg)
+    return tmp / "data", tmp / "run" / "last.pt"

@@ -259,28 +259,6 @@ def test_act_overrides_scale_the_segments_with_the_puzzle(tmp_path):
         run(config(tmp_path, f"checkpoint={path}", "act.halt_scale=area", env=None))
 
 
-#: A tiny city set (2 train bases, 2 test bases, 4 vehicles each) and a one-epoch move-field run on it.
-CITY_TINY = {"name": "city-tiny", "kind": "seq2seq", "env": "hrm/CityRouting-v0", "size_arg": "size",
-             "env_kwargs": {"max_size": 8}, "variants": True, "num_aug": 0,
-             "splits": {"train": {"sizes": [8], "puzzles": 2, "seed": 0}, "test": {"sizes": [8], "puzzles": 2, "seed": 1000000}}}
-
-
-@pytest.fixture(scope="module")
-def city_run(tmp_path_factory) -> tuple[Path, Path]:
-    """(data set folder, checkpoint) of a one-epoch seq2seq.field=true TRM on :data:`CITY_TINY`."""
-    from train import supervised
-
-    tmp = tmp_path_factory.mktemp("city")
-    build(parse_spec(CITY_TINY), tmp / "data", "test", progress=False)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("supervised", overrides=[
-            "env=city_paper", f"env.data_dir={tmp / 'data'}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=1",
-            "train.batch_size=4", f"out={tmp / 'run'}", "progress=false", "model=trm", "model.hidden_size=16",
-            "model.num_heads=2", "model.L_layers=1", "seq2seq.field=true"])
-    supervised.train(cfg)
-    return tmp / "data", tmp / "run" / "last.pt"
-
-
 def test_a_seq2seq_checkpoint_is_scored_on_every_example_of_a_split(city_run, tmp_path):
     from hrm_envs.city import VEHICLES
     from train.datasets import Seq2SeqSplit
@@ -309,7 +287,7 @@ def test_a_seq2seq_checkpoint_is_scored_on_every_example_of_a_split(city_run, tm
     table = (tmp_path / "report" / "results.md").read_text()
     assert "| 8 | all |" in table and "| 2 | bicycle |" in table
     train = run(config(tmp_path, f"checkpoint={checkpoint}", f"data={root}", "split=train", env=None))
-    assert train["all"]["examples"] == 8  # 2 train bases x 4 vehicles
+    assert train["all"]["examples"] == 12  # 3 train bases x 4 vehicles
 
 
 def test_data_is_refused_with_a_step_wise_checkpoint_or_set_and_a_seq2seq_checkpoint_needs_it(city_run, tmp_path):
@@ -338,9 +316,8 @@ def test_data_is_refused_with_a_step_wise_checkpoint_or_set_and_a_seq2seq_checkp
         run(config(tmp_path, f"checkpoint={checkpoint}", env=None))
     with pytest.raises(ValueError, match=r"split applies with data=DIR"):
         run(config(tmp_path, f"checkpoint={stepwise}", "split=test", env=None))
-    maze = dict(CITY_TINY, name="maze-tiny", env="hrm/Maze-v0", variants=False,
-                splits={"test": {"sizes": [7], "puzzles": 2, "seed": 5}})
-    maze["env_kwargs"] = {"max_size": 7}
+    maze = {"name": "maze-tiny", "kind": "seq2seq", "env": "hrm/Maze-v0", "size_arg": "size", "num_aug": 0,
+            "env_kwargs": {"max_size": 7}, "splits": {"test": {"sizes": [7], "puzzles": 2, "seed": 5}}}
     build(parse_spec(maze), tmp_path / "maze", "test", progress=False)
     with pytest.raises(ValueError, match=r"holds a hrm/Maze-v0 set, checkpoint .* was trained on hrm/CityRouting-v0"):
         run(config(tmp_path, f"checkpoint={checkpoint}", f"data={tmp_path / 'maze'}", env=None))

@@ -118,28 +118,6 @@ def test_a_release_finishing_during_another_keeps_both_entries(tmp_path, monkeyp
     assert sorted(names) == ["other", "tiny_lstm"]
 
 
-#: A tiny city set: 3 train bases (the run holds the last out), 2 test bases, 4 vehicles each.
-CITY_TINY = {"name": "city-tiny", "kind": "seq2seq", "env": "hrm/CityRouting-v0", "size_arg": "size",
-             "env_kwargs": {"max_size": 8}, "variants": True, "num_aug": 0,
-             "splits": {"train": {"sizes": [8], "puzzles": 3, "seed": 0}, "test": {"sizes": [8], "puzzles": 2, "seed": 1000000}}}
-
-
-@pytest.fixture(scope="module")
-def city_run(tmp_path_factory) -> tuple[Path, Path]:
-    """(data set, checkpoint) of a one-epoch seq2seq.field=true TRM that held the last train base out."""
-    from train import supervised
-
-    tmp = tmp_path_factory.mktemp("city")
-    build(parse_spec(CITY_TINY), tmp / "data", "test", progress=False)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("supervised", overrides=[
-            "env=city_paper", f"env.data_dir={tmp / 'data'}", "env.kwargs.max_size=8", "train=tiny", "train.epochs=1",
-            "train.batch_size=4", f"out={tmp / 'run'}", "progress=false", "model=trm", "model.hidden_size=16",
-            "model.num_heads=2", "model.L_layers=1", "seq2seq.field=true", "seq2seq.validation_bases=1"])
-    supervised.train(cfg)
-    return tmp / "data", tmp / "run" / "last.pt"
-
-
 def seq2seq_arguments(tmp_path: Path, checkpoint: Path, data: Path, *extra: str) -> list[str]:
     return ["--checkpoint", str(checkpoint), "--name", "tiny_city", "--family", "hrm", "--env", "city_paper",
             "--data", str(data), "--configs-compared", "1", "--train-minutes", "0.1", "--root", str(tmp_path), *extra]

@@ -62,9 +62,9 @@ def test_every_shipped_config_passes(name, overrides, tmp_path):
     ("supervised", "seq2seq.field=1", r"^seq2seq\.field must be true or false, got 1$"),
     ("supervised", "seq2seq.validation_bases=-1", r"^seq2seq\.validation_bases must be an int >= 0, got -1$"),
     ("supervised", "seq2seq.validation_bases=0.5", r"^seq2seq\.validation_bases must be an int >= 0, got 0\.5$"),
-    ("supervised", "+seq2seq.fields=true", r"^unknown seq2seq keys \['seq2seq\.fields'\]; allowed: \['field', "
-                                           r"'validation_bases'\]"),
-    ("supervised", "seq2seq=5", r"^seq2seq must be a mapping of \['field', 'validation_bases'\]"),
+    ("supervised", "+seq2seq.fields=true", r"^unknown seq2seq keys \['seq2seq\.fields'\]; allowed: \['cost', "
+                                           r"'field', 'validation_bases'\]"),
+    ("supervised", "seq2seq=5", r"^seq2seq must be a mapping of \['cost', 'field', 'validation_bases'\]"),
     ("dagger", "dagger.max_labels=nan", r"^dagger\.max_labels must be a finite number, got nan$"),
     ("dagger", "dagger.max_labels=1.5", r"^dagger\.max_labels must be null or an int >= 1"),
     ("dagger", "dagger.beta.decay=-inf", r"^dagger\.beta\.decay must be a finite number"),
