@@ -33,7 +33,10 @@ class EnvSpec:
     ``obs -> (T, K) bool`` the oracle's optimal moves of every token towards the goal (an auxiliary target) and
     ``(obs, (T, K) move scores) -> labels`` the solution that walks a predicted field from the start;
     ``field_break`` (optional, with them): ``(obs, scores) -> {"time_to_goal", "share"} | None`` the oracle distance
-    to the goal at which that walk first takes a non-optimal move (``train.evaluate data=DIR``'s ``breaks``).
+    to the goal at which that walk first takes a non-optimal move (``train.evaluate data=DIR``'s ``breaks``);
+    ``cost_field`` (optional, with them): ``obs -> (T,) float`` each token's scaled optimal cost to the goal (NaN:
+    none), a regression target beside the move field. ``variant_names`` (optional): the names of a base puzzle's
+    variants, by ``puzzle_variant`` id (city routing: the vehicles), which per-variant reports are keyed by.
     """
 
     id: str
@@ -48,6 +51,7 @@ class EnvSpec:
     follow_field: str | None = None
     cost_field: str | None = None
     field_break: str | None = None
+    variant_names: str | None = None
 
     def __post_init__(self) -> None:
         if (self.move_field is None) != (self.follow_field is None):
@@ -98,6 +102,7 @@ ENVS: dict[str, EnvSpec] = {
             follow_field="hrm_envs.city.metrics:follow_field",
             cost_field="hrm_envs.city.metrics:cost_to_go",
             field_break="hrm_envs.city.metrics:field_break",
+            variant_names="hrm_envs.city.generator:VEHICLES",
         ),
         EnvSpec(
             id="hrm/Sudoku-v0",

@@ -25,13 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrm_envs.city.generator import VEHICLES
 from hrm_envs.registry import ENVS, load
 from train.datasets import Seq2SeqSplit
 from train.stats import wilson_interval
 
-#: The names of the variants of a base scenario (``puzzle_variant``); other envs' variants are named by their index.
-VARIANT_NAMES: dict[str, tuple[str, ...]] = {"hrm/CityRouting-v0": VEHICLES}
 #: The 0/1 shares of a record, reported with their 95% Wilson interval (``KEY_ci95``).
 SHARES = ("exact", "arrived", "valid", "mask_exact", "mask_arrived", "mask_valid")
 #: A record's break of a decoded route that did not arrive (:func:`score_examples` with ``breaks=True``).
@@ -163,8 +160,9 @@ def break_summary(records: Sequence[dict[str, float]]) -> dict[str, Any]:
 
 
 def variant_names(env_id: str, variants: np.ndarray) -> list[str]:
-    """The name of each variant id (:data:`VARIANT_NAMES`, else the id as text)."""
-    names = VARIANT_NAMES.get(env_id, ())
+    """The name of each variant id (the registry's ``variant_names``, else the id as text)."""
+    reference = ENVS[env_id].variant_names
+    names = () if reference is None else tuple(load(reference))
     return [names[v] if 0 <= v < len(names) else str(v) for v in np.asarray(variants).tolist()]
 
 

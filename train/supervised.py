@@ -29,7 +29,6 @@ if __name__ == "__main__":  # --help answered before torch and Hydra load
     exit_on_help("supervised")
 
 import json
-import math
 import os
 import sys
 import time

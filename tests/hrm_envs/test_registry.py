@@ -56,6 +56,9 @@ def test_every_row_resolves_to_working_parts(env_id):
     assert all(np.array_equal(fresh[k], obs[k]) for k in obs)
     _, labels = encoder.seq2seq(obs, oracle)
     assert load(spec.solution_check)(obs, labels, oracle.cost_to_go(obs))
+    if spec.variant_names is not None:  # city routing: one name per vehicle id, what per-variant reports are keyed by
+        names = load(spec.variant_names)
+        assert len(set(names)) == len(names) and all(isinstance(n, str) for n in names)
 
 
 def test_a_new_row_is_found_by_every_lookup(monkeypatch):

@@ -12,7 +12,6 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from train.datasets import build, parse_spec
 from train.evaluate import CONFIG_DIR
 from train.release import TEST_SEED, VALIDATION_SEED, main, parse_args, release
 from train.stats import wilson_interval
