@@ -37,8 +37,8 @@ class BaselineConfig:
     ``num_heads`` (transformer), ``depth`` (blocks / layers / rounds; None: each baseline's default).
     Transformer inputs as :class:`agents.hrm.InputEmbedding` (same meaning as in HRMConfig):
     ``num_puzzle_identifiers``, ``pos_encodings``, ``rope_theta``, ``attention_grid`` (the grid ``rope2d`` reads),
-    ``block`` (``"conv"``: the transformer's blocks are HRM's grid conv blocks, a feed-forward conv net of
-    ``depth`` blocks, HRM's conv model without recurrence).
+    ``block`` (``"conv"`` / ``"max"``: the transformer's blocks are HRM's grid blocks, a feed-forward net of
+    ``depth`` blocks, HRM's grid model without recurrence).
     ``puzzle_emb_len`` must be 1 (slot 0 summarises the input). Readout as HRM's (:class:`agents.hrm.OutputHeads`):
     ``token_vocab``, ``per_token_actions``, ``global_actions``, ``global_readout``, ``acting_tokens``; ``loss``.
     """
@@ -72,8 +72,8 @@ class BaselineConfig:
             raise ValueError(f"puzzle_emb_len must be 1 for baselines, got {self.puzzle_emb_len}")
         if self.block not in BLOCKS:
             raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
-        if self.block == "conv" and not self.attention_grid:
-            raise ValueError("block='conv' needs attention_grid >= 1 (the width of the token grid it convolves)")
+        if self.block != "attention" and not self.attention_grid:
+            raise ValueError(f"block={self.block!r} needs attention_grid >= 1 (the width of the token grid it reads)")
         check_embedding_and_heads(self)
 
     @classmethod

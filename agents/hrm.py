@@ -84,7 +84,8 @@ class HRMConfig:
     env's width); ``"learned"`` adds a learned embedding per position (fixed length). ``block="conv"`` (with
     ``attention_grid``) replaces every transformer block by a residual pair of 3x3 convolutions over the grid
     (:class:`agents.layers.ConvBlock`): a cell reads the cells within 2 steps at a fraction of a block's cost, and the
-    weights are width-free.
+    weights are width-free. ``block="max"`` is a max over messages from the 4 neighbours (:class:`agents.layers.MaxBlock`,
+    one application can be one Bellman-Ford relaxation, as in value iteration networks).
 
     **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
     ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
@@ -183,8 +184,8 @@ class HRMConfig:
             self._check_peers()
         if self.block not in BLOCKS:
             raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
-        if self.block == "conv" and not self.attention_grid:
-            raise ValueError("block='conv' needs attention_grid >= 1 (the width of the token grid it convolves)")
+        if self.block != "attention" and not self.attention_grid:
+            raise ValueError(f"block={self.block!r} needs attention_grid >= 1 (the width of the token grid it reads)")
         if self.block == "attention" and self.attention_grid and (
                 not self.attention_window or self.attention_direction != "both"):
             raise ValueError("attention_grid needs attention_window >= 1 and attention_direction 'both'")
@@ -423,8 +424,8 @@ class HRM(nn.Module):
         else:
             with_grad = 2
         mask: Mask = None
-        if config.block == "conv":
-            pass  # convolutions read the grid themselves
+        if config.block != "attention":
+            pass  # grid blocks read their neighbours themselves
         elif config.attention_peers:
             mask = peer_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_peers, x.device)
         elif config.attention_grid:

@@ -343,12 +343,58 @@ class ConvBlock(nn.Module):
         return rms_norm(torch.cat([prefix, grid], dim=1))
 
 
-BLOCKS = ("attention", "conv")
+class MaxBlock(nn.Module):
+    """Post-norm residual block whose cell update is a max over messages from its 4 grid neighbours and itself:
+    message ``d`` = ``own_d(cell) + other_d(neighbour d)`` (1x1 maps per direction), the update ``out(silu(max_d))``.
+    A min-plus (Bellman-Ford) relaxation, value iteration in the form of Tamar et al.'s VIN, is one application with
+    the right weights: a distance channel ``-v`` and a move's cost give ``max_d(-v_neighbour - cost_d) = -v'``, so
+    routing needs no learned approximation of a minimum. A cell reads 1 step per application (a 3x3 cross) at
+    ``11 * hidden**2`` multiply-adds per cell; the prefix slots are handled as in :class:`ConvBlock`."""
+
+    #: (row, column) offset of the cell each of the 5 messages comes from: up, right, down, left, itself.
+    OFFSETS = ((-1, 0), (0, 1), (1, 0), (0, -1), (0, 0))
+
+    def __init__(self, hidden_size: int, prefix_len: int, width: int):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"a max block needs the grid width (attention_grid >= 1), got {width}")
+        self.prefix_len, self.width = prefix_len, width
+        self.own = nn.Conv2d(hidden_size, 5 * hidden_size, 1)  # its bias: a per-direction offset
+        self.other = nn.Conv2d(hidden_size, 5 * hidden_size, 1, bias=False)
+        self.out = nn.Conv2d(hidden_size, hidden_size, 1, bias=False)
+        self.broadcast = linear(hidden_size, hidden_size)
+
+    def relax(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): ``max_d(own_d(cell) + other_d(neighbour d))``, an off-grid neighbour's
+        message never winning."""
+        batch, hidden, rows, width = image.shape
+        own = self.own(image).view(batch, 5, hidden, rows, width)
+        other = F.pad(self.other(image), (1, 1, 1, 1), value=-1e4).view(batch, 5, hidden, rows + 2, width + 2)
+        return torch.stack([own[:, d] + other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + width]
+                            for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: Mask = None) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        cells = length - self.prefix_len
+        rows = cells // self.width
+        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, rows, self.width)
+        if self.prefix_len:
+            image = image + self.broadcast(x[:, 0]).view(batch, hidden, 1, 1)
+        image = image + self.out(F.silu(self.relax(image)))
+        grid = image.reshape(batch, hidden, cells).transpose(1, 2)
+        prefix = x[:, : self.prefix_len] + grid.mean(1, keepdim=True)
+        return rms_norm(torch.cat([prefix, grid], dim=1))
+
+
+BLOCKS = ("attention", "conv", "max")
+GRID_BLOCKS = {"conv": ConvBlock, "max": MaxBlock}
 
 
 class ReasoningModule(nn.Module):
     """A stack of blocks applied to ``state + injection`` (additive input injection): transformer blocks, or with
-    ``block="conv"`` :class:`ConvBlock` s on the grid ``width`` wide after ``prefix_len`` slots."""
+    ``block="conv"`` / ``"max"`` :class:`ConvBlock` s / :class:`MaxBlock` s on the grid ``width`` wide after
+    ``prefix_len`` slots."""
 
     def __init__(self, num_layers: int, hidden_size: int, num_heads: int, expansion: float, block: str = "attention",
                  prefix_len: int = 0, width: int = 0):
@@ -356,8 +402,8 @@ class ReasoningModule(nn.Module):
         if block not in BLOCKS:
             raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
         self.layers = nn.ModuleList(
-            Block(hidden_size, num_heads, expansion) if block == "attention" else ConvBlock(hidden_size, prefix_len, width)
-            for _ in range(num_layers))
+            Block(hidden_size, num_heads, expansion) if block == "attention"
+            else GRID_BLOCKS[block](hidden_size, prefix_len, width) for _ in range(num_layers))
 
     def forward(
         self,

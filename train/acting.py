@@ -84,11 +84,11 @@ class ModelPolicy:
 
 def on_grid(config: HRMConfig, encoder: Encoder, where: str = "checkpoint") -> HRMConfig:
     """``config`` acting on the encoder's grid: a grid model (``attention_grid``) with ``pos_encodings='rope2d'`` or
-    conv blocks takes the env's grid width (and length); with other positions the widths must agree (``ValueError``)."""
+    grid blocks (conv, max) takes the env's grid width (and length); with other positions the widths must agree (``ValueError``)."""
     width = grid_width(encoder)
     if not config.attention_grid or width in (0, config.attention_grid):
         return config
-    if config.pos_encodings != "rope2d" and config.block != "conv":
+    if config.pos_encodings != "rope2d" and config.block == "attention":
         raise ValueError(f"{where} reads a grid {config.attention_grid} wide with pos_encodings="
                          f"{config.pos_encodings!r}, the env's grid is {width} wide: evaluate with the env.kwargs the "
                          f"training used, or train with model.pos_encodings=rope2d to act on other widths")

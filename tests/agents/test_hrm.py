@@ -712,13 +712,14 @@ def test_a_converged_latent_halts_before_the_cap() -> None:
     assert model.predict(batch)["segments"].tolist() == [8, 8]
 
 
-def test_conv_block_model_acts_on_other_widths_and_trains() -> None:
-    """block='conv': the weights are width-free (a model built for a 6-wide grid runs on a 9-wide one with the same
+@pytest.mark.parametrize("block", ["conv", "max"])
+def test_grid_block_model_acts_on_other_widths_and_trains(block: str) -> None:
+    """block='conv' / 'max': the weights are width-free (a model built for a 6-wide grid runs on a 9-wide one with the same
     state dict) and a few optimizer steps lower the loss."""
     torch.manual_seed(0)
     narrow, wide = 6, 9
     config = SMALL.with_(seq_len=narrow * narrow, H_cycles=1, L_cycles=1, L_layers=1, H_layers=1, attention_grid=narrow,
-                         block="conv", halt_max_steps=1, token_vocab=3)
+                         block=block, halt_max_steps=1, token_vocab=3)
     model = HRM(config)
     widened = HRM(config.with_(seq_len=wide * wide, attention_grid=wide)).eval()
     widened.load_state_dict(model.state_dict())
@@ -741,8 +742,9 @@ def test_conv_block_model_acts_on_other_widths_and_trains() -> None:
 def test_conv_block_validation() -> None:
     with pytest.raises(ValueError, match="block must be one of"):
         SMALL.with_(block="lstm")
-    with pytest.raises(ValueError, match="needs attention_grid"):
-        SMALL.with_(block="conv")
+    for block in ("conv", "max"):
+        with pytest.raises(ValueError, match=f"block='{block}' needs attention_grid"):
+            SMALL.with_(block=block)
 
 
 def test_cost_loss_regresses_the_channel_after_the_moves_and_ignores_nan() -> None:

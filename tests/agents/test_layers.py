@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import Block, ConvBlock, GridRotary, GridWindow, ReasoningModule, peer_attention_mask
+from agents.layers import Block, ConvBlock, GridRotary, GridWindow, MaxBlock, ReasoningModule, peer_attention_mask
 from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
 
@@ -127,11 +127,53 @@ def test_conv_block_reads_the_5x5_neighbourhood_only() -> None:
     assert not torch.allclose(block(y)[0, cell], base[0, cell])
 
 
-def test_conv_block_does_not_wrap_around_rows() -> None:
-    """The last cell of a row is not a neighbour of the first cell of the next row (zero padding, no wrap)."""
+def test_max_block_reads_the_4_neighbours_only() -> None:
+    """One MaxBlock application: a grid cell's output changes when a neighbour one step up, down, left or right
+    changes its input, not a diagonal neighbour nor a cell two steps away; the prefix slot sees a change anywhere,
+    and every cell sees a change of slot 0 (the puzzle-wide broadcast)."""
+    torch.manual_seed(0)
+    prefix, rows, width, hidden = 1, 6, 7, 16
+    block = MaxBlock(hidden, prefix, width)
+    x = torch.randn(1, prefix + rows * width, hidden)
+    base = block(x)
+    cell = prefix + 2 * width + 2  # row 2, column 2
+
+    def changed(row: int, col: int) -> tuple[bool, bool]:
+        y = x.clone()
+        y[0, prefix + row * width + col] += 3.0
+        out = block(y)
+        return (not torch.allclose(out[0, cell], base[0, cell]), not torch.allclose(out[0, 0], base[0, 0]))
+
+    for row, col in ((1, 2), (3, 2), (2, 1), (2, 3), (2, 2)):
+        assert changed(row, col) == (True, True)
+    for row, col in ((3, 3), (1, 1), (2, 4), (4, 2)):
+        assert changed(row, col) == (False, True)
+    y = x.clone()
+    y[0, 0] += 1.0
+    assert not torch.allclose(block(y)[0, cell], base[0, cell])
+
+
+def test_max_block_update_is_a_max_over_the_neighbour_messages() -> None:
+    """``relax``, the update before the output map, is ``max_d(own_d(cell) + other_d(neighbour d))``: with identity maps for
+    one direction and a very negative offset for the others, a cell takes its right neighbour's value (a shift),
+    the last column gets its own offset (no neighbour: the off-grid message never wins)."""
+    prefix, rows, width, hidden = 0, 2, 3, 1
+    block = MaxBlock(hidden, prefix, width)
+    with torch.no_grad():
+        block.own.weight.zero_()
+        block.own.bias.copy_(torch.tensor([-50.0, 0.0, -50.0, -50.0, -5.0]))  # right: 0, itself: -5, others: -50
+        block.other.weight.fill_(1.0)
+        block.other.weight[4].zero_()
+    best = block.relax(torch.arange(6.0).view(1, 1, rows, width))
+    assert best.flatten().tolist() == [1.0, 2.0, -5.0, 4.0, 5.0, -5.0]
+
+
+@pytest.mark.parametrize("kind", [ConvBlock, MaxBlock])
+def test_grid_blocks_do_not_wrap_around_rows(kind: type) -> None:
+    """The last cell of a row is not a neighbour of the first cell of the next row (padding, no wrap)."""
     torch.manual_seed(0)
     prefix, rows, width, hidden = 0, 3, 4, 8
-    block = ConvBlock(hidden, prefix, width)
+    block = kind(hidden, prefix, width)
     x = torch.randn(1, rows * width, hidden)
     y = x.clone()
     y[0, 1 * width + 0] += 1.0  # row 1, column 0
@@ -141,8 +183,9 @@ def test_conv_block_does_not_wrap_around_rows() -> None:
 def test_reasoning_module_bad_block() -> None:
     with pytest.raises(ValueError, match="block must be one of"):
         ReasoningModule(1, 8, 2, 2.0, block="lstm")
-    with pytest.raises(ValueError, match="grid width"):
-        ConvBlock(8, 1, 0)
+    for kind in (ConvBlock, MaxBlock):
+        with pytest.raises(ValueError, match="grid width"):
+            kind(8, 1, 0)
 
 
 @pytest.mark.parametrize("box, prefix", [(2, 1), (3, 1), (3, 2), (2, 0)])
