@@ -344,34 +344,35 @@ class ConvBlock(nn.Module):
 
 
 class MaxBlock(nn.Module):
-    """Post-norm residual block whose cell update is a max over messages from its 4 grid neighbours and itself:
-    message ``d`` = ``own_d(cell) + other_d(neighbour d)`` (1x1 maps per direction), the update ``out(silu(max_d))``.
+    """Post-norm residual block whose cell update is a max over messages from its 4 grid neighbours: message ``d`` =
+    ``other_d(neighbour d) + offset_d`` (a 1x1 map per direction), the update ``out(silu(own(cell) + max_d))``.
     A min-plus (Bellman-Ford) relaxation, value iteration in the form of Tamar et al.'s VIN, is one application with
     the right weights: a distance channel ``-v`` and a move's cost give ``max_d(-v_neighbour - cost_d) = -v'``, so
     routing needs no learned approximation of a minimum. A cell reads 1 step per application (a 3x3 cross) at
-    ``11 * hidden**2`` multiply-adds per cell; the prefix slots are handled as in :class:`ConvBlock`."""
+    ``6 * hidden**2`` multiply-adds per cell; the prefix slots are handled as in :class:`ConvBlock`."""
 
-    #: (row, column) offset of the cell each of the 5 messages comes from: up, right, down, left, itself.
-    OFFSETS = ((-1, 0), (0, 1), (1, 0), (0, -1), (0, 0))
+    #: (row, column) offset of the neighbour each of the 4 messages comes from: up, right, down, left.
+    OFFSETS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
         super().__init__()
         if width < 1:
             raise ValueError(f"a max block needs the grid width (attention_grid >= 1), got {width}")
         self.prefix_len, self.width = prefix_len, width
-        self.own = nn.Conv2d(hidden_size, 5 * hidden_size, 1)  # its bias: a per-direction offset
-        self.other = nn.Conv2d(hidden_size, 5 * hidden_size, 1, bias=False)
+        self.own = nn.Conv2d(hidden_size, hidden_size, 1)
+        self.other = nn.Conv2d(hidden_size, 4 * hidden_size, 1, bias=False)
+        self.offset = nn.Parameter(torch.zeros(4, hidden_size, 1, 1))
         self.out = nn.Conv2d(hidden_size, hidden_size, 1, bias=False)
         self.broadcast = linear(hidden_size, hidden_size)
 
     def relax(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W): ``max_d(own_d(cell) + other_d(neighbour d))``, an off-grid neighbour's
-        message never winning."""
+        """(B, C, H, W) -> (B, C, H, W): ``own(cell) + max_d(other_d(neighbour d) + offset_d)``, an off-grid
+        neighbour's message never winning."""
         batch, hidden, rows, width = image.shape
-        own = self.own(image).view(batch, 5, hidden, rows, width)
-        other = F.pad(self.other(image), (1, 1, 1, 1), value=-1e4).view(batch, 5, hidden, rows + 2, width + 2)
-        return torch.stack([own[:, d] + other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + width]
+        other = F.pad(self.other(image), (1, 1, 1, 1), value=-1e4).view(batch, 4, hidden, rows + 2, width + 2)
+        best = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + width] + self.offset[d]
                             for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
+        return self.own(image) + best
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:

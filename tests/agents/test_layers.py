@@ -154,18 +154,18 @@ def test_max_block_reads_the_4_neighbours_only() -> None:
 
 
 def test_max_block_update_is_a_max_over_the_neighbour_messages() -> None:
-    """``relax``, the update before the output map, is ``max_d(own_d(cell) + other_d(neighbour d))``: with identity maps for
-    one direction and a very negative offset for the others, a cell takes its right neighbour's value (a shift),
-    the last column gets its own offset (no neighbour: the off-grid message never wins)."""
+    """``relax``, the update before the output map, is ``own(cell) + max_d(other_d(neighbour d) + offset_d)``: with
+    identity maps and a very negative offset for every direction but "right", a cell takes its right neighbour's
+    value plus its own; the last column, with no right neighbour, its own plus the best other offset."""
     prefix, rows, width, hidden = 0, 2, 3, 1
     block = MaxBlock(hidden, prefix, width)
     with torch.no_grad():
-        block.own.weight.zero_()
-        block.own.bias.copy_(torch.tensor([-50.0, 0.0, -50.0, -50.0, -5.0]))  # right: 0, itself: -5, others: -50
+        block.own.weight.fill_(1.0)
+        block.own.bias.zero_()
         block.other.weight.fill_(1.0)
-        block.other.weight[4].zero_()
+        block.offset.copy_(torch.tensor([-50.0, 0.0, -50.0, -60.0]).view(4, 1, 1, 1))  # right: 0
     best = block.relax(torch.arange(6.0).view(1, 1, rows, width))
-    assert best.flatten().tolist() == [1.0, 2.0, -5.0, 4.0, 5.0, -5.0]
+    assert best.flatten().tolist() == [0 + 1, 1 + 2, 2 + 5 - 50, 3 + 4, 4 + 5, 5 + 2 - 50]  # up from row 1: 2 - 50
 
 
 @pytest.mark.parametrize("kind", [ConvBlock, MaxBlock])
