@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.hrm import InputEmbedding, OutputHeads, check_embedding_and_heads, check_ints, task_loss
-from agents.layers import BLOCKS, ReasoningModule, SwiGLU, linear, rms_norm
+from agents.layers import BLOCKS, ReasoningModule, SwiGLU, linear, peer_attention_mask, rms_norm
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class BaselineConfig:
     Transformer inputs as :class:`agents.hrm.InputEmbedding` (same meaning as in HRMConfig):
     ``num_puzzle_identifiers``, ``pos_encodings``, ``rope_theta``, ``attention_grid`` (the grid ``rope2d`` reads),
     ``block`` (``"conv"`` / ``"max"``: the transformer's blocks are HRM's grid blocks, a feed-forward net of
-    ``depth`` blocks, HRM's grid model without recurrence).
+    ``depth`` blocks, HRM's grid model without recurrence), ``attention_peers`` (``b``: a Sudoku of ``b x b`` boxes,
+    a cell attends to its peers as in HRMConfig; needs attention blocks).
     ``puzzle_emb_len`` must be 1 (slot 0 summarises the input). Readout as HRM's (:class:`agents.hrm.OutputHeads`):
     ``token_vocab``, ``per_token_actions``, ``global_actions``, ``global_readout``, ``acting_tokens``; ``loss``.
     """
@@ -55,6 +56,7 @@ class BaselineConfig:
     rope_theta: float = 10000.0
     attention_grid: int = 0
     block: str = "attention"
+    attention_peers: int = 0
     token_vocab: int = 0
     per_token_actions: int = 0
     global_actions: int = 0
@@ -64,7 +66,7 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads"), low=1)
-        check_ints(self, ("num_puzzle_identifiers", "attention_grid", "token_vocab", "per_token_actions",
+        check_ints(self, ("num_puzzle_identifiers", "attention_grid", "attention_peers", "token_vocab", "per_token_actions",
                           "global_actions"), low=0)
         if self.depth is not None:
             check_ints(self, ("depth",), low=1)
@@ -74,6 +76,11 @@ class BaselineConfig:
             raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
         if self.block != "attention" and not self.attention_grid:
             raise ValueError(f"block={self.block!r} needs attention_grid >= 1 (the width of the token grid it reads)")
+        if self.attention_peers and (self.attention_peers < 2 or self.seq_len != self.attention_peers**4
+                                     or self.block != "attention"):
+            raise ValueError(f"attention_peers must be 0 (off) or a Sudoku's box side b >= 2 with seq_len = b**4 and "
+                             f"attention blocks, got attention_peers={self.attention_peers}, seq_len={self.seq_len}, "
+                             f"block={self.block!r}")
         check_embedding_and_heads(self)
 
     @classmethod
@@ -161,7 +168,8 @@ class LSTMBaseline(Baseline):
 
 
 class TransformerBaseline(Baseline):
-    """HRM's embedding and blocks without recurrence: ``depth`` post-norm blocks (or grid conv blocks) run once."""
+    """HRM's embedding and blocks without recurrence: ``depth`` post-norm blocks (or grid blocks) run once, attending
+    to all tokens or to a Sudoku cell's peers (``attention_peers``)."""
 
     default_depth = 4
 
@@ -173,7 +181,9 @@ class TransformerBaseline(Baseline):
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x, rotary = self.embed(batch)
-        return self.blocks(x, torch.zeros_like(x), rotary)
+        peers = self.config.attention_peers
+        mask = peer_attention_mask(x.shape[1], 1, peers, x.device) if peers else None
+        return self.blocks(x, torch.zeros_like(x), rotary, mask)
 
 
 def adjacency_matrix(batch: dict[str, torch.Tensor], num_nodes: int) -> torch.Tensor:

@@ -37,6 +37,9 @@ class EnvSpec:
     ``cost_field`` (optional, with them): ``obs -> (T,) float`` each token's scaled optimal cost to the goal (NaN:
     none), a regression target beside the move field. ``variant_names`` (optional): the names of a base puzzle's
     variants, by ``puzzle_variant`` id (city routing: the vehicles), which per-variant reports are keyed by.
+    ``answer_keys`` (optional): ``obs batch -> list[bytes | None]``, the identity of each state's answer (Sudoku:
+    its puzzle's solution grid); ``train.evaluate``'s ``held_out_from`` then also replaces evaluation puzzles whose
+    answer occurs among the training states', not only those that start in one.
     """
 
     id: str
@@ -52,6 +55,7 @@ class EnvSpec:
     cost_field: str | None = None
     field_break: str | None = None
     variant_names: str | None = None
+    answer_keys: str | None = None
 
     def __post_init__(self) -> None:
         if (self.move_field is None) != (self.follow_field is None):
@@ -112,6 +116,7 @@ ENVS: dict[str, EnvSpec] = {
             augmentation="train.datasets.augment:sudoku_shuffle",
             puzzle="train.datasets.augment:sudoku_puzzle",
             solution_check="train.datasets.validate:sudoku_solution_ok",
+            answer_keys="hrm_envs.sudoku.env:solution_keys",
         ),
     )
 }

@@ -44,6 +44,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ import hrm_envs  # noqa: E402,F401
 from configs import CONFIG_DIR  # noqa: E402
 from hrm_envs.core import int_arg  # noqa: E402
 from hrm_envs.encoding import encoder_for  # noqa: E402
+from hrm_envs.registry import ENVS, load  # noqa: E402
 from oracles import oracle_for  # noqa: E402
 from train.acting import load_policy  # noqa: E402
 from train.aggregate import aggregate_rounds, load_round  # noqa: E402
@@ -121,7 +123,8 @@ def without_padding(batch: np.ndarray, value: int) -> list[np.ndarray]:
 
 @dataclass
 class HeldOut:
-    """The states of training sets; evaluation puzzles that start in one of them are replaced.
+    """The states of training sets; evaluation puzzles that start in one of them are replaced, and with the env's
+    registry ``answer_keys`` (Sudoku: the solution grid) also those whose answer is one of the training states'.
 
     States are compared without the padding of the env's ``padding`` keys, so training sets built under one
     size bound (``max_size``, ``max_disks``) hold out the same puzzles under a larger one."""
@@ -131,13 +134,18 @@ class HeldOut:
     shapes: dict[str, tuple[int, ...]]  # per-state shape of every observation key
     padding: dict[str, int] = field(default_factory=dict)  # the env's padded keys and their fill value
     replaced: dict[str, int] = field(default_factory=dict)  # size label -> puzzles replaced
+    answers: set[bytes] = field(default_factory=set)  # the training states' answers (with answer_keys)
+    answer_keys: Callable[[dict[str, np.ndarray]], list[bytes | None]] | None = None
 
     @classmethod
-    def load(cls, sources: list[str | Path], padding: dict[str, int] | None = None) -> HeldOut:
+    def load(cls, sources: list[str | Path], padding: dict[str, int] | None = None,
+             answer_keys: Callable[[dict[str, np.ndarray]], list[bytes | None]] | None = None) -> HeldOut:
         """States of every source: a step-wise data set folder (its train split), a ``train.dagger`` run
-        folder or its ``aggregate`` folder (every round file); ``padding`` as in :func:`state_keys`."""
+        folder or its ``aggregate`` folder (every round file); ``padding`` as in :func:`state_keys`;
+        ``answer_keys`` an env's registry ``answer_keys``."""
         padding = dict(padding or {})
         keys: set[bytes] = set()
+        answers: set[bytes] = set()
         shapes: dict[str, tuple[int, ...]] = {}
         for source in map(Path, sources):
             for obs in cls._batches(source):
@@ -147,7 +155,9 @@ class HeldOut:
                                      f"{batch_shapes} ({source})")
                 shapes = {k: tuple(map(max, shapes.get(k, v), v)) for k, v in batch_shapes.items()}
                 keys.update(state_keys(obs, padding))
-        return cls([str(s) for s in sources], keys, shapes, padding)
+                if answer_keys is not None:
+                    answers.update(key for key in answer_keys(obs) if key is not None)
+        return cls([str(s) for s in sources], keys, shapes, padding, answers=answers, answer_keys=answer_keys)
 
     @staticmethod
     def _batches(source: Path) -> list[dict[str, np.ndarray]]:
@@ -169,7 +179,10 @@ class HeldOut:
                              f"{wanted}: pass the env.kwargs the training used")
 
     def __contains__(self, obs: dict[str, np.ndarray]) -> bool:
-        return state_keys({k: np.asarray(v)[None] for k, v in obs.items()}, self.padding)[0] in self.keys
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()}
+        if state_keys(batch, self.padding)[0] in self.keys:
+            return True
+        return self.answer_keys is not None and self.answer_keys(batch)[0] in self.answers
 
 
 def comparable(shapes: dict[str, tuple[int, ...]], other: dict[str, tuple[int, ...]], padding: dict[str, int]) -> bool:
@@ -528,12 +541,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                      for name, path in zip(names, checkpoints)})
     started = time.perf_counter()
     horizon = check_horizon(env.get("eval_horizon"))
-    held_out = HeldOut.load(list(cfg.held_out_from), padding) if cfg.held_out_from else None
+    answers = ENVS[env["id"]].answer_keys
+    held_out = HeldOut.load(list(cfg.held_out_from), padding, None if answers is None else load(answers)) \
+        if cfg.held_out_from else None
     results = evaluate_policies(policies, env["id"], sizes, cfg.episodes, env["size_arg"], env_kwargs, cfg.seed,
                                 horizon, held_out)
     meta = {"env": env["id"], "env_name": env.get("name"), "env_kwargs": env_kwargs, "sizes": sizes,
             "episodes": cfg.episodes, "seed": cfg.seed, "eval_horizon": horizon, "act": acting,
             "held_out": None if held_out is None else {"sources": held_out.sources, "training_states": len(held_out.keys),
+                                                       "training_answers": len(held_out.answers),
                                                        "replaced_puzzles": held_out.replaced},
             "checkpoints": dict(zip(names, checkpoints)), "seconds": time.perf_counter() - started}
     out = cfg.out if cfg.out is not None else f"outputs/evaluate/{env.get('name') or env['id'].split('/')[-1]}"

@@ -26,7 +26,7 @@ from gymnasium import spaces
 
 from hrm_envs.core import PuzzleEnv
 from hrm_envs.sudoku.generator import SudokuGenerator, SudokuPuzzle
-from hrm_envs.sudoku.solver import BOXES, geometry
+from hrm_envs.sudoku.solver import BOXES, geometry, solve
 from hrm_envs.sudoku.viewer import render_ansi, render_rgb
 
 
@@ -208,3 +208,18 @@ class SudokuEnv(PuzzleEnv):
 
     def _render_rgb(self) -> np.ndarray:
         return render_rgb(self._grid, self._given, self.box)
+
+
+def solution_keys(obs: dict[str, np.ndarray]) -> list[bytes | None]:
+    """For a batch of observations, the solution grid of each one's puzzle (its givens), as bytes; None where the
+    givens have no solution. The registry's ``answer_keys``: a held-out test keeps puzzles whose solution grid
+    never occurs in training, whatever their givens. Each distinct puzzle is solved once."""
+    box, grid, given = parse_observation(obs)
+    boards = (np.where(given != 0, grid, 0).reshape(-1, box**4)).astype(np.int8)
+    unique, inverse = np.unique(boards, axis=0, return_inverse=True)
+    keys: list[bytes | None] = []
+    for board in unique:
+        found = solve(board.tolist(), box, limit=1).solutions
+        keys.append(np.asarray(found[0], dtype=np.int8).tobytes() if found else None)
+    return [keys[i] for i in np.asarray(inverse).reshape(-1)]
+

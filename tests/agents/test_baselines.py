@@ -119,3 +119,26 @@ def test_transformer_with_conv_blocks_is_a_feed_forward_conv_net() -> None:
         BaselineConfig(vocab_size=10, seq_len=49, block="conv", token_vocab=3)
     with pytest.raises(ValueError, match="block must be one of"):
         BaselineConfig(vocab_size=10, seq_len=49, attention_grid=7, block="gru", token_vocab=3)
+
+
+def test_transformer_with_peer_attention_reads_a_cells_peers_only() -> None:
+    """attention_peers=2 (a 4x4 Sudoku): one block lets cell (0, 0) read its row, column and box, not cell (2, 3);
+    a second block reaches every cell. Bad values are refused by name."""
+    torch.manual_seed(0)
+    tokens = torch.randint(1, 5, (1, 16))
+
+    def logits(model: TransformerBaseline, cell: int) -> torch.Tensor:
+        changed = tokens.clone()
+        changed[0, cell] = tokens[0, cell] % 4 + 1
+        return model.predict({"tokens": changed})["logits"][0, 0]
+
+    for depth, far in ((1, False), (2, True)):
+        model = TransformerBaseline(BaselineConfig(vocab_size=6, seq_len=16, hidden_size=16, depth=depth,
+                                                   attention_peers=2, token_vocab=5))
+        base = model.predict({"tokens": tokens})["logits"][0, 0]
+        assert not torch.allclose(logits(model, 3), base)  # (0, 3): same row
+        assert not torch.allclose(logits(model, 5), base)  # (1, 1): same box
+        assert (not torch.allclose(logits(model, 11), base)) == far  # (2, 3): no unit in common
+    for bad in ({"attention_peers": 1}, {"attention_peers": 3}, {"attention_peers": 2, "block": "conv", "attention_grid": 4}):
+        with pytest.raises(ValueError, match="attention_peers must be 0"):
+            BaselineConfig(vocab_size=6, seq_len=16, token_vocab=5, **bad)

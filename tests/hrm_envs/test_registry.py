@@ -47,6 +47,9 @@ def test_every_row_resolves_to_working_parts(env_id):
     assert isinstance(oracle, Oracle) and oracle.optimal_actions(obs)
     encoder = load(spec.encoder)(env.observation_space)
     assert isinstance(encoder, Encoder) and encoder.tokens(obs).shape == (encoder.seq_len,)
+    if spec.answer_keys is not None:  # Sudoku: one key per state, the same for a state and its fresh puzzle
+        keys = load(spec.answer_keys)({k: np.stack([obs[k], obs[k]]) for k in obs})
+        assert len(keys) == 2 and isinstance(keys[0], bytes) and keys[0] == keys[1]
     if not spec.seq2seq:
         assert spec.augmentation is spec.puzzle is spec.solution_check is None
         return

@@ -18,7 +18,7 @@ from hrm_envs.checks import check_contract, vector_oracle_successes
 from hrm_envs.sudoku import LEVELS, SudokuEnv, SudokuGenerator, SudokuPuzzle, hard_puzzles, rate
 from hrm_envs.sudoku import generator as generator_module
 from hrm_envs.sudoku.encoding import BLANK
-from hrm_envs.sudoku.env import action_masks
+from hrm_envs.sudoku.env import action_masks, solution_keys
 from hrm_envs.sudoku.generator import EXTREME_GUESSES, GIVENS, random_grid
 from hrm_envs.sudoku.solver import count_solutions, has_other_solution, singles_decide, solve, solve_by_singles
 from oracles import oracle_for
@@ -534,3 +534,32 @@ def test_every_level_resets(level):
     env = SudokuEnv(difficulty=level)
     obs, _ = env.reset(seed=0)
     assert obs["givens"].sum() == env.puzzle.num_givens
+
+
+def test_solution_keys_name_the_puzzles_solution_grid_at_any_progress():
+    """Every state of one puzzle (fresh, after placements, with a wrong digit) has the puzzle's solution grid as its
+    key; another puzzle of the same solution grid (other givens) shares it, another grid does not; givens that
+    cannot be completed have None."""
+    env = SudokuEnv(box=3, difficulty="easy")
+    obs, _ = env.reset(seed=3)
+    solution = env.unwrapped._puzzle.solution
+    states = [obs]
+    empty = np.flatnonzero(obs["grid"].ravel() == 0)
+    for cell in empty[:2]:  # place the right digit, then a wrong one
+        digit = int(solution.ravel()[cell])
+        states.append(env.step(int(cell) * 10 + digit - 1)[0])
+    wrong = [d for d in range(1, 10) if obs["action_mask"].reshape(81, 10)[empty[5], d - 1] and d != solution.ravel()[empty[5]]]
+    states.append(env.step(int(empty[5]) * 10 + wrong[0] - 1)[0])
+    batch = {k: np.stack([s[k] for s in states]) for k in ("grid", "givens")}
+    keys = solution_keys(batch)
+    assert keys == [solution.astype(np.int8).tobytes()] * len(states)
+    more = solution.copy()
+    more_givens = (obs["givens"] != 0) | (np.arange(81).reshape(9, 9) == empty[0])  # one more given
+    other = {"grid": np.where(more_givens, more, 0)[None], "givens": more_givens.astype(np.int8)[None]}
+    assert solution_keys(other) == keys[:1]
+    assert solution_keys({k: v[None] for k, v in SudokuEnv(box=3).reset(seed=4)[0].items()}) != keys[:1]
+    clash = {"grid": np.zeros((1, 9, 9), np.int8), "givens": np.zeros((1, 9, 9), np.int8)}
+    clash["grid"][0, 0, :2] = 5
+    clash["givens"][0, 0, :2] = 1
+    assert solution_keys(clash) == [None]
+

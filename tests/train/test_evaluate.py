@@ -321,3 +321,33 @@ def test_data_is_refused_with_a_step_wise_checkpoint_or_set_and_a_seq2seq_checkp
     build(parse_spec(maze), tmp_path / "maze", "test", progress=False)
     with pytest.raises(ValueError, match=r"holds a hrm/Maze-v0 set, checkpoint .* was trained on hrm/CityRouting-v0"):
         run(config(tmp_path, f"checkpoint={checkpoint}", f"data={tmp_path / 'maze'}", env=None))
+
+
+def test_held_out_sudoku_puzzles_skip_every_training_solution_grid(tmp_path):
+    """With the registry's answer_keys (Sudoku: the solution grid), a training run's states hold out every puzzle
+    of their solution grids: a puzzle of the same grid with other givens is replaced, as is the same puzzle;
+    another grid is played. ``run`` reports how many answers the training states hold."""
+    from hrm_envs.sudoku.env import solution_keys
+    from train.rollout import Transitions
+
+    env = gym.make("hrm/Sudoku-v0", box=3, difficulty="easy")
+    first, _ = env.reset(seed=11)
+    solution = env.unwrapped._puzzle.solution
+    obs = {k: np.stack([first[k]]) for k in first}
+    n = 1
+    save_round(tmp_path / "run" / "aggregate" / "round_0000.npz", Transitions(
+        obs=obs, next_obs=obs, action=np.zeros(n, np.int64), expert_action=np.zeros(n, np.int64),
+        optimal=np.ones((n, 810), bool), learner_action=np.full(n, -1, np.int64), expert_executed=np.ones(n, bool),
+        segments=np.zeros(n, np.int64), reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
+        truncated=np.zeros(n, bool), success=np.zeros(n, bool), env_index=np.zeros(n, np.int64)), 0, 1.0)
+    held_out = HeldOut.load([tmp_path / "run"], {}, solution_keys)
+    assert held_out.answers == {solution.astype(np.int8).tobytes()} and len(held_out.keys) == 1
+    givens = first["givens"].astype(bool).copy()
+    givens[np.unravel_index(np.flatnonzero(~givens.ravel())[0], givens.shape)] = True  # one more given
+    same_grid = {"grid": np.where(givens, solution, 0).astype(np.int8), "givens": givens.astype(np.int8)}
+    assert same_grid in held_out and first in held_out
+    assert env.reset(seed=12)[0] not in held_out
+    assert HeldOut.load([tmp_path / "run"]).answers == set()  # without answer_keys: states only
+    out = run(config(tmp_path, "references=[oracle]", "sizes=[easy]", "episodes=2", "env.kwargs.box=3",
+                     f"held_out_from=[{tmp_path / 'run'}]", env="sudoku"))
+    assert out["meta"]["held_out"]["training_answers"] == 1
