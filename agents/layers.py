@@ -314,21 +314,21 @@ class Block(nn.Module):
         return rms_norm(x + self.mlp(x))
 
 
-class ConvBlock(nn.Module):
-    """Post-norm residual block of two 3x3 convolutions over the tokens read as a row-major grid ``width`` wide
-    (the recurrent block of Bansal et al. 2022): a cell reads the cells within 2 steps (a 5x5 field), and one
-    application costs ``2 * 9 * hidden**2`` multiply-adds per cell, no attention and no wide MLP. The prefix slots
-    are not on the grid: every cell first adds a linear map of slot 0 (what holds for the whole puzzle, e.g. the
-    city's vehicle, reaches every cell at once) and the slots add the grid's mean (a summary for the Q-head)."""
+class GridBlock(nn.Module):
+    """A post-norm residual block over the tokens after ``prefix_len`` slots read as a row-major grid ``width`` wide;
+    subclasses define :meth:`update` (B, C, H, W) -> (B, C, H, W). The prefix slots are not on the grid: every cell
+    first adds a linear map of slot 0 (what holds for the whole puzzle, e.g. the city's vehicle, reaches every cell
+    at once) and the slots add the grid's mean (a summary for the Q-head). The weights are width-free."""
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
         super().__init__()
         if width < 1:
-            raise ValueError(f"a conv block needs the grid width (attention_grid >= 1), got {width}")
+            raise ValueError(f"a {type(self).__name__} needs the grid width (attention_grid >= 1), got {width}")
         self.prefix_len, self.width = prefix_len, width
-        self.conv1 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
         self.broadcast = linear(hidden_size, hidden_size)
+
+    def update(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
@@ -337,33 +337,43 @@ class ConvBlock(nn.Module):
         image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
         if self.prefix_len:
             image = image + self.broadcast(x[:, 0]).view(batch, hidden, 1, 1)
-        image = image + self.conv2(F.silu(self.conv1(image)))
+        image = image + self.update(image)
         grid = image.reshape(batch, hidden, cells).transpose(1, 2)
         prefix = x[:, : self.prefix_len] + grid.mean(1, keepdim=True)
         return rms_norm(torch.cat([prefix, grid], dim=1))
 
 
-class MaxBlock(nn.Module):
-    """Post-norm residual block whose cell update is a max over messages from its 4 grid neighbours: message ``d`` =
-    ``other_d(neighbour d) + offset_d`` (a 1x1 map per direction), the update ``out(silu(own(cell) + max_d))``.
-    A min-plus (Bellman-Ford) relaxation, value iteration in the form of Tamar et al.'s VIN, is one application with
-    the right weights: a distance channel ``-v`` and a move's cost give ``max_d(-v_neighbour - cost_d) = -v'``, so
-    routing needs no learned approximation of a minimum. A cell reads 1 step per application (a 3x3 cross) at
-    ``6 * hidden**2`` multiply-adds per cell; the prefix slots are handled as in :class:`ConvBlock`."""
+class ConvBlock(GridBlock):
+    """Two 3x3 convolutions over the grid (the recurrent block of Bansal et al. 2022): a cell reads the cells within
+    2 steps (a 5x5 field), and one application costs ``2 * 9 * hidden**2`` multiply-adds per cell, no attention and
+    no wide MLP."""
+
+    def __init__(self, hidden_size: int, prefix_len: int, width: int):
+        super().__init__(hidden_size, prefix_len, width)
+        self.conv1 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(hidden_size, hidden_size, 3, padding=1, bias=False)
+
+    def update(self, image: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.silu(self.conv1(image)))
+
+
+class MaxBlock(GridBlock):
+    """A cell update that is a max over messages from its 4 grid neighbours: message ``d`` = ``other_d(neighbour d)
+    + offset_d`` (a 1x1 map per direction), the update ``out(silu(own(cell) + max_d))``. A min-plus (Bellman-Ford)
+    relaxation, value iteration in the form of Tamar et al.'s VIN, is one application with the right weights: a
+    distance channel ``-v`` and a move's cost give ``max_d(-v_neighbour - cost_d) = -v'``, so routing needs no
+    learned approximation of a minimum. A cell reads 1 step per application (a 3x3 cross) at ``6 * hidden**2``
+    multiply-adds per cell."""
 
     #: (row, column) offset of the neighbour each of the 4 messages comes from: up, right, down, left.
     OFFSETS = ((-1, 0), (0, 1), (1, 0), (0, -1))
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
-        super().__init__()
-        if width < 1:
-            raise ValueError(f"a max block needs the grid width (attention_grid >= 1), got {width}")
-        self.prefix_len, self.width = prefix_len, width
+        super().__init__(hidden_size, prefix_len, width)
         self.own = nn.Conv2d(hidden_size, hidden_size, 1)
         self.other = nn.Conv2d(hidden_size, 4 * hidden_size, 1, bias=False)
         self.offset = nn.Parameter(torch.zeros(4, hidden_size, 1, 1))
         self.out = nn.Conv2d(hidden_size, hidden_size, 1, bias=False)
-        self.broadcast = linear(hidden_size, hidden_size)
 
     def relax(self, image: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W): ``own(cell) + max_d(other_d(neighbour d) + offset_d)``, an off-grid
@@ -374,18 +384,8 @@ class MaxBlock(nn.Module):
                             for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
         return self.own(image) + best
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
-                mask: Mask = None) -> torch.Tensor:
-        batch, length, hidden = x.shape
-        cells = length - self.prefix_len
-        rows = cells // self.width
-        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, rows, self.width)
-        if self.prefix_len:
-            image = image + self.broadcast(x[:, 0]).view(batch, hidden, 1, 1)
-        image = image + self.out(F.silu(self.relax(image)))
-        grid = image.reshape(batch, hidden, cells).transpose(1, 2)
-        prefix = x[:, : self.prefix_len] + grid.mean(1, keepdim=True)
-        return rms_norm(torch.cat([prefix, grid], dim=1))
+    def update(self, image: torch.Tensor) -> torch.Tensor:
+        return self.out(F.silu(self.relax(image)))
 
 
 BLOCKS = ("attention", "conv", "max")

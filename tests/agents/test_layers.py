@@ -102,55 +102,38 @@ def test_grid_window_bad_input() -> None:
         GridWindow(1, 4, 1).attend(*(torch.zeros(1, 1, 8, 2) for _ in range(3)))
 
 
-def test_conv_block_reads_the_5x5_neighbourhood_only() -> None:
-    """One ConvBlock application (two 3x3 convolutions): a grid cell's output changes when a cell two steps away,
-    diagonally, changes its input, not when a cell three steps away does; the prefix slot sees a change anywhere,
-    and every cell sees a change of slot 0 (the puzzle-wide broadcast)."""
+def reads(kind: type, hidden: int, cells: list[tuple[int, int]]) -> list[tuple[bool, bool]]:
+    """For a block of ``kind`` over a 6x7 grid after one prefix slot: per (row, col), whether changing that cell's
+    input changes the output of cell (2, 2), and of the prefix slot; last, whether a change of slot 0 changes
+    cell (2, 2) (the puzzle-wide broadcast)."""
     torch.manual_seed(0)
-    prefix, rows, width, hidden = 1, 6, 7, 8
-    block = ConvBlock(hidden, prefix, width)
+    prefix, rows, width = 1, 6, 7
+    block = kind(hidden, prefix, width)
     x = torch.randn(1, prefix + rows * width, hidden)
     base = block(x)
-    cell = prefix + 2 * width + 2  # row 2, column 2
+    cell = prefix + 2 * width + 2
 
-    def changed(row: int, col: int) -> tuple[bool, bool]:
+    def changed(token: int) -> tuple[bool, bool]:
         y = x.clone()
-        y[0, prefix + row * width + col] += 1.0
+        y[0, token] += 3.0
         out = block(y)
         return (not torch.allclose(out[0, cell], base[0, cell]), not torch.allclose(out[0, 0], base[0, 0]))
 
-    assert changed(4, 4) == (True, True)  # two steps away diagonally
-    assert changed(2, 5) == (False, True)  # three columns away
-    assert changed(5, 2) == (False, True)  # three rows away
-    y = x.clone()
-    y[0, 0] += 1.0
-    assert not torch.allclose(block(y)[0, cell], base[0, cell])
+    return [changed(prefix + row * width + col) for row, col in cells] + [changed(0)[:1]]
+
+
+def test_conv_block_reads_the_5x5_neighbourhood_only() -> None:
+    """One ConvBlock application (two 3x3 convolutions): cell (2, 2) reads a cell two steps away diagonally, not
+    one three rows or columns away; the prefix slot reads every cell; slot 0 reaches every cell."""
+    assert reads(ConvBlock, 8, [(4, 4), (2, 5), (5, 2)]) == [(True, True), (False, True), (False, True), (True,)]
 
 
 def test_max_block_reads_the_4_neighbours_only() -> None:
-    """One MaxBlock application: a grid cell's output changes when a neighbour one step up, down, left or right
-    changes its input, not a diagonal neighbour nor a cell two steps away; the prefix slot sees a change anywhere,
-    and every cell sees a change of slot 0 (the puzzle-wide broadcast)."""
-    torch.manual_seed(0)
-    prefix, rows, width, hidden = 1, 6, 7, 16
-    block = MaxBlock(hidden, prefix, width)
-    x = torch.randn(1, prefix + rows * width, hidden)
-    base = block(x)
-    cell = prefix + 2 * width + 2  # row 2, column 2
-
-    def changed(row: int, col: int) -> tuple[bool, bool]:
-        y = x.clone()
-        y[0, prefix + row * width + col] += 3.0
-        out = block(y)
-        return (not torch.allclose(out[0, cell], base[0, cell]), not torch.allclose(out[0, 0], base[0, 0]))
-
-    for row, col in ((1, 2), (3, 2), (2, 1), (2, 3), (2, 2)):
-        assert changed(row, col) == (True, True)
-    for row, col in ((3, 3), (1, 1), (2, 4), (4, 2)):
-        assert changed(row, col) == (False, True)
-    y = x.clone()
-    y[0, 0] += 1.0
-    assert not torch.allclose(block(y)[0, cell], base[0, cell])
+    """One MaxBlock application: cell (2, 2) reads itself and its neighbours one step up, down, left and right,
+    not a diagonal neighbour nor a cell two steps away; the prefix slot reads every cell; slot 0 reaches every cell."""
+    near = [(1, 2), (3, 2), (2, 1), (2, 3), (2, 2)]
+    far = [(3, 3), (1, 1), (2, 4), (4, 2)]
+    assert reads(MaxBlock, 16, near + far) == [(True, True)] * 5 + [(False, True)] * 4 + [(True,)]
 
 
 def test_max_block_update_is_a_max_over_the_neighbour_messages() -> None:
