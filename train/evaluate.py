@@ -433,6 +433,7 @@ def seq2seq_checkpoint(path: str | Path) -> bool:
 
 SEQ2SEQ_COLUMNS = (("exact", "exact"), ("arrived", "arrived"), ("valid", "valid"), ("path_ratio", "path ratio"),
                    ("reference_path_ratio", "optimal ratio"), ("path_f1", "path F1"), ("efficiency", "efficiency"),
+                   ("optimal", "cost-optimal"),
                    ("mask_arrived", "mask arrived"), ("mask_no_path", "mask no path"), ("mask_all_path", "mask all path"))
 
 

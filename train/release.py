@@ -55,7 +55,7 @@ FAMILIES = ("hrm", "baseline")  # hrm: HRM and TRM variants; baseline: every oth
 MAX_POLICY_BYTES = 2 * 2**20
 MAX_TOTAL_BYTES = 10 * 2**20
 #: The figures a seq2seq policy's manifest entry states (with ``KEY_ci95`` of the 0/1 shares among them).
-SEQ2SEQ_FIGURES = ("examples", "exact", "arrived", "valid", "path_f1", "efficiency", "path_ratio",
+SEQ2SEQ_FIGURES = ("examples", "exact", "arrived", "valid", "optimal", "path_f1", "efficiency", "path_ratio",
                    "reference_path_ratio", "mask_arrived", "mask_no_path", "mask_all_path", "steps")
 
 

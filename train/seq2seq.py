@@ -30,7 +30,7 @@ from train.datasets import Seq2SeqSplit
 from train.stats import wilson_interval
 
 #: The 0/1 shares of a record, reported with their 95% Wilson interval (``KEY_ci95``).
-SHARES = ("exact", "arrived", "valid", "mask_exact", "mask_arrived", "mask_valid")
+SHARES = ("exact", "arrived", "valid", "optimal", "mask_exact", "mask_arrived", "mask_valid", "mask_optimal")
 #: A record's break of a decoded route that did not arrive (:func:`score_examples` with ``breaks=True``).
 BREAK_KEYS = ("break_time", "break_share")
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)

@@ -13,7 +13,8 @@ on the path; a ``max_size`` padded mask is cropped to the city), or seq2seq labe
 - ``path_f1``: F1 of predicted cells against a reference optimal route (default: the oracle's
   canonical route, i.e. the seq2seq labels);
 - ``efficiency``: optimal travel time / travel time of the best legal route inside the predicted
-  cells (0.0 if none). The oracle route scores 1.0 on every metric except ``path_ratio``.
+  cells (0.0 if none); ``optimal``: 1.0 iff that route takes the optimal travel time (a cost-optimal route, the
+  canonical one or another of equal time). The oracle route scores 1.0 on every metric except ``path_ratio``.
 
 A per-cell move field connects start and destination by construction: :func:`optimal_moves` is the oracle's
 (every street cell's optimal moves towards the destination, an auxiliary target of seq2seq training) and
@@ -33,7 +34,7 @@ from hrm_envs.city.encoding import ON_ROUTE
 from hrm_envs.city.env import parse_observation
 from hrm_envs.city.generator import DC, DR, CityPuzzle
 
-METRICS = ("arrived", "valid", "valid_ratio", "path_ratio", "path_f1", "efficiency")
+METRICS = ("arrived", "valid", "valid_ratio", "path_ratio", "path_f1", "efficiency", "optimal")
 
 
 def labels_to_mask(labels: np.ndarray, max_size: int) -> np.ndarray:
@@ -103,6 +104,7 @@ def route_metrics(
         "path_ratio": marked / (n * n),
         "path_f1": f1,
         "efficiency": float(optimal / inside) if arrived else 0.0,
+        "optimal": float(arrived and math.isclose(inside, optimal, rel_tol=1e-9)),
     }
 
 

@@ -336,12 +336,14 @@ def test_metrics_expose_cheating_and_reward_the_oracle_route():
         cheats["broken route"].append(route_metrics(obs, route[: len(route) // 2] + route[len(route) // 2 + 1 :]))
         cheats["sparse scatter"].append(route_metrics(obs, usable & (rng.random((40, 40)) < 0.05)))
     mean = {name: mean_metrics(results) for name, results in cheats.items()}
-    assert all(mean["oracle"][k] == 1.0 for k in ("arrived", "valid", "valid_ratio", "path_f1", "efficiency"))
+    assert all(mean["oracle"][k] == 1.0 for k in ("arrived", "valid", "valid_ratio", "path_f1", "efficiency", "optimal"))
+    assert mean["every usable cell"]["optimal"] == 1.0  # the best route inside every usable cell is an optimal one
     assert mean["oracle"]["path_ratio"] < 0.1
     assert mean["whole grid"]["path_ratio"] == 1.0 and mean["whole grid"]["valid"] == 0.0 and mean["whole grid"]["path_f1"] < 0.15
     assert mean["every usable cell"]["valid"] == 1.0 and mean["every usable cell"]["path_ratio"] > 0.2
     assert mean["every usable cell"]["path_f1"] < 0.3
-    assert mean["broken route"]["arrived"] == 0.0 and mean["broken route"]["efficiency"] == 0.0 and mean["broken route"]["path_f1"] > 0.9
+    assert mean["broken route"]["arrived"] == mean["broken route"]["optimal"] == mean["broken route"]["efficiency"] == 0.0
+    assert mean["broken route"]["path_f1"] > 0.9
     assert mean["sparse scatter"]["arrived"] == 0.0 and mean["sparse scatter"]["valid"] == 1.0
 
 
@@ -351,6 +353,7 @@ def test_metrics_efficiency_of_a_detour_and_bad_predictions():
     detour = [(5, 0)] + [(r, 0) for r in range(4, -1, -1)] + [(0, c) for c in range(1, 6)] + [(r, 5) for r in range(1, 6)]
     result = route_metrics(obs, detour)  # 11 residential + 4 arterial cells at traffic 1 vs 5 residential
     assert result["arrived"] == 1.0 and result["efficiency"] == pytest.approx(40 / (11 * 8 + 4 * 6))
+    assert result["optimal"] == 0.0 and route_metrics(obs, detour + [(5, c) for c in range(6)])["optimal"] == 1.0
     assert route_metrics(obs, [])["arrived"] == 0.0
     for bad in ([(9, 9)], np.ones((3, 3)), "route"):
         with pytest.raises(ValueError, match="route|prediction"):
