@@ -55,8 +55,9 @@ def test_an_experiment_config_runs_alone_and_is_off_by_default():
 
 def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
     """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline), the docs/*.sh
-    run maze_grid_small, which composes with train.dagger and passes its start-up check, and the city-paper study's
-    two seq2seq runs, which compose with train.supervised and differ only in the model."""
+    run maze_grid_small, which composes with train.dagger and passes its start-up check, the city-paper study's
+    two seq2seq runs, which compose with train.supervised and differ only in the model, and the Sudoku 9x9 protocol
+    runs, two train.dagger runs with the same budget, peer attention and token labels."""
     from hydra import compose, initialize_config_dir
 
     from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
@@ -64,7 +65,8 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
 
     rows = {f"{env}_{row}": row_module(row) for env in EXPERIMENTS for row in experiment_rows(env)}
     names = {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
-    assert set(rows) <= names and names - set(rows) == {"maze_grid_small", "city_paper_trm_conv", "city_paper_conv_baseline"}
+    assert set(rows) <= names and names - set(rows) == {"maze_grid_small", "city_paper_trm_conv", "city_paper_conv_baseline",
+                                                        "sudoku9_trm_peers", "sudoku9_transformer_peers"}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
         check_config(cfg, DAGGER)
@@ -79,5 +81,13 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
         assert (hrm.model.name, baseline.model.name) == ("trm", "transformer")
         assert hrm.train == baseline.train and hrm.seq2seq == baseline.seq2seq
         assert all(hrm.model[k] == baseline.model[k] for k in ("hidden_size", "block", "attention_grid"))
+        sudoku = {name: compose("dagger", overrides=[f"experiment={name}"])
+                  for name in ("sudoku9_trm_peers", "sudoku9_transformer_peers")}
+        for cfg in sudoku.values():
+            check_config(cfg, DAGGER)
+            assert (cfg.env.kwargs.box, cfg.model.attention_peers, list(cfg.dagger.sizes)) == (3, 3, ["easy", "medium"])
+        hrm, baseline = sudoku["sudoku9_trm_peers"], sudoku["sudoku9_transformer_peers"]
+        assert (hrm.model.name, baseline.model.name) == ("trm", "transformer")
+        assert hrm.train == baseline.train and hrm.dagger == baseline.dagger and hrm.env == baseline.env
     assert set(rows.values()) == {"train.dagger", "train.supervised", "train.ppo"}  # each row composed and checked in
     # tests/benchmarks/test_headline.py (test_experiment_rows_compose_to_the_formerly_pinned_commands)
