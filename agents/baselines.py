@@ -66,8 +66,8 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads"), low=1)
-        check_ints(self, ("num_puzzle_identifiers", "attention_grid", "attention_peers", "token_vocab", "per_token_actions",
-                          "global_actions"), low=0)
+        check_ints(self, ("num_puzzle_identifiers", "attention_grid", "attention_peers", "token_vocab",
+                          "per_token_actions", "global_actions"), low=0)
         if self.depth is not None:
             check_ints(self, ("depth",), low=1)
         if self.puzzle_emb_len != 1:

@@ -84,8 +84,9 @@ class HRMConfig:
     env's width); ``"learned"`` adds a learned embedding per position (fixed length). ``block="conv"`` (with
     ``attention_grid``) replaces every transformer block by a residual pair of 3x3 convolutions over the grid
     (:class:`agents.layers.ConvBlock`): a cell reads the cells within 2 steps at a fraction of a block's cost, and the
-    weights are width-free. ``block="max"`` adds a max over messages from the 4 neighbours (:class:`agents.layers.MaxBlock`,
-    one application can be one Bellman-Ford relaxation, as in value iteration networks).
+    weights are width-free. ``block="max"`` adds a max over messages from the 4 neighbours
+    (:class:`agents.layers.MaxBlock`: one application can be one Bellman-Ford relaxation, as in value iteration
+    networks).
 
     **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
     ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.

@@ -34,10 +34,9 @@ import torch
 
 import hrm_envs  # noqa: F401  (registers the ids)
 from hrm_envs.encoding import encoder_for
-from hrm_envs.sudoku.env import peer_digits
+from hrm_envs.sudoku.env import peer_digits, solution_keys
 from oracles import oracle_for
 from train.evaluate import episode_seeds, load_any_policy
-from hrm_envs.sudoku.env import solution_keys
 from train.rollout import Episode, oracle_states, run_episodes, stack, trajectory_actions
 from train.stats import wilson_interval
 
@@ -107,7 +106,8 @@ def recovery(episodes: list[Episode], box: int) -> dict[str, Any]:
             made.append(first)
     low, high = wilson_interval(int(solved), len(episodes))
     return {
-        "puzzles": len(episodes), "solved": round(solved / len(episodes), 4), "solved_ci95": [round(low, 4), round(high, 4)],
+        "puzzles": len(episodes), "solved": round(solved / len(episodes), 4),
+        "solved_ci95": [round(low, 4), round(high, 4)],
         "wrong_digits_per_puzzle": round(wrong / len(episodes), 3),
         "wrong_digits_erased": round(erased / wrong, 4) if wrong else None,
         "right_digits_erased_per_puzzle": round(right_erased / len(episodes), 3),
@@ -115,7 +115,8 @@ def recovery(episodes: list[Episode], box: int) -> dict[str, Any]:
             "puzzles": len(made),
             "median_step": float(np.median([f["step"] for f in made])) if made else None,
             "candidates": dict(sorted(Counter(BUCKETS[min(f["candidates"], 3)] for f in made).items())),
-            "with_a_naked_single_on_the_board": round(float(np.mean([f["naked_single"] for f in made])), 4) if made else None,
+            "with_a_naked_single_on_the_board":
+                round(float(np.mean([f["naked_single"] for f in made])), 4) if made else None,
         },
     }
 
@@ -149,7 +150,8 @@ def analyse(checkpoint: str, box: int, levels: list[str], puzzles: int, seed: in
         if getattr(policy.model.config, "token_vocab", 0) == oracle.token_label_classes:
             report[level]["solution_labels"] = solution_labels(policy, oracle.token_labels(batch), batch, optimal, counts)
         if closed_loop:
-            played = run_episodes(policy, envs, episode_seeds(seed, index, puzzles), [level] * puzzles, oracle, record=True)
+            played = run_episodes(policy, envs, episode_seeds(seed, index, puzzles), [level] * puzzles, oracle,
+                                  record=True)
             report[level]["closed_loop"] = recovery(played, box)
     return report
 

@@ -84,7 +84,8 @@ class ModelPolicy:
 
 def on_grid(config: HRMConfig, encoder: Encoder, where: str = "checkpoint") -> HRMConfig:
     """``config`` acting on the encoder's grid: a grid model (``attention_grid``) with ``pos_encodings='rope2d'`` or
-    grid blocks (conv, max) takes the env's grid width (and length); with other positions the widths must agree (``ValueError``)."""
+    grid blocks (conv, max) takes the env's grid width (and length); with other positions the widths must agree
+    (``ValueError``)."""
     width = grid_width(encoder)
     if not config.attention_grid or width in (0, config.attention_grid):
         return config

@@ -121,6 +121,10 @@ def without_padding(batch: np.ndarray, value: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(batch[(i, *(slice(0, int(end[i])) for end in ends))]) for i in range(len(batch))]
 
 
+#: An env's registry ``answer_keys``: a batch of observations -> each state's answer (None: none).
+AnswerKeys = Callable[[dict[str, np.ndarray]], list[bytes | None]]
+
+
 @dataclass
 class HeldOut:
     """The states of training sets; evaluation puzzles that start in one of them are replaced, and with the env's
@@ -135,11 +139,11 @@ class HeldOut:
     padding: dict[str, int] = field(default_factory=dict)  # the env's padded keys and their fill value
     replaced: dict[str, int] = field(default_factory=dict)  # size label -> puzzles replaced
     answers: set[bytes] = field(default_factory=set)  # the training states' answers (with answer_keys)
-    answer_keys: Callable[[dict[str, np.ndarray]], list[bytes | None]] | None = None
+    answer_keys: AnswerKeys | None = None
 
     @classmethod
     def load(cls, sources: list[str | Path], padding: dict[str, int] | None = None,
-             answer_keys: Callable[[dict[str, np.ndarray]], list[bytes | None]] | None = None) -> HeldOut:
+             answer_keys: AnswerKeys | None = None) -> HeldOut:
         """States of every source: a step-wise data set folder (its train split), a ``train.dagger`` run
         folder or its ``aggregate`` folder (every round file); ``padding`` as in :func:`state_keys`;
         ``answer_keys`` an env's registry ``answer_keys``."""

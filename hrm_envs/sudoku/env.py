@@ -222,4 +222,3 @@ def solution_keys(obs: dict[str, np.ndarray]) -> list[bytes | None]:
         found = solve(board.tolist(), box, limit=1).solutions
         keys.append(np.asarray(found[0], dtype=np.int8).tobytes() if found else None)
     return [keys[i] for i in np.asarray(inverse).reshape(-1)]
-

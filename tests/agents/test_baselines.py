@@ -139,6 +139,8 @@ def test_transformer_with_peer_attention_reads_a_cells_peers_only() -> None:
         assert not torch.allclose(logits(model, 3), base)  # (0, 3): same row
         assert not torch.allclose(logits(model, 5), base)  # (1, 1): same box
         assert (not torch.allclose(logits(model, 11), base)) == far  # (2, 3): no unit in common
-    for bad in ({"attention_peers": 1}, {"attention_peers": 3}, {"attention_peers": 2, "block": "conv", "attention_grid": 4}):
+    bad_values = ({"attention_peers": 1}, {"attention_peers": 3},
+                  {"attention_peers": 2, "block": "conv", "attention_grid": 4})
+    for bad in bad_values:
         with pytest.raises(ValueError, match="attention_peers must be 0"):
             BaselineConfig(vocab_size=6, seq_len=16, token_vocab=5, **bad)

@@ -714,8 +714,8 @@ def test_a_converged_latent_halts_before_the_cap() -> None:
 
 @pytest.mark.parametrize("block", ["conv", "max"])
 def test_grid_block_model_acts_on_other_widths_and_trains(block: str) -> None:
-    """block='conv' / 'max': the weights are width-free (a model built for a 6-wide grid runs on a 9-wide one with the same
-    state dict) and a few optimizer steps lower the loss."""
+    """block='conv' / 'max': the weights are width-free (a model built for a 6-wide grid runs on a 9-wide one with the
+    same state dict) and a few optimizer steps lower the loss."""
     torch.manual_seed(0)
     narrow, wide = 6, 9
     config = SMALL.with_(seq_len=narrow * narrow, H_cycles=1, L_cycles=1, L_layers=1, H_layers=1, attention_grid=narrow,

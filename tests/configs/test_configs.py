@@ -65,8 +65,9 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
 
     rows = {f"{env}_{row}": row_module(row) for env in EXPERIMENTS for row in experiment_rows(env)}
     names = {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
-    assert set(rows) <= names and names - set(rows) == {"maze_grid_small", "city_paper_trm_conv", "city_paper_conv_baseline",
-                                                        "sudoku9_trm_peers", "sudoku9_transformer_peers"}
+    assert set(rows) <= names and names - set(rows) == {"maze_grid_small", "city_paper_trm_conv",
+                                                        "city_paper_conv_baseline", "sudoku9_trm_peers",
+                                                        "sudoku9_transformer_peers"}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
         check_config(cfg, DAGGER)

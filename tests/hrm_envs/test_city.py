@@ -336,13 +336,15 @@ def test_metrics_expose_cheating_and_reward_the_oracle_route():
         cheats["broken route"].append(route_metrics(obs, route[: len(route) // 2] + route[len(route) // 2 + 1 :]))
         cheats["sparse scatter"].append(route_metrics(obs, usable & (rng.random((40, 40)) < 0.05)))
     mean = {name: mean_metrics(results) for name, results in cheats.items()}
-    assert all(mean["oracle"][k] == 1.0 for k in ("arrived", "valid", "valid_ratio", "path_f1", "efficiency", "optimal"))
+    perfect = ("arrived", "valid", "valid_ratio", "path_f1", "efficiency", "optimal")
+    assert all(mean["oracle"][k] == 1.0 for k in perfect)
     assert mean["every usable cell"]["optimal"] == 1.0  # the best route inside every usable cell is an optimal one
     assert mean["oracle"]["path_ratio"] < 0.1
     assert mean["whole grid"]["path_ratio"] == 1.0 and mean["whole grid"]["valid"] == 0.0 and mean["whole grid"]["path_f1"] < 0.15
     assert mean["every usable cell"]["valid"] == 1.0 and mean["every usable cell"]["path_ratio"] > 0.2
     assert mean["every usable cell"]["path_f1"] < 0.3
-    assert mean["broken route"]["arrived"] == mean["broken route"]["optimal"] == mean["broken route"]["efficiency"] == 0.0
+    broken = mean["broken route"]
+    assert broken["arrived"] == broken["optimal"] == broken["efficiency"] == 0.0
     assert mean["broken route"]["path_f1"] > 0.9
     assert mean["sparse scatter"]["arrived"] == 0.0 and mean["sparse scatter"]["valid"] == 1.0
 

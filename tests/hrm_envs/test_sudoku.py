@@ -548,7 +548,8 @@ def test_solution_keys_name_the_puzzles_solution_grid_at_any_progress():
     for cell in empty[:2]:  # place the right digit, then a wrong one
         digit = int(solution.ravel()[cell])
         states.append(env.step(int(cell) * 10 + digit - 1)[0])
-    wrong = [d for d in range(1, 10) if obs["action_mask"].reshape(81, 10)[empty[5], d - 1] and d != solution.ravel()[empty[5]]]
+    legal = obs["action_mask"].reshape(81, 10)[empty[5]]
+    wrong = [d for d in range(1, 10) if legal[d - 1] and d != solution.ravel()[empty[5]]]
     states.append(env.step(int(empty[5]) * 10 + wrong[0] - 1)[0])
     batch = {k: np.stack([s[k] for s in states]) for k in ("grid", "givens")}
     keys = solution_keys(batch)
