@@ -56,8 +56,8 @@ def test_an_experiment_config_runs_alone_and_is_off_by_default():
 def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
     """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline), the docs/*.sh
     run maze_grid_small, which composes with train.dagger and passes its start-up check, the city-paper study's
-    two seq2seq runs, which compose with train.supervised and differ only in the model, and the Sudoku 9x9 protocol
-    runs, two train.dagger runs with the same budget, peer attention and token labels."""
+    two seq2seq runs, which compose with train.supervised and differ only in the model, and the maze, city and
+    Sudoku 9x9 protocol runs, pairs of train.dagger runs with the same budget, sides, positions and token labels."""
     from hydra import compose, initialize_config_dir
 
     from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
@@ -67,7 +67,9 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
     names = {path.stem for path in (CONFIG_DIR / "experiment").glob("*.yaml")}
     assert set(rows) <= names and names - set(rows) == {"maze_grid_small", "city_paper_trm_conv",
                                                         "city_paper_conv_baseline", "sudoku9_trm_peers",
-                                                        "sudoku9_transformer_peers"}
+                                                        "sudoku9_transformer_peers", "maze_trm_grid_carry",
+                                                        "maze_transformer_grid", "city_trm_grid_carry",
+                                                        "city_transformer_grid"}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
         check_config(cfg, DAGGER)
@@ -90,5 +92,16 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
         hrm, baseline = sudoku["sudoku9_trm_peers"], sudoku["sudoku9_transformer_peers"]
         assert (hrm.model.name, baseline.model.name) == ("trm", "transformer")
         assert hrm.train == baseline.train and hrm.dagger == baseline.dagger and hrm.env == baseline.env
+        for env, width in (("maze", 15), ("city", 20)):  # step-wise grid runs: a carried TRM and its transformer
+            grid = {name: compose("dagger", overrides=[f"experiment={name}"])
+                    for name in (f"{env}_trm_grid_carry", f"{env}_transformer_grid")}
+            for cfg in grid.values():
+                check_config(cfg, DAGGER)
+                assert (cfg.env.name, cfg.env.kwargs.max_size, cfg.model.attention_grid) == (env, width, width)
+                assert cfg.model.pos_encodings == "rope2d" and cfg.model.global_readout == "acting_token"
+                assert cfg.dagger.token_labels
+            hrm, baseline = grid[f"{env}_trm_grid_carry"], grid[f"{env}_transformer_grid"]
+            assert (hrm.model.name, baseline.model.name) == ("trm", "transformer") and hrm.model.episode_carry
+            assert hrm.train == baseline.train and hrm.dagger == baseline.dagger and hrm.env == baseline.env
     assert set(rows.values()) == {"train.dagger", "train.supervised", "train.ppo"}  # each row composed and checked in
     # tests/benchmarks/test_headline.py (test_experiment_rows_compose_to_the_formerly_pinned_commands)
