@@ -298,39 +298,51 @@ def seq2seq_table(entries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table(root: Path, groups: list[list[str]]) -> str:
-    """The manifest as a markdown table: each step-wise policy's validation and test shares per group of test
-    sizes; seq2seq policies (scored on a data set) follow in a table of their own (:func:`seq2seq_table`)."""
+def table(root: Path, groups: list[list[str]] | None = None, env: str | None = None) -> str:
+    """The manifest as markdown: per env (only ``env`` when given), a table of each step-wise policy's validation
+    and test shares pooled over ``groups`` of test sizes (None: every test size its own column); seq2seq policies
+    (scored on a data set) follow in a table of their own (:func:`seq2seq_table`)."""
     def cell(figures: dict[str, Any]) -> str:
         (low, high), (olow, ohigh) = figures["success_ci95"], figures["cost_optimal_ci95"]
         return (f"{figures['success']:.3f} [{low:.2f}, {high:.2f}] / {figures['cost_optimal']:.3f} "
                 f"[{olow:.2f}, {ohigh:.2f}]")
 
-    lines = ["| policy | family | env | validation (sizes) | " + " | ".join(f"test {','.join(g)}" for g in groups)
-             + " | configs compared | train minutes |", "|---" * (6 + len(groups)) + "|"]
-    for entry in read_manifest(root)["policies"]:
-        if "data" in entry:  # seq2seq policies: scored on a data set, not played by size
-            continue
-        validation = pooled(entry["validation"]["per_size"], list(entry["validation"]["per_size"]))
-        tests = [cell(pooled(entry["test"]["per_size"], group)) for group in groups]
-        sizes = ",".join(map(str, entry["validation_sizes"]))
-        lines.append(f"| {entry['name']} | {entry['family']} | {entry['env']} | {cell(validation)} ({sizes}) | "
-                     + " | ".join(tests) + f" | {entry['configs_compared']} | {entry['train_minutes']} |")
-    seq2seq = [entry for entry in read_manifest(root)["policies"] if "data" in entry]
-    return "\n".join(lines) + "\n" + ("\n" + seq2seq_table(seq2seq) if seq2seq else "")
+    entries = [e for e in read_manifest(root)["policies"] if env is None or e["env"] == env]
+    if not entries:
+        raise ValueError(f"--env {env!r} names no released policy")
+    tables = []
+    for name in dict.fromkeys(e["env"] for e in entries if "data" not in e):  # step-wise policies, by env
+        rows = [e for e in entries if e["env"] == name and "data" not in e]
+        columns = groups or [[size] for size in dict.fromkeys(s for e in rows for s in e["test"]["per_size"])]
+        lines = ["| policy | family | env | validation (sizes) | " + " | ".join(f"test {','.join(g)}" for g in columns)
+                 + " | configs compared | train minutes |", "|---" * (6 + len(columns)) + "|"]
+        for entry in rows:
+            validation = pooled(entry["validation"]["per_size"], list(entry["validation"]["per_size"]))
+            tests = [cell(pooled(entry["test"]["per_size"], group)) for group in columns]
+            sizes = ",".join(map(str, entry["validation_sizes"]))
+            lines.append(f"| {entry['name']} | {entry['family']} | {entry['env']} | {cell(validation)} ({sizes}) | "
+                         + " | ".join(tests) + f" | {entry['configs_compared']} | {entry['train_minutes']} |")
+        tables.append("\n".join(lines) + "\n")
+    seq2seq = [entry for entry in entries if "data" in entry]
+    return "\n".join(tables + ([seq2seq_table(seq2seq)] if seq2seq else []))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m train.release ARGS`` releases; ``python -m train.release table --groups 8,9,10 11,12`` prints
-    the manifest's figures (success / cost-optimal, each with its interval) pooled over groups of test sizes."""
+    """``python -m train.release ARGS`` releases; ``python -m train.release table [--env hanoi --groups 8,9,10
+    11,12]`` prints the manifest's figures (success / cost-optimal, each with its interval), per env, pooled over
+    groups of test sizes."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["table"]:
             parser = argparse.ArgumentParser(prog="python -m train.release table")
-            parser.add_argument("--groups", nargs="+", required=True, help="comma-separated test sizes, e.g. 8,9,10")
+            parser.add_argument("--env", default=None, help="only this env's policies (the Hydra env group)")
+            parser.add_argument("--groups", nargs="+", default=None,
+                                help="comma-separated test sizes pooled in one column, e.g. 8,9,10 (default: each "
+                                     "test size its own column)")
             parser.add_argument("--root", default=".")
             args = parser.parse_args(argv[1:])
-            print(table(Path(args.root), [group.split(",") for group in args.groups]), end="")
+            groups = None if args.groups is None else [group.split(",") for group in args.groups]
+            print(table(Path(args.root), groups, args.env), end="")
             return
         args = parse_args(argv)
         print(json.dumps(release(args)))

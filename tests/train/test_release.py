@@ -96,6 +96,12 @@ def test_the_table_pools_test_sizes_with_their_intervals(tmp_path, capsys):
     assert f"{solved / 6:.3f} [{low:.2f}, {high:.2f}]" in lines[2]
     with pytest.raises(SystemExit):
         main(["table", "--groups", "9", "--root", str(tmp_path)])  # a size the figures do not hold
+    main(["table", "--env", entry["env"], "--root", str(tmp_path)])  # default: each test size its own column
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        "| policy | family | env | validation (sizes) | test 3 | test 4 | configs compared |")
+    with pytest.raises(SystemExit):
+        main(["table", "--env", "sudoku", "--root", str(tmp_path)])  # an env with no released policy
+    assert "--env 'sudoku' names no released policy" in capsys.readouterr().err
 
 
 def test_a_release_finishing_during_another_keeps_both_entries(tmp_path, monkeypatch):
