@@ -240,8 +240,10 @@ def evaluate_policies(
     seed: int = 0,
     horizon: float | None = None,
     held_out: HeldOut | None = None,
+    teacher_forcing: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """``summarize`` rows (per size and ``all``) for every policy on the same puzzles, with TF and gap;
+    """``summarize`` rows (per size and ``all``) for every policy on the same puzzles, with TF and gap (unless
+    ``teacher_forcing`` is false: closed-loop episodes only, one pass over the oracle's states fewer);
     ``horizon`` as in ``run_episodes`` (episodes longer than ``horizon`` x the oracle's solution fail);
     ``held_out`` replaces puzzles that start in a training state (counted in ``held_out.replaced``).
 
@@ -262,8 +264,7 @@ def evaluate_policies(
         seeds += held_out_seeds(made, seed, index, str(size), held_out)
         labels += [str(size)] * episodes
     oracle = oracle_for(env_id)
-    states = oracle_states(envs, seeds, oracle)
-    state_labels = np.repeat(labels, [len(trajectory) for trajectory in states])
+    states = oracle_states(envs, seeds, oracle) if teacher_forcing else None
     results = {}
     for name, policy in policies.items():
         if policy is None:
@@ -271,7 +272,11 @@ def evaluate_policies(
                 raise ValueError(f"policy {name!r} is None; only {REFERENCE_METHODS} have built-in policies")
             policy = OraclePolicy(oracle) if name == "oracle" else RandomMaskedPolicy(seed)
         episodes_run = run_episodes(policy, envs, seeds, labels, oracle, horizon=horizon)
+        if states is None:
+            results[name] = summarize(episodes_run)
+            continue
         right = teacher_forcing_hits(policy, states, oracle)  # one pass over the oracle states per policy
+        state_labels = np.repeat(labels, [len(trajectory) for trajectory in states])
         tf = {label: float(right[state_labels == label].mean()) for label in dict.fromkeys(labels)}
         tf["all"] = float(right.mean())
         results[name] = summarize(episodes_run, tf)
@@ -550,9 +555,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     held_out = HeldOut.load(list(cfg.held_out_from), padding, None if answers is None else load(answers)) \
         if cfg.held_out_from else None
     results = evaluate_policies(policies, env["id"], sizes, cfg.episodes, env["size_arg"], env_kwargs, cfg.seed,
-                                horizon, held_out)
+                                horizon, held_out, cfg.teacher_forcing)
     meta = {"env": env["id"], "env_name": env.get("name"), "env_kwargs": env_kwargs, "sizes": sizes,
             "episodes": cfg.episodes, "seed": cfg.seed, "eval_horizon": horizon, "act": acting,
+            "teacher_forcing": cfg.teacher_forcing,
             "held_out": None if held_out is None else {"sources": held_out.sources, "training_states": len(held_out.keys),
                                                        "training_answers": len(held_out.answers),
                                                        "replaced_puzzles": held_out.replaced},

@@ -281,7 +281,7 @@ EVALUATE = {
     "checkpoint": List(item=Str(), scalar=True), "data": Str(null=True), "split": Str(null=True),
     "names": List(item=Str()),
     "references": List(item=Choice(choices=REFERENCES)), "sizes": List(min_items=1, null=True),
-    "episodes": Int(low=1), "seed": Int(low=0), "held_out_from": List(item=Str()),
+    "episodes": Int(low=1), "seed": Int(low=0), "held_out_from": List(item=Str()), "teacher_forcing": Bool(),
     "act.inference_halting": Choice(choices=INFERENCE_HALTING, null=True), "act.halt_max_steps": Int(low=1, null=True),
     "act.halt_scale": Choice(choices=HALT_SCALES, null=True), "act.halt_reference": Int(low=1, null=True),
     "act.halt_tolerance": Num(low=0, high=1, high_open=True, null=True),

@@ -34,13 +34,14 @@ SEQ2SEQ = [e for e in ENTRIES if "data" in e]  # scored on a data set (train.eva
 FRESH_SEED = 20_261_206
 
 
-def play(entry: dict, tmp_path: Path, episodes: int, seed: int) -> dict:
+def play(entry: dict, tmp_path: Path, episodes: int, seed: int, teacher_forcing: bool = True) -> dict:
     sizes = ",".join(map(str, entry["test_sizes"]))
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=[f"env={entry['env']}", *entry["env_overrides"],
                                              f"checkpoint={ROOT / entry['checkpoint']}", f"names=[{entry['name']}]",
                                              "references=[]", f"sizes=[{sizes}]", f"episodes={episodes}",
-                                             f"seed={seed}", f"out={tmp_path}"])
+                                             f"seed={seed}", f"out={tmp_path}",
+                                             f"teacher_forcing={str(teacher_forcing).lower()}"])
     return run(cfg)["results"][entry["name"]]
 
 
@@ -103,7 +104,7 @@ def test_every_released_policy_plays_its_smallest_test_size(entry, tmp_path):
     """Loaded from its manifest entry, under its env overrides (which must admit every test size: the env is made at
     the largest test size too), a policy plays two puzzles of its smallest test size (the slow test plays more)."""
     size = entry["test_sizes"][0]
-    rows = play({**entry, "test_sizes": [size]}, tmp_path, episodes=2, seed=11)
+    rows = play({**entry, "test_sizes": [size]}, tmp_path, episodes=2, seed=11, teacher_forcing=False)
     assert set(rows) == {str(size), "all"} and rows["all"]["episodes"] == 2 and 0.0 <= rows["all"]["success"] <= 1.0
     state_tokens(entry, entry["test_sizes"][-1])
 
@@ -117,7 +118,8 @@ def test_a_fresh_seed_lands_inside_the_stated_interval(entry, tmp_path):
     (10 puzzles)."""
     size = str(entry["test_sizes"][0])
     episodes = fresh_puzzles(state_tokens(entry, entry["test_sizes"][0]))
-    rows = play({**entry, "test_sizes": [entry["test_sizes"][0]]}, tmp_path, episodes=episodes, seed=20261206)
+    rows = play({**entry, "test_sizes": [entry["test_sizes"][0]]}, tmp_path, episodes=episodes, seed=20261206,
+                teacher_forcing=False)  # success is all it compares
     solved = round(rows[size]["success"] * rows[size]["episodes"])
     low, high = wilson_interval(solved, rows[size]["episodes"])
     stated = entry["test"]["per_size"][size]

@@ -45,6 +45,17 @@ def test_oracle_row_is_perfect_and_random_row_is_not():
     assert results["oracle"]["3"]["episodes"] == 8 and results["oracle"]["all"]["episodes"] == 16
 
 
+def test_without_teacher_forcing_the_episodes_are_the_same_and_no_tf_column_is_made():
+    """``teacher_forcing=False`` plays the same puzzles with the same outcome and leaves TF and gap out."""
+    args = ({"oracle": None, "random": None}, ENV, [2, 3], 8, "num_disks", {"max_disks": 6})
+    full, quick = evaluate_policies(*args), evaluate_policies(*args, teacher_forcing=False)
+    for name in ("oracle", "random"):
+        for size in ("2", "3", "all"):
+            assert "teacher_forcing" not in quick[name][size] and "gap" not in quick[name][size]
+            assert {k: v for k, v in full[name][size].items() if k not in ("teacher_forcing", "gap")} == quick[name][size]
+    assert quick["oracle"]["all"]["success"] == 1.0 and full["random"]["all"]["teacher_forcing"] < 1.0
+
+
 def test_cli_evaluates_a_checkpoint_and_writes_the_report(tmp_path):
     import torch
 
