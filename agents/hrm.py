@@ -42,7 +42,7 @@ IGNORE_LABEL = -100
 POS_ENCODINGS = ("rope", "rope2d", "learned")
 VARIANTS = ("hrm", "trm")
 LOSSES = ("stablemax", "softmax")
-INFERENCE_HALTING = ("q_head", "max_steps")
+INFERENCE_HALTING = ("q_head", "max_steps", "reached")
 GLOBAL_READOUTS = ("prefix", "acting_token")
 DEPTH_TRAINING = ("fixed", "progressive")
 HALT_SCALES = ("fixed", "tokens", "side")
@@ -106,7 +106,13 @@ class HRMConfig:
     the graded segment (Bansal et al. 2022's progressive loss on top of deep supervision): no behaviour can be tied
     to a segment count, the latent is pushed towards a fixed point that more segments keep, and the Q-head learns
     whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
-    activations).
+    activations). ``front_rate > 0`` (a token head for an oracle's per-cell plan, with each cell's cost to the goal
+    as batch key ``cost``): after ``d`` segments since its latent was fresh (the extra ones and an episode's earlier
+    decisions included), a cell farther than ``front_rate * d`` from the goal is labelled "not reached yet" (the
+    token head's last class) instead of its move. The field then has to grow as a front at a fixed pace, a rule
+    that stays the same at any depth, so more segments reach further on larger puzzles; ``inference_halting=
+    "reached"`` halts a decision once the token head says the acting cell is reached (compute grows with the
+    distance to the goal).
 
     **Halting.** At most ``halt_max_steps`` segments per example in training; ``halt_exploration_prob`` is the
     chance of a random minimum number of segments (exploration). At inference ``inference_halting`` ``"q_head"``
@@ -152,6 +158,7 @@ class HRMConfig:
     # depth training
     depth_training: str = "fixed"
     depth_extra_max: int = 0
+    front_rate: float = 0.0
     # halting
     halt_max_steps: int = 8
     halt_exploration_prob: float = 0.1
@@ -194,6 +201,13 @@ class HRMConfig:
             raise ValueError(f"depth_training must be one of {DEPTH_TRAINING}, got {self.depth_training!r}")
         if self.depth_training == "progressive" and self.depth_extra_max < 1:
             raise ValueError("depth_training='progressive' needs depth_extra_max >= 1 (extra segments without gradient)")
+        if isinstance(self.front_rate, bool) or not isinstance(self.front_rate, (int, float)) or not (
+                0.0 <= self.front_rate < float("inf")):
+            raise ValueError(f"front_rate must be a finite number >= 0, got {self.front_rate!r}")
+        if self.front_rate and self.token_vocab < 2:
+            raise ValueError("front_rate > 0 needs a token head (token_vocab >= 2: the labels and 'not reached yet')")
+        if self.inference_halting == "reached" and not (self.front_rate and self.acting_tokens):
+            raise ValueError("inference_halting='reached' needs front_rate > 0 and acting_tokens (the cell it reads)")
         if self.halt_scale not in HALT_SCALES:
             raise ValueError(f"halt_scale must be one of {HALT_SCALES}, got {self.halt_scale!r}")
         if self.halt_scale != "fixed" and self.halt_reference < 1:
@@ -346,16 +360,28 @@ class OutputHeads(nn.Module):
         self.token_head = linear(hidden, config.token_vocab) if config.token_vocab else None
         self.per_token = linear(hidden, config.per_token_actions) if config.per_token_actions else None
         self.global_head = linear(hidden, config.global_actions) if config.global_actions else None
+        self.marks = config.acting_tokens
         self.acting_tokens = config.acting_tokens if config.global_readout == "acting_token" else ()
+
+    def acting_cell(self, inputs: torch.Tensor, marks: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) index of each sequence's first token whose id is in ``marks`` (0 where none) and whether it has one."""
+        marked = torch.isin(inputs, torch.tensor(marks, device=inputs.device))
+        return marked.int().argmax(1), marked.any(1)
 
     def global_features(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """(B, hidden): slot 0, or the state of each sequence's first acting token."""
         if not self.acting_tokens:
             return z[:, 0]
-        marked = torch.isin(inputs, torch.tensor(self.acting_tokens, device=inputs.device))
-        position = self.prefix_len + marked.int().argmax(1)
-        at_agent = z[torch.arange(z.shape[0], device=z.device), position]
-        return torch.where(marked.any(1, keepdim=True), at_agent, z[:, 0])
+        cell, found = self.acting_cell(inputs, self.acting_tokens)
+        at_agent = z[torch.arange(z.shape[0], device=z.device), self.prefix_len + cell]
+        return torch.where(found[:, None], at_agent, z[:, 0])
+
+    def reached(self, logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the token head's class at the acting cell is not its last ("not reached yet", ``front_rate``);
+        true where no token carries the mark."""
+        cell, found = self.acting_cell(inputs, self.marks)
+        at_agent = logits[torch.arange(logits.shape[0], device=logits.device), cell].argmax(-1)
+        return (at_agent != logits.shape[-1] - 1) | ~found
 
     def forward(self, z: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         tokens = z[:, self.prefix_len:]
@@ -381,6 +407,8 @@ class HRMCarry:
     steps: torch.Tensor
     halted: torch.Tensor
     data: dict[str, torch.Tensor]
+    #: Segments run since the latent was fresh (extra progressive ones and an episode's earlier decisions included).
+    depth: torch.Tensor | None = None
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -470,6 +498,7 @@ class HRM(nn.Module):
             steps=torch.zeros(size, dtype=torch.long, device=inputs.device),
             halted=torch.ones(size, dtype=torch.bool, device=inputs.device),
             data={k: torch.zeros_like(v) for k, v in batch.items()},
+            depth=torch.zeros(size, dtype=torch.long, device=inputs.device),
         )
 
     def forward(self, carry: HRMCarry, batch: dict[str, torch.Tensor]) -> tuple[HRMCarry, dict[str, torch.Tensor]]:
@@ -489,13 +518,19 @@ class HRM(nn.Module):
         z_H = torch.where(_rows(fresh, carry.z_H), self.H_init, carry.z_H)
         z_L = torch.where(_rows(fresh, carry.z_L), self.L_init, carry.z_L)
         steps = torch.where(halted, 0, carry.steps)
+        depth = torch.zeros_like(steps) if carry.depth is None else torch.where(fresh, 0, carry.depth)
         x, rotary = self.embed(data)
         if self.training and config.depth_training == "progressive":
+            extra = int(torch.randint(0, config.depth_extra_max + 1, ()))
             with torch.no_grad():  # a random depth before the graded segment; it saves no activations
-                for _ in range(int(torch.randint(0, config.depth_extra_max + 1, ()))):
+                for _ in range(extra):
                     z_H, z_L = self._segment(z_H, z_L, x, rotary)
+            depth = depth + extra
         z_H, z_L = self._segment(z_H, z_L, x, rotary)
+        depth = depth + 1
         out = self._read(z_H, data["tokens"])
+        if config.front_rate:
+            out["reach"] = config.front_rate * depth.float()
         with torch.no_grad():
             steps = steps + 1
             last = steps >= config.halt_max_steps
@@ -514,7 +549,7 @@ class HRM(nn.Module):
         out["halted"], out["steps"] = new_halted, steps
         if not config.full_backprop:
             z_H, z_L = z_H.detach(), z_L.detach()
-        return HRMCarry(z_H, z_L, steps, new_halted, data), out
+        return HRMCarry(z_H, z_L, steps, new_halted, data, depth), out
 
     def segment_caps(self, tokens: torch.Tensor) -> torch.Tensor:
         """Each sequence's cap on inference segments (B,): ``halt_max_steps``, scaled by ``halt_scale`` with the
@@ -571,6 +606,8 @@ class HRM(nn.Module):
                 wants = step >= caps
                 if config.inference_halting == "q_head":
                     wants = wants | self._wants_halt(out["q_halt"], out["q_continue"])
+                elif config.inference_halting == "reached":
+                    wants = wants | self.heads.reached(out["logits"], batch["tokens"])
                 if config.halt_tolerance > 0:
                     change = (new_H - z_H).flatten(1).norm(dim=1) / z_H.flatten(1).norm(dim=1).clamp_min(1e-12)
                     wants = wants | (change < config.halt_tolerance)
@@ -654,7 +691,13 @@ def task_loss(
     losses, seq_correct = [], []
     accuracy = action_correct = None
     if "labels" in data:
-        loss, correct, valid = token_loss(outputs["logits"], data["labels"], kind)
+        labels = data["labels"]
+        if "reach" in outputs:  # front_rate: cells beyond the front are "not reached yet", the head's last class
+            if "cost" not in data:
+                raise ValueError("front_rate > 0 needs each token's cost to the goal (batch key 'cost')")
+            unreached = (labels != IGNORE_LABEL) & (data["cost"].float() > outputs["reach"][:, None])
+            labels = torch.where(unreached, outputs["logits"].shape[-1] - 1, labels)
+        loss, correct, valid = token_loss(outputs["logits"], labels, kind)
         losses.append(loss)
         seq_correct.append((correct | ~valid).all(-1))
         accuracy = correct.sum(-1) / valid.sum(-1).clamp_min(1)

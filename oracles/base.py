@@ -83,6 +83,11 @@ class Oracle(ABC):
         ``train.dagger`` with ``dagger.token_labels=true``). Oracles with ``token_label_classes > 0`` give it."""
         raise NotImplementedError(f"{type(self).__name__} gives no per-token labels (token_label_classes = 0)")
 
+    def token_costs(self, obs: Obs) -> np.ndarray:
+        """Each token's cost to the goal, (batch, seq_len) float32, NaN where :meth:`token_labels` has no label (what
+        ``model.front_rate`` training reads). The grid oracles (:class:`oracles.field.FieldOracle`) give it."""
+        raise NotImplementedError(f"{type(self).__name__} gives no per-token costs to the goal")
+
     def solve(self, obs: Obs) -> list[int]:
         """A whole optimal action sequence from ``obs``, ending with the successful terminating step."""
         actions: list[int] = []

@@ -38,6 +38,7 @@ class _Solved:
             bits |= np.where(legal & (cost[nxt] + dist[nxt] == dist), 1 << a, 0)
         bits[self.dest] = 0
         self.move_labels = move_labels(bits.reshape(net.width, net.width)[1:-1, 1:-1])
+        self.move_costs = dist.reshape(net.width, net.width)[1:-1, 1:-1].astype(np.float32)
         self.dist: list[float] = dist.tolist()
         self.bits: list[int] = bits.tolist()
 

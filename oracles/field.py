@@ -37,6 +37,8 @@ class Field(Protocol):
     bits: list[int]
     #: Lowest optimal move per cell of the instance's own (rows, cols) grid, -100 where there is none.
     move_labels: np.ndarray
+    #: Cost-to-go per cell of that grid (float32, inf where cut off).
+    move_costs: np.ndarray
 
 
 def move_labels(bits: np.ndarray) -> np.ndarray:
@@ -119,3 +121,15 @@ class FieldOracle(Oracle):
             rows, cols = field.move_labels.shape
             labels[i, :rows, :cols] = field.move_labels
         return labels.reshape(size, side * side)
+
+    def token_costs(self, obs: Obs) -> np.ndarray:
+        """Each token's cost to the goal, (batch, seq_len) float32 in the layout of :meth:`token_labels`; NaN where
+        that has no label (what ``front_rate`` training reads to tell the cells a front has reached)."""
+        labels = self.token_labels(obs)
+        size, side = labels.shape[0], int(round(labels.shape[1] ** 0.5))
+        costs = np.full((size, side, side), np.nan, dtype=np.float32)
+        for i in range(size):
+            field, _ = self._solved({key: value[i] for key, value in obs.items()})
+            rows, cols = field.move_costs.shape
+            costs[i, :rows, :cols] = field.move_costs
+        return np.where(labels != -100, costs.reshape(size, side * side), np.nan)

@@ -39,6 +39,7 @@ class _Solved:
             nxt = ring[1 + dr : self.height + 1 + dr, 1 + dc : self.width + 1 + dc]
             bits |= np.where((dist > 0) & (nxt == dist - 1), 1 << a, 0)
         self.move_labels = move_labels(bits)
+        self.move_costs = np.where(dist >= 0, dist, np.inf).astype(np.float32)
         self.dist: list[float] = np.where(dist >= 0, dist, np.inf).ravel().tolist()
         self.bits: list[int] = bits.ravel().tolist()
         self.floor: list[bool] = floor.ravel().tolist()

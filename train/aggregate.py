@@ -274,12 +274,15 @@ def episodes(source: str | Path) -> Iterator[Demonstration]:
 
 class Aggregate:
     """Every labelled state so far as model inputs: tokens, legal mask, optimal set; with ``token_oracle``
-    also its per-token ``labels`` (:meth:`oracles.base.Oracle.token_labels`, recomputed from the stored states).
+    also its per-token ``labels`` (:meth:`oracles.base.Oracle.token_labels`, recomputed from the stored states), and
+    with ``token_costs`` each token's ``cost`` to the goal (:meth:`oracles.base.Oracle.token_costs`, ``front_rate``).
 
     :meth:`sample` draws rows uniformly; :meth:`stream` walks whole episodes in order (``episode_carry``)."""
 
-    def __init__(self, encoder: Any, token_oracle: Oracle | None = None):
-        self.encoder, self.token_oracle = encoder, token_oracle
+    def __init__(self, encoder: Any, token_oracle: Oracle | None = None, token_costs: bool = False):
+        if token_costs and token_oracle is None:
+            raise ValueError("token_costs=True needs a token_oracle (the costs sit beside its per-token labels)")
+        self.encoder, self.token_oracle, self.token_costs = encoder, token_oracle, token_costs
         self.parts: dict[str, list[torch.Tensor]] = {key: [] for key in self.keys}
         self.starts: list[torch.Tensor] = []
         self.size = 0
@@ -288,7 +291,8 @@ class Aggregate:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return ("tokens", "action_mask", "optimal") + (("labels",) if self.token_oracle is not None else ())
+        return ("tokens", "action_mask", "optimal") + (("labels",) if self.token_oracle is not None else ()) + (
+            ("cost",) if self.token_costs else ())
 
     def add(self, transitions: Transitions) -> None:
         obs = transitions.obs
@@ -297,6 +301,8 @@ class Aggregate:
         self.parts["optimal"].append(torch.from_numpy(transitions.optimal))
         if self.token_oracle is not None:
             self.parts["labels"].append(torch.from_numpy(self.token_oracle.token_labels(obs).astype(np.int64)))
+        if self.token_costs:
+            self.parts["cost"].append(torch.from_numpy(self.token_oracle.token_costs(obs)))
         self.starts.append(torch.from_numpy(episode_starts(transitions)))
         self.size += len(transitions)
         self._cat = None

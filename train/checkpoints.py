@@ -120,8 +120,9 @@ def _carry_state(learner: Learner) -> dict[str, Any] | None:
     if learner.carry is None:
         return None
     c = learner.carry
-    return {"z_H": c.z_H.cpu(), "z_L": c.z_L.cpu(), "steps": c.steps.cpu(), "halted": c.halted.cpu(),
-            "data": {k: v.cpu() for k, v in c.data.items()}}
+    state = {"z_H": c.z_H.cpu(), "z_L": c.z_L.cpu(), "steps": c.steps.cpu(), "halted": c.halted.cpu(),
+             "data": {k: v.cpu() for k, v in c.data.items()}}
+    return state if c.depth is None else {**state, "depth": c.depth.cpu()}
 
 
 def _set_carry(learner: Learner, carry: dict[str, Any] | None) -> None:

@@ -74,6 +74,7 @@ import hrm_envs  # noqa: F401  (registers the env ids)
 from configs import CONFIG_DIR
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
+from oracles.base import Oracle
 from train.aggregate import Aggregate, aggregate_rounds, dataset_round, load_round, round_path, save_round
 from train.checkpoints import config_mismatches, init_weights, load_checkpoint, save_checkpoint
 from train.evaluate import evaluate_policies
@@ -183,6 +184,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     learner = Learner(config["model"], optim_config(config["train"]), encoder, device,
                       total_steps=(d.rounds + 1) * d.train_steps,
                       token_labels=oracle.token_label_classes if token_oracle is not None else 0)
+    if getattr(learner.config, "front_rate", 0) and type(oracle).token_costs is Oracle.token_costs:
+        raise ValueError(f"model.front_rate > 0 needs per-token costs to the goal; {type(oracle).__name__} gives none "
+                         "(grid oracles do: maze, city)")
     checkpoint = out / "last.pt"
     trained_rounds = 0  # rounds 0..trained_rounds-1 are in the model
     if cfg.resume and checkpoint.is_file():
@@ -209,7 +213,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if len(stored) < trained_rounds:
         raise ValueError(f"{checkpoint} has trained on {trained_rounds} rounds but {out / 'aggregate'} holds "
                          f"{len(stored)}: round file {round_path(out, len(stored))} is missing")
-    aggregate = Aggregate(encoder, token_oracle)
+    aggregate = Aggregate(encoder, token_oracle, token_costs=getattr(learner.config, "front_rate", 0) > 0)
     metrics: dict[str, Any] = {}
     round_index = 0
     while True:

@@ -66,7 +66,8 @@ def model_config(model_cfg: Mapping[str, Any], encoder: Encoder, task: str = "po
         raise ValueError("field_moves (a per-token move field) applies to task='tokens' only")
     if task == "policy":
         layout.update(per_token_actions=int(encoder.per_token_actions), global_actions=int(encoder.global_actions),
-                      token_vocab=token_labels, acting_tokens=acting_tokens(encoder))
+                      token_vocab=token_labels + (1 if token_labels and fields.get("front_rate") else 0),
+                      acting_tokens=acting_tokens(encoder))  # front_rate: one more class, "not reached yet"
     else:
         vocab = getattr(encoder, "seq2seq_vocab_size", None)
         if vocab is None:

@@ -767,3 +767,69 @@ def test_cost_loss_regresses_the_channel_after_the_moves_and_ignores_nan() -> No
     moves_only, _, _, _ = task_loss({"policy_logits": torch.tensor([[[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0.0] * 4]]).flatten(1)},
                                     {"field": field}, "softmax")
     assert torch.allclose(exact.detach(), moves_only)  # a perfect regression adds nothing
+
+
+def test_front_rate_validation_and_the_not_reached_class() -> None:
+    for value in (-1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="front_rate"):
+            SMALL.with_(front_rate=value)
+    with pytest.raises(ValueError, match="needs a token head"):
+        SMALL.with_(front_rate=2.0, token_vocab=0)
+    with pytest.raises(ValueError, match="inference_halting='reached' needs"):
+        SMALL.with_(inference_halting="reached")
+    logits = torch.zeros(1, 3, 5)
+    data = {"labels": torch.tensor([[2, 1, IGNORE_LABEL]]), "cost": torch.tensor([[3.0, 9.0, float("nan")]])}
+    with pytest.raises(ValueError, match="batch key 'cost'"):
+        task_loss({"logits": logits, "reach": torch.tensor([4.0])}, {"labels": data["labels"]}, "softmax")
+    logits[0, 0, 2] = logits[0, 1, 4] = 10.0  # cell 0 (cost 3): its move; cell 1 (cost 9): "not reached yet"
+    _, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([4.0])}, data, "softmax")
+    assert bool(correct[0]) and float(accuracy[0]) == 1.0
+    _, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([9.0])}, data, "softmax")
+    assert not bool(correct[0]) and float(accuracy[0]) == 0.5  # at reach 9 cell 1 must give its move (1)
+
+
+def test_front_depth_counts_extra_segments_and_an_episodes_earlier_decisions() -> None:
+    """``reach`` = front_rate x the segments since the latent was fresh: the progressive extra ones count, a row
+    that continues its episode keeps counting, a fresh row starts again."""
+    torch.manual_seed(0)
+    config = SMALL.with_(variant="trm", front_rate=2.0, depth_training="progressive", depth_extra_max=3,
+                         halt_max_steps=1)
+    model = HRM(config).train()
+    calls = counting_segments(model)
+    batch = {**reverse_batch(2), "continues": torch.tensor([True, False])}
+    carry = model.initial_carry(batch)
+    runs = []
+    for _ in range(6):
+        before = len(calls)
+        carry, out = model(carry, batch)
+        runs.append(len(calls) - before)
+    assert out["reach"].tolist() == [2.0 * sum(runs), 2.0 * runs[-1]]
+
+
+def test_reached_halting_stops_once_the_acting_cell_leaves_the_last_class() -> None:
+    """``inference_halting="reached"``: a decision halts at the first segment whose token head does not put the
+    acting cell in its last class ("not reached yet"), at the cap otherwise; rows without the mark halt at once."""
+    torch.manual_seed(0)
+    mark = 9
+    config = SMALL.with_(variant="trm", token_vocab=3, front_rate=1.0, inference_halting="reached", halt_max_steps=6,
+                         acting_tokens=(mark,), global_readout="acting_token")
+    model = HRM(config).eval()
+    tokens = torch.randint(1, 9, (3, 8))
+    tokens[0, 2] = tokens[1, 5] = mark
+    reached_at = {0: 3, 1: 99}  # row 0's cell 2 is reached at segment 3, row 1's cell 5 never
+    segment, read = model._segment, model._read
+    count = {"n": 0}
+
+    def counted(*args):
+        count["n"] += 1
+        return segment(*args)
+
+    def fake_read(z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = read(z_H, inputs)
+        out["logits"] = torch.zeros(*inputs.shape, 3)
+        out["logits"][..., 2] = 1.0  # "not reached yet" everywhere
+        out["logits"][0, 2, 2] = -1.0 if count["n"] >= reached_at[0] else 1.0
+        return out
+
+    model._segment, model._read = counted, fake_read
+    assert model.predict({"tokens": tokens})["segments"].tolist() == [3, 6, 1]

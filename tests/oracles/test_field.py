@@ -65,3 +65,18 @@ def test_token_labels_need_a_batch(env_id, kwargs, grid_key):
     obs, _ = gym.make(env_id, **kwargs).reset(seed=0)
     with pytest.raises(ValueError, match=f"obs\\['{grid_key}'\\] of shape \\(batch, max_size, max_size\\)"):
         oracle_for(env_id).token_labels(obs)
+
+
+@pytest.mark.parametrize("env_id, kwargs, grid_key", GRID_ENVS)
+def test_token_costs_give_every_labelled_cell_its_cost_to_the_goal(env_id, kwargs, grid_key):
+    """Beside each token label, the cost-to-go the oracle gives with the agent on that cell; NaN where no label."""
+    oracle = oracle_for(env_id)
+    batch = _batch(env_id, kwargs, episodes=4)
+    labels, costs = oracle.token_labels(batch), oracle.token_costs(batch)
+    side = kwargs["max_size"]
+    assert costs.shape == labels.shape and costs.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(costs), labels == -100)
+    for i in range(0, len(labels), 9):
+        obs = {key: value[i] for key, value in batch.items()}
+        for token in np.flatnonzero(labels[i] != -100):
+            assert costs[i, token] == oracle.cost_to_go(_at(obs, divmod(int(token), side)))

@@ -387,6 +387,31 @@ def test_token_labels_on_a_grid_env_label_every_cell_of_the_maze(tmp_path, grid)
     assert train_rows and all(0.0 <= row["action_accuracy"] <= 1.0 for row in train_rows)  # the policy head alone
 
 
+def test_front_rate_trains_on_the_maze_with_each_cells_cost_and_halts_when_the_agent_is_reached(tmp_path):
+    """model.front_rate: the aggregate carries every labelled cell's cost to the goal beside its move, the token head
+    gets the "not reached yet" class, and the policy acts with inference_halting=reached; an oracle without
+    per-token costs is refused at start-up."""
+    final = dagger.run(config(tmp_path, "env=maze", "env.kwargs.max_size=9", "dagger.sizes=[7]", "env.eval_sizes=[9]",
+                              "dagger.rounds=0", "dagger.train_steps=3", "dagger.eval_puzzles=1",
+                              "dagger.token_labels=true", "model.front_rate=2", "model.depth_training=progressive",
+                              "model.depth_extra_max=2", "model.inference_halting=reached",
+                              "model.global_readout=acting_token", "model.episode_carry=true"))
+    assert final["labels"] == 4 * 24
+    encoder = dagger.encoder_for(gym.make("hrm/Maze-v0", size=9, max_size=9))
+    transitions, _, _ = load_round(tmp_path / "run" / "aggregate" / "round_0000.npz")
+    aggregate = Aggregate(encoder, oracle_for("hrm/Maze-v0"), token_costs=True)
+    aggregate.add(transitions)
+    batch = aggregate.sample(8, torch.Generator().manual_seed(0))
+    assert set(batch) == {"tokens", "action_mask", "optimal", "labels", "cost"}
+    assert torch.equal(torch.isnan(batch["cost"]), batch["labels"] == -100)
+    policy = load_policy(tmp_path / "run" / "last.pt", encoder)
+    assert policy.model.config.token_vocab == 5 and policy.model.config.inference_halting == "reached"
+    with pytest.raises(ValueError, match="model.front_rate > 0 needs per-token costs"):
+        dagger.run(config(tmp_path / "hanoi", "dagger.token_labels=true", "model.front_rate=2"))
+    with pytest.raises(ValueError, match="token_costs=True needs a token_oracle"):
+        Aggregate(encoder, None, token_costs=True)
+
+
 def test_beta_schedules():
     from omegaconf import OmegaConf
 
