@@ -47,7 +47,8 @@ GLOBAL_READOUTS = ("prefix", "acting_token")
 DEPTH_TRAINING = ("fixed", "progressive")
 HALT_SCALES = ("fixed", "tokens", "side")
 #: The HRMConfig fields that change how a trained model acts, not its weights (evaluation may override them).
-ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_reference", "halt_tolerance")
+ACTING_FIELDS = ("inference_halting", "halt_max_steps", "halt_scale", "halt_reference", "halt_tolerance",
+                 "episode_carry")
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,11 @@ class HRMConfig:
     whether the action is right at every depth. Memory stays O(1) in depth (the extra segments save no
     activations). ``front_rate > 0`` (a token head for an oracle's per-cell plan, with each cell's cost to the goal
     as batch key ``cost``): after ``d`` segments since its latent was fresh (the extra ones and an episode's earlier
-    decisions included), a cell farther than ``front_rate * d`` from the goal is labelled "not reached yet" (the
-    token head's last class) instead of its move. The field then has to grow as a front at a fixed pace, a rule
-    that stays the same at any depth, so more segments reach further on larger puzzles; ``inference_halting=
-    "reached"`` halts a decision once the token head says the acting cell is reached (compute grows with the
+    decisions included), a cell within ``front_rate * d`` of the goal must give its move, one farther than twice
+    that is labelled "not reached yet" (the token head's last class), and the band between is not graded (a front
+    at any pace in ``[front_rate, 2 * front_rate]`` per segment fits; no counter of segments is needed). The field
+    then grows as a front, a rule that stays the same at any depth, so more segments reach further on larger
+    puzzles and the model can say where it does not know yet; ``inference_halting="reached"`` halts a decision once the token head says the acting cell is reached (compute grows with the
     distance to the goal).
 
     **Halting.** At most ``halt_max_steps`` segments per example in training; ``halt_exploration_prob`` is the
@@ -695,8 +697,10 @@ def task_loss(
         if "reach" in outputs:  # front_rate: cells beyond the front are "not reached yet", the head's last class
             if "cost" not in data:
                 raise ValueError("front_rate > 0 needs each token's cost to the goal (batch key 'cost')")
-            unreached = (labels != IGNORE_LABEL) & (data["cost"].float() > outputs["reach"][:, None])
-            labels = torch.where(unreached, outputs["logits"].shape[-1] - 1, labels)
+            cost, reach = data["cost"].float(), outputs["reach"][:, None]
+            labelled = labels != IGNORE_LABEL
+            labels = torch.where(labelled & (cost > reach), IGNORE_LABEL, labels)  # may be reached: not graded
+            labels = torch.where(labelled & (cost > 2 * reach), outputs["logits"].shape[-1] - 1, labels)
         loss, correct, valid = token_loss(outputs["logits"], labels, kind)
         losses.append(loss)
         seq_correct.append((correct | ~valid).all(-1))

@@ -11,8 +11,9 @@ puzzles ``train.evaluate`` plays). For a checkpoint
 trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`` scores that head's move at every
 cell of each puzzle's first state against the oracle's optimal moves there, per bucket of the cell's own
 cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
-the agent's cell. ``--segments K`` makes an HRM / TRM checkpoint think K ACT segments per decision (does more
-recurrence at test time carry the field further?). A checkpoint with ``model.episode_carry`` walks each trajectory
+the agent's cell (a ``model.front_rate`` checkpoint's head has a class more, "not reached yet": ``not_reached`` is
+the share of cells it gives, scored as wrong). ``--segments K`` makes an HRM / TRM checkpoint think K ACT
+segments per decision (does more recurrence at test time carry the field further?). A checkpoint with ``model.episode_carry`` walks each trajectory
 in order, its latent carried from state to state as when it acts (the token head is read from fresh states).
 Prints one JSON object: per checkpoint and size.
 """
@@ -93,6 +94,7 @@ def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: d
     at_agent = batch["position"][:, 0].astype(np.int64) * side + batch["position"][:, 1]
     readout = chunked(predicted, batch)[np.arange(len(at_agent)), at_agent]
     return {"accuracy": round(float(right[scored].mean()), 4),
+            "not_reached": round(float((moves >= oracle.token_label_classes)[scored].mean()), 4),
             "label_accuracy": round(float((moves == labels)[scored].mean()), 4),
             "by_cost_to_go": by_bucket(right[scored], cost[scored]),
             "readout_tf": round(float(optimal[np.arange(len(readout)), readout].mean()), 4)}
@@ -107,8 +109,9 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
     acting = None if segments is None else {"inference_halting": "max_steps", "halt_max_steps": segments}
     policy = load_any_policy(checkpoint, encoder_for(probe), acting)
     oracle = oracle_for(probe)
-    labelled = getattr(getattr(policy, "model", None), "config", None)
-    labelled = getattr(labelled, "token_vocab", 0) == oracle.token_label_classes
+    model_config = getattr(getattr(policy, "model", None), "config", None)
+    front = bool(getattr(model_config, "front_rate", 0))  # the token head's last class: "not reached yet"
+    labelled = getattr(model_config, "token_vocab", 0) == oracle.token_label_classes + front
     report: dict[str, Any] = {}
     for index, size in enumerate(sizes):
         envs = [gym.make(env_id, size=size, max_size=max_size) for _ in range(puzzles)]

@@ -284,7 +284,7 @@ EVALUATE = {
     "episodes": Int(low=1), "seed": Int(low=0), "held_out_from": List(item=Str()), "teacher_forcing": Bool(),
     "act.inference_halting": Choice(choices=INFERENCE_HALTING, null=True), "act.halt_max_steps": Int(low=1, null=True),
     "act.halt_scale": Choice(choices=HALT_SCALES, null=True), "act.halt_reference": Int(low=1, null=True),
-    "act.halt_tolerance": Num(low=0, high=1, high_open=True, null=True),
+    "act.halt_tolerance": Num(low=0, high=1, high_open=True, null=True), "act.episode_carry": Bool(null=True),
     "threads": Int(low=0), "out": OutDir(null=True), "trust_pickle": Bool(),
 }
 

@@ -783,7 +783,10 @@ def test_front_rate_validation_and_the_not_reached_class() -> None:
         task_loss({"logits": logits, "reach": torch.tensor([4.0])}, {"labels": data["labels"]}, "softmax")
     logits[0, 0, 2] = logits[0, 1, 4] = 10.0  # cell 0 (cost 3): its move; cell 1 (cost 9): "not reached yet"
     _, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([4.0])}, data, "softmax")
-    assert bool(correct[0]) and float(accuracy[0]) == 1.0
+    assert bool(correct[0]) and float(accuracy[0]) == 1.0  # 9 > 2 x 4: cell 1 is graded "not reached yet"
+    loss, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([5.0])}, data, "softmax")
+    assert bool(correct[0]) and float(accuracy[0]) == 1.0  # 5 < 9 <= 10: cell 1 may be reached, not graded
+    assert float(loss[0]) < 1e-3
     _, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([9.0])}, data, "softmax")
     assert not bool(correct[0]) and float(accuracy[0]) == 0.5  # at reach 9 cell 1 must give its move (1)
 

@@ -44,6 +44,7 @@ def test_checkpoint_round_trip_is_atomic_and_refuses_other_configs(encoder, hano
     assert isinstance(policy.model, HRM) and policy.act_batch(obs)[0].shape == (1,)
     longer = load_policy(path, encoder, acting={"inference_halting": "max_steps", "halt_max_steps": 5})
     assert (longer.model.config.halt_max_steps, longer.model.config.inference_halting) == (5, "max_steps")
+    assert not policy.remembers and load_policy(path, encoder, acting={"episode_carry": True}).remembers
     with pytest.raises(ValueError, match="acting overrides must be among"):
         load_policy(path, encoder, acting={"hidden_size": 8})
     path.write_bytes(b"not a checkpoint")
