@@ -93,11 +93,14 @@ def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: d
     scored = labels >= 0
     at_agent = batch["position"][:, 0].astype(np.int64) * side + batch["position"][:, 1]
     readout = chunked(predicted, batch)[np.arange(len(at_agent)), at_agent]
+    move = readout < optimal.shape[1]  # not the "not reached yet" class of a front_rate model: that is a miss
+    hits = np.zeros(len(readout), dtype=bool)
+    hits[move] = optimal[np.flatnonzero(move), readout[move]]
     return {"accuracy": round(float(right[scored].mean()), 4),
             "not_reached": round(float((moves >= oracle.token_label_classes)[scored].mean()), 4),
             "label_accuracy": round(float((moves == labels)[scored].mean()), 4),
             "by_cost_to_go": by_bucket(right[scored], cost[scored]),
-            "readout_tf": round(float(optimal[np.arange(len(readout)), readout].mean()), 4)}
+            "readout_tf": round(float(hits.mean()), 4)}
 
 
 def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles: int, seed: int,

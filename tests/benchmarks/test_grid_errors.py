@@ -36,11 +36,12 @@ def test_chunked_equals_one_call_on_the_whole_batch():
     assert calls == [4, 4, 2]
 
 
-def _checkpoint(tmp_path, env_id: str, max_size: int, token_labels: int) -> str:
+def _checkpoint(tmp_path, env_id: str, max_size: int, token_labels: int, front_rate: float = 0.0) -> str:
     encoder = encoder_for(gym.make(env_id, size=max_size, max_size=max_size))
     torch.manual_seed(0)
+    front = {"front_rate": front_rate} if front_rate else {}
     learner = Learner({"name": "hrm", "hidden_size": 16, "num_heads": 2, "H_layers": 1, "L_layers": 1,
-                       "halt_max_steps": 2}, {"lr": 1e-3}, encoder, token_labels=token_labels)
+                       "halt_max_steps": 2, **front}, {"lr": 1e-3}, encoder, token_labels=token_labels)
     path = tmp_path / "last.pt"
     save_checkpoint(path, learner, {"test": True}, 0)
     return str(path)
@@ -58,9 +59,10 @@ def test_the_oracle_is_right_in_every_bucket(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("env, env_id, max_size, size", [("maze", "hrm/Maze-v0", 11, 11),
                                                          ("city", "hrm/CityRouting-v0", 12, 10)])
-@pytest.mark.parametrize("token_labels", [0, 4])
-def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_size, size, token_labels):
-    path = _checkpoint(tmp_path, env_id, max_size, token_labels)
+@pytest.mark.parametrize("token_labels, front_rate", [(0, 0.0), (4, 0.0), (4, 5.0)])
+def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_size, size, token_labels, front_rate):
+    """Also for a front_rate model, whose token head has a fifth class ("not reached yet", scored as a miss)."""
+    path = _checkpoint(tmp_path, env_id, max_size, token_labels, front_rate)
     row = grid_errors.main(["--env", env, "--checkpoint", path, "--max-size", str(max_size), "--sizes", str(size),
                             "--puzzles", "3"])[path][str(size)]
     bucketed = row["tf_by_moves_to_goal"].values()
@@ -75,7 +77,7 @@ def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_si
         assert sum(c["n"] * c["accuracy"] for c in cells) == pytest.approx(labels["accuracy"] * sum(c["n"] for c in cells),
                                                                            abs=0.01)
         assert 0 <= labels["label_accuracy"] <= labels["accuracy"]  # the trained label is one optimal move
-        assert 0 <= labels["readout_tf"] <= 1
+        assert 0 <= labels["readout_tf"] <= 1 and 0 <= labels["not_reached"] <= 1 - labels["accuracy"]
 
 
 def test_segments_make_the_checkpoint_think_that_many_segments(tmp_path):
