@@ -649,23 +649,27 @@ def test_depth_and_halting_fields_are_validated(field, value, message) -> None:
         SMALL.with_(halt_scale="side")
 
 
+def segments_per_forward(model: HRM, batch: dict[str, torch.Tensor], steps: int) -> tuple[list[int], dict]:
+    """Segments each of ``steps`` training forwards ran (from a fresh carry, kept across them) and the last outputs."""
+    calls = counting_segments(model)
+    carry = model.initial_carry(batch)
+    runs, out = [], {}
+    for _ in range(steps):
+        before = len(calls)
+        carry, out = model(carry, batch)
+        runs.append(len(calls) - before)
+    return runs, out
+
+
 def test_progressive_training_runs_a_random_depth_without_gradient_before_the_graded_segment() -> None:
     torch.manual_seed(0)
     config = SMALL.with_(variant="trm", depth_training="progressive", depth_extra_max=3, halt_exploration_prob=0.0)
     model = HRM(config).train()
-    calls = counting_segments(model)
     batch = reverse_batch(4)
-    carry = model.initial_carry(batch)
-    depths = []
-    for _ in range(40):
-        before = len(calls)
-        carry, _ = model(carry, batch)
-        depths.append(len(calls) - before)
+    depths, _ = segments_per_forward(model, batch, 40)
     assert set(depths) == {1, 2, 3, 4}  # 0..3 extra segments, then the graded one
     model.eval()
-    before = len(calls)
-    model(model.initial_carry(batch), batch)
-    assert len(calls) - before == 1  # evaluation runs the graded segment only
+    assert segments_per_forward(model, batch, 1)[0] == [1]  # evaluation runs the graded segment only
 
 
 def test_progressive_depth_keeps_the_memory_of_one_segment() -> None:
@@ -798,14 +802,7 @@ def test_front_depth_counts_extra_segments_and_an_episodes_earlier_decisions() -
     config = SMALL.with_(variant="trm", front_rate=2.0, depth_training="progressive", depth_extra_max=3,
                          halt_max_steps=1)
     model = HRM(config).train()
-    calls = counting_segments(model)
-    batch = {**reverse_batch(2), "continues": torch.tensor([True, False])}
-    carry = model.initial_carry(batch)
-    runs = []
-    for _ in range(6):
-        before = len(calls)
-        carry, out = model(carry, batch)
-        runs.append(len(calls) - before)
+    runs, out = segments_per_forward(model, {**reverse_batch(2), "continues": torch.tensor([True, False])}, 6)
     assert out["reach"].tolist() == [2.0 * sum(runs), 2.0 * runs[-1]]
 
 
