@@ -113,7 +113,9 @@ class HRMConfig:
     that is labelled "not reached yet" (the token head's last class), and the band between is not graded (a front
     at any pace in ``[front_rate, 2 * front_rate]`` per segment fits; no counter of segments is needed). The field
     then grows as a front, a rule that stays the same at any depth, so more segments reach further on larger
-    puzzles and the model can say where it does not know yet; ``inference_halting="reached"`` halts a decision once the token head says the acting cell is reached (compute grows with the
+    puzzles and the model can say where it does not know yet. ``blind_acting=t`` shows the recurrence token ``t``
+    (e.g. the maze's floor) where the agent's mark is, so the field cannot lean on where the agent stands (only the
+    heads read the mark) and, carried, its input stays the same over an episode; ``inference_halting="reached"`` halts a decision once the token head says the acting cell is reached (compute grows with the
     distance to the goal).
 
     **Halting.** At most ``halt_max_steps`` segments per example in training; ``halt_exploration_prob`` is the
@@ -161,6 +163,7 @@ class HRMConfig:
     depth_training: str = "fixed"
     depth_extra_max: int = 0
     front_rate: float = 0.0
+    blind_acting: int = 0
     # halting
     halt_max_steps: int = 8
     halt_exploration_prob: float = 0.1
@@ -174,7 +177,7 @@ class HRMConfig:
                           "L_cycles", "halt_max_steps"), low=1)
         check_ints(self, ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions",
                           "global_actions", "attention_window", "attention_grid", "attention_peers", "depth_extra_max",
-                          "halt_reference"),
+                          "halt_reference", "blind_acting"),
                    low=0)
         for name in ("full_backprop", "episode_carry"):
             if not isinstance(getattr(self, name), bool):
@@ -208,6 +211,9 @@ class HRMConfig:
             raise ValueError(f"front_rate must be a finite number >= 0, got {self.front_rate!r}")
         if self.front_rate and self.token_vocab < 2:
             raise ValueError("front_rate > 0 needs a token head (token_vocab >= 2: the labels and 'not reached yet')")
+        if self.blind_acting and not (self.acting_tokens and self.blind_acting < self.vocab_size):
+            raise ValueError(f"blind_acting must be 0 (off) or a token id below vocab_size {self.vocab_size}, with "
+                             f"acting_tokens to replace; got {self.blind_acting!r}")
         if self.inference_halting == "reached" and not (self.front_rate and self.acting_tokens):
             raise ValueError("inference_halting='reached' needs front_rate > 0 and acting_tokens (the cell it reads)")
         if self.halt_scale not in HALT_SCALES:
@@ -478,6 +484,15 @@ class HRM(nn.Module):
             z_H, z_L = run(updates[:split], z_H, z_L)
         return run(updates[split:], z_H, z_L)
 
+    def _embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The recurrence's input: ``batch`` embedded, the acting tokens shown as ``blind_acting`` when that is set
+        (the heads still read the marked cell from the real tokens)."""
+        if not self.config.blind_acting:
+            return self.embed(batch)
+        tokens = batch["tokens"]
+        marked = torch.isin(tokens, torch.tensor(self.config.acting_tokens, device=tokens.device))
+        return self.embed({**batch, "tokens": torch.where(marked, self.config.blind_acting, tokens)})
+
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)
         out["summary"] = z_H[:, 0]
@@ -521,7 +536,7 @@ class HRM(nn.Module):
         z_L = torch.where(_rows(fresh, carry.z_L), self.L_init, carry.z_L)
         steps = torch.where(halted, 0, carry.steps)
         depth = torch.zeros_like(steps) if carry.depth is None else torch.where(fresh, 0, carry.depth)
-        x, rotary = self.embed(data)
+        x, rotary = self._embed(data)
         if self.training and config.depth_training == "progressive":
             extra = int(torch.randint(0, config.depth_extra_max + 1, ()))
             with torch.no_grad():  # a random depth before the graded segment; it saves no activations
@@ -595,7 +610,7 @@ class HRM(nn.Module):
                     raise ValueError(f"start states must have shape {expected}, got {tuple(z_H.shape)} and "
                                      f"{tuple(z_L.shape)}")
             entry_H, entry_L = z_H, z_L
-            x, rotary = self.embed(batch)
+            x, rotary = self._embed(batch)
             done = torch.zeros(z_H.shape[0], dtype=torch.bool, device=z_H.device)
             segments = torch.zeros(z_H.shape[0], dtype=torch.long, device=z_H.device)
             caps = self.segment_caps(batch["tokens"])
@@ -625,7 +640,7 @@ class HRM(nn.Module):
                 if bool(done.all()):
                     break
         if grad:
-            x, rotary = self.embed(batch)
+            x, rotary = self._embed(batch)
             result = {**result, **self._read(self._segment(entry_H, entry_L, x, rotary)[0], batch["tokens"])}
         result["segments"] = segments
         return result

@@ -833,3 +833,28 @@ def test_reached_halting_stops_once_the_acting_cell_leaves_the_last_class() -> N
 
     model._segment, model._read = counted, fake_read
     assert model.predict({"tokens": tokens})["segments"].tolist() == [3, 6, 1]
+
+
+def test_blind_acting_hides_the_agents_mark_from_the_recurrence_but_not_from_the_heads() -> None:
+    """``blind_acting=t``: the latent is the same wherever the mark stands (it sees token t there), and the heads
+    still read the marked cell."""
+    torch.manual_seed(0)
+    side, mark, floor = 4, 9, 2
+    config = SMALL.with_(seq_len=side * side, block="conv", attention_grid=side, halt_max_steps=1,
+                         global_readout="acting_token", acting_tokens=(mark,), blind_acting=floor)
+    model = HRM(config).eval()
+    tokens = torch.full((2, side * side), floor)
+    tokens[0, 5], tokens[1, 10] = mark, mark
+    with torch.no_grad():
+        out = model.predict({"tokens": tokens})
+        carry = model.initial_carry({"tokens": tokens})
+        z_H, _ = model._segment(carry.z_H, carry.z_L, *model._embed({"tokens": tokens}))
+    assert torch.allclose(z_H[0], z_H[1])
+    head = model.heads.global_head
+    assert torch.allclose(out["policy_logits"][0, -1:], head(z_H[0, 1 + 5]), atol=1e-5)
+    assert torch.allclose(out["policy_logits"][1, -1:], head(z_H[1, 1 + 10]), atol=1e-5)
+    for value in (-1, 10):
+        with pytest.raises(ValueError, match="blind_acting"):
+            config.with_(blind_acting=value)
+    with pytest.raises(ValueError, match="blind_acting"):
+        SMALL.with_(blind_acting=floor)  # no acting tokens to replace
