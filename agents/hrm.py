@@ -115,8 +115,9 @@ class HRMConfig:
     then grows as a front, a rule that stays the same at any depth, so more segments reach further on larger
     puzzles and the model can say where it does not know yet. ``blind_acting=t`` shows the recurrence token ``t``
     (e.g. the maze's floor) where the agent's mark is, so the field cannot lean on where the agent stands (only the
-    heads read the mark) and, carried, its input stays the same over an episode; ``inference_halting="reached"`` halts a decision once the token head says the acting cell is reached (compute grows with the
-    distance to the goal).
+    heads read the mark) and, carried, its input stays the same over an episode. ``inference_halting="reached"``
+    halts a decision once the token head says the acting cell is reached (compute grows with the distance to the
+    goal).
 
     **Halting.** At most ``halt_max_steps`` segments per example in training; ``halt_exploration_prob`` is the
     chance of a random minimum number of segments (exploration). At inference ``inference_halting`` ``"q_head"``
@@ -353,6 +354,11 @@ class InputEmbedding(nn.Module):
         return math.sqrt(config.hidden_size) * x, rotary
 
 
+def is_marked(tokens: torch.Tensor, marks: tuple[int, ...]) -> torch.Tensor:
+    """Bool mask of the tokens whose id is one of ``marks`` (e.g. the agent's cell: ``acting_tokens``)."""
+    return torch.isin(tokens, torch.tensor(marks, device=tokens.device))
+
+
 class OutputHeads(nn.Module):
     """Token head and size-independent policy head over features ``z`` of shape (B, prefix + T, hidden).
 
@@ -373,7 +379,7 @@ class OutputHeads(nn.Module):
 
     def acting_cell(self, inputs: torch.Tensor, marks: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) index of each sequence's first token whose id is in ``marks`` (0 where none) and whether it has one."""
-        marked = torch.isin(inputs, torch.tensor(marks, device=inputs.device))
+        marked = is_marked(inputs, marks)
         return marked.int().argmax(1), marked.any(1)
 
     def global_features(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -490,8 +496,8 @@ class HRM(nn.Module):
         if not self.config.blind_acting:
             return self.embed(batch)
         tokens = batch["tokens"]
-        marked = torch.isin(tokens, torch.tensor(self.config.acting_tokens, device=tokens.device))
-        return self.embed({**batch, "tokens": torch.where(marked, self.config.blind_acting, tokens)})
+        hidden = torch.where(is_marked(tokens, self.config.acting_tokens), self.config.blind_acting, tokens)
+        return self.embed({**batch, "tokens": hidden})
 
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)

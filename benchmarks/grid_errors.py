@@ -13,8 +13,9 @@ cell of each puzzle's first state against the oracle's optimal moves there, per 
 cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
 the agent's cell (a ``model.front_rate`` checkpoint's head has a class more, "not reached yet": ``not_reached`` is
 the share of cells it gives, scored as wrong). ``--segments K`` makes an HRM / TRM checkpoint think K ACT
-segments per decision (does more recurrence at test time carry the field further?). A checkpoint with ``model.episode_carry`` walks each trajectory
-in order, its latent carried from state to state as when it acts (the token head is read from fresh states).
+segments per decision (does more recurrence at test time carry the field further?). A checkpoint with
+``model.episode_carry`` walks each trajectory in order, its latent carried from state to state as when it acts (the
+token head is read from fresh states).
 Prints one JSON object: per checkpoint and size.
 """
 
