@@ -87,7 +87,9 @@ class HRMConfig:
     (:class:`agents.layers.ConvBlock`): a cell reads the cells within 2 steps at a fraction of a block's cost, and the
     weights are width-free. ``block="max"`` adds a max over messages from the 4 neighbours
     (:class:`agents.layers.MaxBlock`: one application can be one Bellman-Ford relaxation, as in value iteration
-    networks).
+    networks). ``block="front"`` (:class:`agents.layers.FrontBlock`) gives the max block a reached bit in channel 0
+    that spreads from learned sources through learned pass gates one cell per application, so a cell cannot be
+    called reached before a path of reached cells leads to it; ``inference_halting="reached"`` then reads that bit.
 
     **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
     ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
@@ -376,6 +378,9 @@ class OutputHeads(nn.Module):
         self.global_head = linear(hidden, config.global_actions) if config.global_actions else None
         self.marks = config.acting_tokens
         self.acting_tokens = config.acting_tokens if config.global_readout == "acting_token" else ()
+        # block="front" with front_rate: "not reached yet" is read from the front bit (channel 0) alone
+        front = getattr(config, "block", "") == "front" and getattr(config, "front_rate", 0) and self.token_head
+        self.front_scale = nn.Parameter(torch.tensor(8.0)) if front else None
 
     def acting_cell(self, inputs: torch.Tensor, marks: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) index of each sequence's first token whose id is in ``marks`` (0 where none) and whether it has one."""
@@ -390,18 +395,25 @@ class OutputHeads(nn.Module):
         at_agent = z[torch.arange(z.shape[0], device=z.device), self.prefix_len + cell]
         return torch.where(found[:, None], at_agent, z[:, 0])
 
-    def reached(self, logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """(B,) bool: the token head's class at the acting cell is not its last ("not reached yet", ``front_rate``);
-        true where no token carries the mark."""
+    def reached(self, out: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: the acting cell is reached: its front bit is set (``reach_bit``, ``block="front"``), or else the
+        token head's class there is not its last ("not reached yet", ``front_rate``); true where no token carries
+        the mark."""
         cell, found = self.acting_cell(inputs, self.marks)
-        at_agent = logits[torch.arange(logits.shape[0], device=logits.device), cell].argmax(-1)
-        return (at_agent != logits.shape[-1] - 1) | ~found
+        rows = torch.arange(inputs.shape[0], device=inputs.device)
+        if "reach_bit" in out:
+            return (out["reach_bit"][rows, cell] > 0.5) | ~found
+        logits = out["logits"]
+        return (logits[rows, cell].argmax(-1) != logits.shape[-1] - 1) | ~found
 
     def forward(self, z: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         tokens = z[:, self.prefix_len:]
         out: dict[str, torch.Tensor] = {}
         if self.token_head is not None:
             out["logits"] = self.token_head(tokens)
+            if self.front_scale is not None:
+                unreached = self.front_scale * (0.5 - tokens[..., :1].float()).to(out["logits"].dtype)
+                out["logits"] = torch.cat([out["logits"][..., :-1], unreached], dim=-1)
         parts = []
         if self.per_token is not None:
             parts.append(self.per_token(tokens).flatten(1))
@@ -449,6 +461,8 @@ class HRM(nn.Module):
             self.q_head.bias.fill_(-5.0)
         self.register_buffer("H_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
+        if config.block == "front":  # a fresh latent has reached no cell
+            self.H_init[0] = self.L_init[0] = 0.0
 
     # ----------------------------------------------------------------- segment
     def _segment(
@@ -493,15 +507,20 @@ class HRM(nn.Module):
     def _embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """The recurrence's input: ``batch`` embedded, the acting tokens shown as ``blind_acting`` when that is set
         (the heads still read the marked cell from the real tokens)."""
-        if not self.config.blind_acting:
-            return self.embed(batch)
-        tokens = batch["tokens"]
-        hidden = torch.where(is_marked(tokens, self.config.acting_tokens), self.config.blind_acting, tokens)
-        return self.embed({**batch, "tokens": hidden})
+        if self.config.blind_acting:
+            tokens = batch["tokens"]
+            hidden = torch.where(is_marked(tokens, self.config.acting_tokens), self.config.blind_acting, tokens)
+            batch = {**batch, "tokens": hidden}
+        x, rotary = self.embed(batch)
+        if self.config.block == "front":  # channel 0 is the front's bit: only the blocks' gates set it
+            x = torch.cat([torch.zeros_like(x[..., :1]), x[..., 1:]], dim=-1)
+        return x, rotary
 
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)
         out["summary"] = z_H[:, 0]
+        if self.config.block == "front":
+            out["reach_bit"] = z_H[:, self.config.puzzle_emb_len:, 0]
         q = self.q_head(z_H[:, 0]).float()
         out["q_halt"], out["q_continue"] = q[:, 0], q[:, 1]
         return out
@@ -630,7 +649,7 @@ class HRM(nn.Module):
                 if config.inference_halting == "q_head":
                     wants = wants | self._wants_halt(out["q_halt"], out["q_continue"])
                 elif config.inference_halting == "reached":
-                    wants = wants | self.heads.reached(out["logits"], batch["tokens"])
+                    wants = wants | self.heads.reached(out, batch["tokens"])
                 if config.halt_tolerance > 0:
                     change = (new_H - z_H).flatten(1).norm(dim=1) / z_H.flatten(1).norm(dim=1).clamp_min(1e-12)
                     wants = wants | (change < config.halt_tolerance)

@@ -835,6 +835,42 @@ def test_reached_halting_stops_once_the_acting_cell_leaves_the_last_class() -> N
     assert model.predict({"tokens": tokens})["segments"].tolist() == [3, 6, 1]
 
 
+def test_front_block_model_starts_unreached_and_halts_on_the_acting_cells_bit() -> None:
+    """``block="front"``: the input embedding and the initial states hold 0 in the bit channel (only the gates set
+    it), ``reach_bit`` is z_H's channel 0 on the grid, and ``inference_halting="reached"`` halts once the acting
+    cell's bit is set, whatever the token head says."""
+    torch.manual_seed(0)
+    side, mark = 4, 9
+    config = SMALL.with_(variant="trm", seq_len=side * side, block="front", attention_grid=side, token_vocab=3,
+                         front_rate=1.0,
+                         inference_halting="reached", halt_max_steps=6, acting_tokens=(mark,),
+                         global_readout="acting_token")
+    model = HRM(config).eval()
+    tokens = torch.randint(1, 9, (2, side * side))
+    tokens[0, 5] = tokens[1, 10] = mark
+    with torch.no_grad():
+        x, _ = model._embed({"tokens": tokens})
+    assert float(x[..., 0].abs().max()) == 0.0 and float(model.H_init[0]) == float(model.L_init[0]) == 0.0
+    with torch.no_grad():
+        for block in model.L_level.layers:  # the front is seeded at cell 0 only and spreads freely
+            block.gates.weight.zero_()
+            block.gates.bias.copy_(torch.tensor([-30.0, 30.0]))
+    segment = model._segment
+
+    def seeded(z_H: torch.Tensor, z_L: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
+        z_H = z_H.clone()
+        z_H[:, 1, 0] = 1.0
+        return segment(z_H, z_L, *args)
+
+    model._segment = seeded
+    with torch.no_grad():
+        out = model.predict({"tokens": tokens})
+    per_segment = (config.L_cycles + 1) * config.H_cycles * config.L_layers  # cells the front moves per segment
+    distance = torch.tensor([1 + 1, 2 + 2])  # cells 5 and 10 from cell 0 of a 4-wide grid
+    assert out["segments"].tolist() == torch.ceil(distance / per_segment).long().tolist()
+    assert out["reach_bit"].shape == tokens.shape
+
+
 def test_blind_acting_hides_the_agents_mark_from_the_recurrence_but_not_from_the_heads() -> None:
     """``blind_acting=t``: the latent is the same wherever the mark stands (it sees token t there), and the heads
     still read the marked cell."""

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import Block, ConvBlock, GridRotary, GridWindow, MaxBlock, ReasoningModule, peer_attention_mask
+from agents.layers import (Block, ConvBlock, FrontBlock, GridRotary, GridWindow, MaxBlock, ReasoningModule,
+                           peer_attention_mask)
 from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
 
@@ -151,7 +152,49 @@ def test_max_block_update_is_a_max_over_the_neighbour_messages() -> None:
     assert best.flatten().tolist() == [0 + 1, 1 + 2, 2 + 5 - 50, 3 + 4, 4 + 5, 5 + 2 - 50]  # up from row 1: 2 - 50
 
 
-@pytest.mark.parametrize("kind", [ConvBlock, MaxBlock])
+def front_block(width: int, hidden: int, source: float, passable: float) -> FrontBlock:
+    """A FrontBlock whose gates ignore the features: constant source / pass logits."""
+    torch.manual_seed(0)
+    block = FrontBlock(hidden, 0, width)
+    with torch.no_grad():
+        block.gates.weight.zero_()
+        block.gates.bias.copy_(torch.tensor([source, passable]))
+    return block
+
+
+def test_front_block_bit_spreads_one_cell_per_application_as_a_front() -> None:
+    """With the source gate shut and the pass gate open, the bit after k applications is exactly the cells within
+    k steps (Manhattan) of the one reached cell, whatever the features; set bits stay set; the features are
+    normalised, the bit is not."""
+    rows, width, hidden = 5, 7, 6
+    block = front_block(width, hidden, source=-30.0, passable=30.0)
+    x = torch.randn(1, rows * width, hidden)
+    x[..., 0] = 0.0
+    x[0, 2 * width + 3, 0] = 1.0  # cell (2, 3) reached
+    r, c = torch.meshgrid(torch.arange(rows), torch.arange(width), indexing="ij")
+    for k in range(1, 6):
+        x = block(x)
+        bit = x[0, :, 0].view(rows, width)
+        assert torch.equal(bit > 0.5, ((r - 2).abs() + (c - 3).abs()) <= k)
+        assert ((bit < 1e-6) | (bit > 1 - 1e-6)).all()
+        assert torch.allclose(x[0, :, 1:].square().mean(-1), torch.ones(rows * width), atol=1e-3)
+
+
+def test_front_block_bit_needs_a_source_or_a_reached_neighbour() -> None:
+    """No cell is reached without a source: with the source gate shut, a grid with no bit keeps none, whatever
+    the pass gate; an open source gate reaches every cell at once. A shut pass gate stops the front."""
+    rows, width, hidden = 4, 4, 5
+    x = torch.randn(1, rows * width, hidden)
+    x[..., 0] = 0.0
+    for passable in (-30.0, 30.0):
+        assert front_block(width, hidden, -30.0, passable)(x)[..., 0].max() < 1e-6
+    assert front_block(width, hidden, 30.0, -30.0)(x)[..., 0].min() > 1 - 1e-6
+    x[0, 0, 0] = 1.0
+    out = front_block(width, hidden, -30.0, -30.0)(x)[0, :, 0]
+    assert out[0] == 1.0 and out[1:].max() < 1e-6
+
+
+@pytest.mark.parametrize("kind", [ConvBlock, MaxBlock, FrontBlock])
 def test_grid_blocks_do_not_wrap_around_rows(kind: type) -> None:
     """The last cell of a row is not a neighbour of the first cell of the next row (padding, no wrap)."""
     torch.manual_seed(0)
@@ -166,9 +209,11 @@ def test_grid_blocks_do_not_wrap_around_rows(kind: type) -> None:
 def test_reasoning_module_bad_block() -> None:
     with pytest.raises(ValueError, match="block must be one of"):
         ReasoningModule(1, 8, 2, 2.0, block="lstm")
-    for kind in (ConvBlock, MaxBlock):
+    for kind in (ConvBlock, MaxBlock, FrontBlock):
         with pytest.raises(ValueError, match="grid width"):
             kind(8, 1, 0)
+    with pytest.raises(ValueError, match="hidden_size >= 2"):
+        FrontBlock(1, 1, 4)
 
 
 @pytest.mark.parametrize("box, prefix", [(2, 1), (3, 1), (3, 2), (2, 0)])
