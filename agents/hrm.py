@@ -740,7 +740,8 @@ def task_loss(
             cost, reach = data["cost"].float(), outputs["reach"][:, None]
             labelled = labels != IGNORE_LABEL
             labels = torch.where(labelled & (cost > reach), IGNORE_LABEL, labels)  # may be reached: not graded
-            labels = torch.where(labelled & (cost > 2 * reach), outputs["logits"].shape[-1] - 1, labels)
+            labels = torch.where(labelled & (cost > 2 * reach) | torch.isinf(cost), outputs["logits"].shape[-1] - 1,
+                                 labels)  # never reached: a cell with no path to the goal (a wall) too
         loss, correct, valid = token_loss(outputs["logits"], labels, kind)
         losses.append(loss)
         seq_correct.append((correct | ~valid).all(-1))

@@ -123,8 +123,9 @@ class FieldOracle(Oracle):
         return labels.reshape(size, side * side)
 
     def token_costs(self, obs: Obs) -> np.ndarray:
-        """Each token's cost to the goal, (batch, seq_len) float32 in the layout of :meth:`token_labels`; NaN where
-        that has no label (what ``front_rate`` training reads to tell the cells a front has reached)."""
+        """Each token's cost to the goal, (batch, seq_len) float32 in the layout of :meth:`token_labels`: inf where
+        the goal cannot be reached (a wall, a building: no front ever reaches it), NaN where else there is no label
+        (the goal, padding); what ``front_rate`` training reads to tell the cells a front has reached."""
         labels = self.token_labels(obs)
         size, side = labels.shape[0], int(round(labels.shape[1] ** 0.5))
         costs = np.full((size, side, side), np.nan, dtype=np.float32)
@@ -132,4 +133,5 @@ class FieldOracle(Oracle):
             field, _ = self._solved({key: value[i] for key, value in obs.items()})
             rows, cols = field.move_costs.shape
             costs[i, :rows, :cols] = field.move_costs
-        return np.where(labels != -100, costs.reshape(size, side * side), np.nan)
+        costs = costs.reshape(size, side * side)
+        return np.where((labels != -100) | np.isinf(costs), costs, np.nan)

@@ -781,18 +781,22 @@ def test_front_rate_validation_and_the_not_reached_class() -> None:
         SMALL.with_(front_rate=2.0, token_vocab=0)
     with pytest.raises(ValueError, match="inference_halting='reached' needs"):
         SMALL.with_(inference_halting="reached")
-    logits = torch.zeros(1, 3, 5)
-    data = {"labels": torch.tensor([[2, 1, IGNORE_LABEL]]), "cost": torch.tensor([[3.0, 9.0, float("nan")]])}
+    logits = torch.zeros(1, 4, 5)
+    data = {"labels": torch.tensor([[2, 1, IGNORE_LABEL, IGNORE_LABEL]]),
+            "cost": torch.tensor([[3.0, 9.0, float("nan"), float("inf")]])}  # cell 3: a wall, never reached
     with pytest.raises(ValueError, match="batch key 'cost'"):
         task_loss({"logits": logits, "reach": torch.tensor([4.0])}, {"labels": data["labels"]}, "softmax")
-    logits[0, 0, 2] = logits[0, 1, 4] = 10.0  # cell 0 (cost 3): its move; cell 1 (cost 9): "not reached yet"
+    logits[0, 0, 2] = logits[0, 1, 4] = logits[0, 3, 4] = 10.0  # cell 0 (cost 3): its move; 1 (cost 9), 3: not reached
     _, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([4.0])}, data, "softmax")
     assert bool(correct[0]) and float(accuracy[0]) == 1.0  # 9 > 2 x 4: cell 1 is graded "not reached yet"
     loss, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([5.0])}, data, "softmax")
     assert bool(correct[0]) and float(accuracy[0]) == 1.0  # 5 < 9 <= 10: cell 1 may be reached, not graded
     assert float(loss[0]) < 1e-3
     _, correct, accuracy, _ = task_loss({"logits": logits, "reach": torch.tensor([9.0])}, data, "softmax")
-    assert not bool(correct[0]) and float(accuracy[0]) == 0.5  # at reach 9 cell 1 must give its move (1)
+    assert not bool(correct[0]) and float(accuracy[0]) == pytest.approx(2 / 3)  # reach 9: cell 1 must move (1)
+    logits[0, 3, 4] = -10.0
+    _, correct, _, _ = task_loss({"logits": logits, "reach": torch.tensor([5.0])}, data, "softmax")
+    assert not bool(correct[0])  # the wall must be "not reached" at any reach
 
 
 def test_front_depth_counts_extra_segments_and_an_episodes_earlier_decisions() -> None:

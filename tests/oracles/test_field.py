@@ -69,13 +69,17 @@ def test_token_labels_need_a_batch(env_id, kwargs, grid_key):
 
 @pytest.mark.parametrize("env_id, kwargs, grid_key", GRID_ENVS)
 def test_token_costs_give_every_labelled_cell_its_cost_to_the_goal(env_id, kwargs, grid_key):
-    """Beside each token label, the cost-to-go the oracle gives with the agent on that cell; NaN where no label."""
+    """Beside each token label, the cost-to-go the oracle gives with the agent on that cell; inf on the cells that
+    cannot reach the goal (walls, buildings; there are some), NaN where else no label (the goal, padding)."""
     oracle = oracle_for(env_id)
     batch = _batch(env_id, kwargs, episodes=4)
     labels, costs = oracle.token_labels(batch), oracle.token_costs(batch)
     side = kwargs["max_size"]
     assert costs.shape == labels.shape and costs.dtype == np.float32
-    np.testing.assert_array_equal(np.isnan(costs), labels == -100)
+    unreachable = np.isinf(costs)
+    assert unreachable.any() and (labels[unreachable] == -100).all()
+    np.testing.assert_array_equal(np.isnan(costs) | unreachable, labels == -100)
+    assert (np.isnan(costs).sum(1) >= 1).all()  # the goal at least
     for i in range(0, len(labels), 9):
         obs = {key: value[i] for key, value in batch.items()}
         for token in np.flatnonzero(labels[i] != -100):
