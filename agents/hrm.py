@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, GridRotary, GridWindow, Mask, ReasoningModule, Rotary,
-                           linear, local_attention_mask, peer_attention_mask, trunc_normal_)
+from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, FrontGates, GridRotary, GridWindow, Mask, ReasoningModule,
+                           Rotary, linear, local_attention_mask, peer_attention_mask, trunc_normal_)
 
 if TYPE_CHECKING:
     from agents.baselines import BaselineConfig
@@ -461,8 +461,11 @@ class HRM(nn.Module):
             self.q_head.bias.fill_(-5.0)
         self.register_buffer("H_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
-        if config.block == "front":  # a fresh latent has reached no cell
+        if config.block == "front":  # a fresh latent has reached no cell; the gates read each input token alone
             self.H_init[0] = self.L_init[0] = 0.0
+            self.front_gates = linear(config.hidden_size, 2, bias=True)
+            with torch.no_grad():  # no sources and half-open passes at first: both are learned
+                self.front_gates.bias.copy_(torch.tensor([-4.0, 0.0]))
 
     # ----------------------------------------------------------------- segment
     def _segment(
@@ -481,7 +484,9 @@ class HRM(nn.Module):
         else:
             with_grad = 2
         mask: Mask = None
-        if config.block != "attention":
+        if config.block == "front":
+            mask = self._front_gates(x)
+        elif config.block != "attention":
             pass  # grid blocks read their neighbours themselves
         elif config.attention_peers:
             mask = peer_attention_mask(x.shape[1], config.puzzle_emb_len, config.attention_peers, x.device)
@@ -515,6 +520,13 @@ class HRM(nn.Module):
         if self.config.block == "front":  # channel 0 is the front's bit: only the blocks' gates set it
             x = torch.cat([torch.zeros_like(x[..., :1]), x[..., 1:]], dim=-1)
         return x, rotary
+
+    def _front_gates(self, x: torch.Tensor) -> FrontGates:
+        """``block="front"``: each grid cell's source and pass gates, a map of its input embedding alone."""
+        cells = x[:, self.config.puzzle_emb_len:]
+        gates = torch.sigmoid(self.front_gates(cells)).transpose(1, 2)
+        gates = gates.reshape(x.shape[0], 2, cells.shape[1] // self.config.attention_grid, self.config.attention_grid)
+        return FrontGates(source=gates[:, :1], passable=gates[:, 1:])
 
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)

@@ -271,7 +271,18 @@ class GridWindow:
         return out
 
 
-Mask = torch.Tensor | GridWindow | None
+@dataclass(frozen=True)
+class FrontGates:
+    """What a :class:`FrontBlock` lets its front do on each grid cell, (B, 1, H, W) in [0, 1] each: ``source``
+    (a front starts here: the goal) and ``passable`` (a front may enter: floor, not wall). Read from the input tokens
+    alone (:class:`agents.hrm.HRM`), so they are the same at every depth and no cell can be made a source by what the
+    recurrence has computed."""
+
+    source: torch.Tensor
+    passable: torch.Tensor
+
+
+Mask = torch.Tensor | GridWindow | FrontGates | None
 
 
 class Attention(nn.Module):
@@ -390,39 +401,38 @@ class MaxBlock(GridBlock):
 
 class FrontBlock(MaxBlock):
     """A :class:`MaxBlock` whose channel 0 is a reached bit that can only spread as a front: a cell is reached
-    once it was, once a learned source gate fires on its features (the goal), or once a neighbour was reached and
-    its learned pass gate lets the front in (floor, not wall): ``r' = max(r, src(f), pass(f) * max_d r(neighbour
-    d))``, one cell per application, so no cell can be called reached before a path of reached cells leads to it.
-    The other channels ``f`` are the max block's update with each neighbour's bit in its message and the cell's
-    own bit in its sum (a cell can write the direction it was reached from and then hold it); only they are
-    normalised. Channel 0 of the block's input is read as a bit (clamped to [0, 1]: the sum of two carried states
-    is their OR; :class:`agents.hrm.HRM` keeps the input embedding and the initial states at 0 there)."""
+    once it was, once it is a source, or once a neighbour was reached and the cell lets the front in: ``r' = max(r,
+    source, passable * max_d r(neighbour d))`` with the :class:`FrontGates` passed as ``mask``, one cell per
+    application, so no cell can be called reached before a path of reached cells from a source leads to it. The
+    other channels ``f`` are the max block's update with each neighbour's bit in its message and the cell's own bit
+    in its sum (a cell can write the direction it was reached from and then hold it); only they are normalised.
+    Channel 0 of the block's input is read as a bit (clamped to [0, 1]: the sum of two carried states is their OR;
+    :class:`agents.hrm.HRM` keeps the input embedding and the initial states at 0 there)."""
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
         if hidden_size < 2:
             raise ValueError(f"a FrontBlock needs hidden_size >= 2 (the bit and features), got {hidden_size}")
         super().__init__(hidden_size - 1, prefix_len, width)
         self.broadcast = linear(hidden_size, hidden_size - 1)
-        self.gates = nn.Conv2d(hidden_size - 1, 2, 1)  # source, pass
-        with torch.no_grad():  # start with no sources and half-open passes (a front fades): both are learned
-            self.gates.bias.copy_(torch.tensor([-4.0, 0.0]))
         self.heard = nn.Parameter(torch.zeros(4, hidden_size - 1, 1, 1))  # a reached neighbour's mark, per direction
         self.own_bit = nn.Parameter(torch.zeros(1, hidden_size - 1, 1, 1))  # the cell's own bit
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
+        if not isinstance(mask, FrontGates):
+            raise ValueError(f"a FrontBlock needs its FrontGates as mask (HRM / TRM with block='front'), got "
+                             f"{type(mask).__name__}")
         batch, length, hidden = x.shape
         cells = length - self.prefix_len
         image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
         bit, feats = image[:, :1].clamp(0.0, 1.0), image[:, 1:]
         if self.prefix_len:
             feats = feats + self.broadcast(x[:, 0]).view(batch, hidden - 1, 1, 1)
-        source, passable = torch.sigmoid(self.gates(feats)).split(1, dim=1)
         rows = image.shape[2]
         padded = F.pad(bit, (1, 1, 1, 1))
         around = torch.stack([padded[:, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width]
                               for dr, dc in self.OFFSETS])  # (4, B, 1, H, W)
-        new_bit = torch.maximum(torch.maximum(bit, source), passable * around.amax(0))
+        new_bit = torch.maximum(torch.maximum(bit, mask.source), mask.passable * around.amax(0))
         other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, hidden - 1, rows + 2,
                                                                           self.width + 2)
         best = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width] + self.offset[d]

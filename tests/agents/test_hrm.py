@@ -10,7 +10,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 import hrm_envs  # noqa: F401  (registers the ids)
 from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, task_loss, token_loss
-from agents.layers import local_attention_mask, peer_attention_mask
+from agents.layers import FrontGates, local_attention_mask, peer_attention_mask
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 
@@ -855,18 +855,10 @@ def test_front_block_model_starts_unreached_and_halts_on_the_acting_cells_bit() 
     with torch.no_grad():
         x, _ = model._embed({"tokens": tokens})
     assert float(x[..., 0].abs().max()) == 0.0 and float(model.H_init[0]) == float(model.L_init[0]) == 0.0
-    with torch.no_grad():
-        for block in model.L_level.layers:  # the front is seeded at cell 0 only and spreads freely
-            block.gates.weight.zero_()
-            block.gates.bias.copy_(torch.tensor([-30.0, 30.0]))
-    segment = model._segment
-
-    def seeded(z_H: torch.Tensor, z_L: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
-        z_H = z_H.clone()
-        z_H[:, 1, 0] = 1.0
-        return segment(z_H, z_L, *args)
-
-    model._segment = seeded
+    assert model._front_gates(x).source.shape == (2, 1, side, side)
+    source = torch.zeros(2, 1, side, side)
+    source[:, :, 0, 0] = 1.0  # cell 0 is the only source, every cell lets the front in
+    model._front_gates = lambda x: FrontGates(source=source, passable=torch.ones_like(source))
     with torch.no_grad():
         out = model.predict({"tokens": tokens})
     per_segment = (config.L_cycles + 1) * config.H_cycles * config.L_layers  # cells the front moves per segment

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import (Block, ConvBlock, FrontBlock, GridRotary, GridWindow, MaxBlock, ReasoningModule,
+from agents.layers import (Block, ConvBlock, FrontBlock, FrontGates, GridRotary, GridWindow, MaxBlock, ReasoningModule,
                            peer_attention_mask)
 from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
@@ -152,46 +152,53 @@ def test_max_block_update_is_a_max_over_the_neighbour_messages() -> None:
     assert best.flatten().tolist() == [0 + 1, 1 + 2, 2 + 5 - 50, 3 + 4, 4 + 5, 5 + 2 - 50]  # up from row 1: 2 - 50
 
 
-def front_block(width: int, hidden: int, source: float, passable: float) -> FrontBlock:
-    """A FrontBlock whose gates ignore the features: constant source / pass logits."""
-    torch.manual_seed(0)
-    block = FrontBlock(hidden, 0, width)
-    with torch.no_grad():
-        block.gates.weight.zero_()
-        block.gates.bias.copy_(torch.tensor([source, passable]))
-    return block
+def front_gates(rows: int, width: int, source: float, passable: float) -> FrontGates:
+    """Gates the same on every cell of a rows x width grid."""
+    return FrontGates(torch.full((1, 1, rows, width), source), torch.full((1, 1, rows, width), passable))
 
 
 def test_front_block_bit_spreads_one_cell_per_application_as_a_front() -> None:
-    """With the source gate shut and the pass gate open, the bit after k applications is exactly the cells within
-    k steps (Manhattan) of the one reached cell, whatever the features; set bits stay set; the features are
-    normalised, the bit is not."""
+    """With no source and every cell passable, the bit after k applications is exactly the cells within k steps
+    (Manhattan) of the one reached cell, whatever the features; set bits stay set; the features are normalised, the
+    bit is not. A cell that is not passable stops the front (a wall column)."""
+    torch.manual_seed(0)
     rows, width, hidden = 5, 7, 6
-    block = front_block(width, hidden, source=-30.0, passable=30.0)
+    block = FrontBlock(hidden, 0, width)
     x = torch.randn(1, rows * width, hidden)
     x[..., 0] = 0.0
     x[0, 2 * width + 3, 0] = 1.0  # cell (2, 3) reached
+    start = x.clone()
     r, c = torch.meshgrid(torch.arange(rows), torch.arange(width), indexing="ij")
+    gates = front_gates(rows, width, 0.0, 1.0)
     for k in range(1, 6):
-        x = block(x)
+        x = block(x, mask=gates)
         bit = x[0, :, 0].view(rows, width)
         assert torch.equal(bit > 0.5, ((r - 2).abs() + (c - 3).abs()) <= k)
-        assert ((bit < 1e-6) | (bit > 1 - 1e-6)).all()
+        assert ((bit == 0.0) | (bit == 1.0)).all()
         assert torch.allclose(x[0, :, 1:].square().mean(-1), torch.ones(rows * width), atol=1e-3)
+    gates.passable[..., 1] = 0.0  # column 1 is a wall
+    x = start
+    for _ in range(8):
+        x = block(x, mask=gates)
+    assert torch.equal(x[0, :, 0].view(rows, width) > 0.5, c >= 2)
 
 
-def test_front_block_bit_needs_a_source_or_a_reached_neighbour() -> None:
-    """No cell is reached without a source: with the source gate shut, a grid with no bit keeps none, whatever
-    the pass gate; an open source gate reaches every cell at once. A shut pass gate stops the front."""
+def test_front_block_bit_needs_a_source_and_its_gates() -> None:
+    """No cell is reached without a source: a grid with no bit keeps none, passable or not; a source is reached at
+    once; a FrontBlock refuses to run without its gates."""
+    torch.manual_seed(0)
     rows, width, hidden = 4, 4, 5
+    block = FrontBlock(hidden, 0, width)
     x = torch.randn(1, rows * width, hidden)
     x[..., 0] = 0.0
-    for passable in (-30.0, 30.0):
-        assert front_block(width, hidden, -30.0, passable)(x)[..., 0].max() < 1e-6
-    assert front_block(width, hidden, 30.0, -30.0)(x)[..., 0].min() > 1 - 1e-6
-    x[0, 0, 0] = 1.0
-    out = front_block(width, hidden, -30.0, -30.0)(x)[0, :, 0]
-    assert out[0] == 1.0 and out[1:].max() < 1e-6
+    for passable in (0.0, 1.0):
+        assert block(x, mask=front_gates(rows, width, 0.0, passable))[..., 0].max() == 0.0
+    gates = front_gates(rows, width, 0.0, 0.0)
+    gates.source[0, 0, 3, 3] = 1.0
+    out = block(x, mask=gates)[0, :, 0]
+    assert out[15] == 1.0 and out[:15].max() == 0.0
+    with pytest.raises(ValueError, match="FrontGates"):
+        block(x)
 
 
 @pytest.mark.parametrize("kind", [ConvBlock, MaxBlock, FrontBlock])
@@ -203,7 +210,8 @@ def test_grid_blocks_do_not_wrap_around_rows(kind: type) -> None:
     x = torch.randn(1, rows * width, hidden)
     y = x.clone()
     y[0, 1 * width + 0] += 1.0  # row 1, column 0
-    assert torch.allclose(block(y)[0, 0 * width + width - 1], block(x)[0, 0 * width + width - 1])  # row 0, last column
+    gates = {"mask": front_gates(rows, width, 0.5, 0.5)} if kind is FrontBlock else {}
+    assert torch.allclose(block(y, **gates)[0, width - 1], block(x, **gates)[0, width - 1])  # row 0, last column
 
 
 def test_reasoning_module_bad_block() -> None:
