@@ -378,9 +378,9 @@ class OutputHeads(nn.Module):
         self.global_head = linear(hidden, config.global_actions) if config.global_actions else None
         self.marks = config.acting_tokens
         self.acting_tokens = config.acting_tokens if config.global_readout == "acting_token" else ()
-        # block="front" with front_rate: "not reached yet" is read from the front bit (channel 0) alone
-        front = getattr(config, "block", "") == "front" and getattr(config, "front_rate", 0) and self.token_head
-        self.front_scale = nn.Parameter(torch.tensor(8.0)) if front else None
+        # block="front" with front_rate: the token head's classes are "reached, move m" and "not reached yet", with
+        # the front bit (channel 0) as the probability of being reached
+        self.front = getattr(config, "block", "") == "front" and bool(getattr(config, "front_rate", 0))
 
     def acting_cell(self, inputs: torch.Tensor, marks: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) index of each sequence's first token whose id is in ``marks`` (0 where none) and whether it has one."""
@@ -411,9 +411,10 @@ class OutputHeads(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if self.token_head is not None:
             out["logits"] = self.token_head(tokens)
-            if self.front_scale is not None:
-                unreached = self.front_scale * (0.5 - tokens[..., :1].float()).to(out["logits"].dtype)
-                out["logits"] = torch.cat([out["logits"][..., :-1], unreached], dim=-1)
+            if self.front and self.token_head is not None:  # log-probabilities: bit x P(move), 1 - bit
+                bit = tokens[..., :1].float()
+                moves = torch.log_softmax(out["logits"][..., :-1].float(), -1) + bit.clamp_min(1e-4).log()
+                out["logits"] = torch.cat([moves, (1.0 - bit).clamp_min(1e-4).log()], dim=-1).to(tokens.dtype)
         parts = []
         if self.per_token is not None:
             parts.append(self.per_token(tokens).flatten(1))
