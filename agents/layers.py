@@ -406,8 +406,10 @@ class FrontBlock(MaxBlock):
     application, so no cell can be called reached before a path of reached cells from a source leads to it. The
     other channels ``f`` are the max block's update with each neighbour's bit in its message and the cell's own bit
     in its sum (a cell can write the direction it was reached from and then hold it); only they are normalised.
-    Channel 0 of the block's input is read as a bit (clamped to [0, 1]: the sum of two carried states is their OR;
-    :class:`agents.hrm.HRM` keeps the input embedding and the initial states at 0 there)."""
+    The bit is 0 or 1 (the soft OR ``1 - (1 - r)(1 - source)(1 - passable * max_d r_d)`` rounded, its gradient
+    passed straight through to every gate), so the block's input, a sum of two carried states, read clamped to
+    [0, 1] is their OR (:class:`agents.hrm.HRM` keeps the input embedding and the initial states at 0 there); a soft
+    bit would grow where the gates are near 0."""
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
         if hidden_size < 2:
@@ -432,7 +434,8 @@ class FrontBlock(MaxBlock):
         padded = F.pad(bit, (1, 1, 1, 1))
         around = torch.stack([padded[:, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width]
                               for dr, dc in self.OFFSETS])  # (4, B, 1, H, W)
-        new_bit = torch.maximum(torch.maximum(bit, mask.source), mask.passable * around.amax(0))
+        soft = 1.0 - (1.0 - bit) * (1.0 - mask.source) * (1.0 - mask.passable * around.amax(0))  # OR of the three
+        new_bit = soft + ((soft > 0.5).to(soft.dtype) - soft).detach()  # a bit; the gradient is the soft OR's
         other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, hidden - 1, rows + 2,
                                                                           self.width + 2)
         best = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width] + self.offset[d]
