@@ -867,7 +867,7 @@ def test_front_block_model_starts_unreached_and_halts_on_the_acting_cells_bit() 
     assert out["reach_bit"].shape == tokens.shape
     probs = out["logits"].exp()  # the head's classes: reached and each move, or not reached (1 - the bit)
     assert torch.allclose(probs.sum(-1), torch.ones(tokens.shape), atol=1e-3)
-    assert torch.allclose(probs[..., -1], (1 - out["reach_bit"]).clamp_min(1e-4), atol=1e-4)
+    assert torch.allclose(probs[..., -1], 1e-3 + (1 - 2e-3) * (1 - out["reach_bit"]), atol=1e-5)
 
 
 def test_blind_acting_hides_the_agents_mark_from_the_recurrence_but_not_from_the_heads() -> None:
