@@ -403,7 +403,8 @@ def test_front_rate_trains_on_the_maze_with_each_cells_cost_and_halts_when_the_a
     aggregate.add(transitions)
     batch = aggregate.sample(8, torch.Generator().manual_seed(0))
     assert set(batch) == {"tokens", "action_mask", "optimal", "labels", "cost"}
-    assert torch.equal(torch.isnan(batch["cost"]), batch["labels"] == -100)
+    unlabelled = torch.isnan(batch["cost"]) | torch.isinf(batch["cost"])  # inf: a wall, never reached
+    assert torch.equal(unlabelled, batch["labels"] == -100) and torch.isinf(batch["cost"]).any()
     policy = load_policy(tmp_path / "run" / "last.pt", encoder)
     assert policy.model.config.token_vocab == 5 and policy.model.config.inference_halting == "reached"
     with pytest.raises(ValueError, match="model.front_rate > 0 needs per-token costs"):
