@@ -411,7 +411,7 @@ class OutputHeads(nn.Module):
         out: dict[str, torch.Tensor] = {}
         if self.token_head is not None:
             out["logits"] = self.token_head(tokens)
-            if self.front and self.token_head is not None:  # log-probabilities: p x P(move), 1 - p
+            if self.front:  # log-probabilities: p x P(move), 1 - p
                 p = 1e-3 + (1.0 - 2e-3) * tokens[..., :1].float()  # p: the bit, kept off 0 and 1 (a wrong bit's gradient)
                 moves = torch.log_softmax(out["logits"][..., :-1].float(), -1) + p.log()
                 out["logits"] = torch.cat([moves, (1.0 - p).log()], dim=-1).to(tokens.dtype)
