@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, FrontGates, GridRotary, GridWindow, Mask, ReasoningModule,
-                           Rotary, linear, local_attention_mask, peer_attention_mask, trunc_normal_)
+from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, FrontBlock, FrontGates, GridRotary, GridWindow, Mask,
+                           ReasoningModule, Rotary, linear, local_attention_mask, peer_attention_mask, trunc_normal_)
 
 if TYPE_CHECKING:
     from agents.baselines import BaselineConfig
@@ -89,7 +89,9 @@ class HRMConfig:
     (:class:`agents.layers.MaxBlock`: one application can be one Bellman-Ford relaxation, as in value iteration
     networks). ``block="front"`` (:class:`agents.layers.FrontBlock`) gives the max block a reached bit in channel 0
     that spreads from learned sources through learned pass gates one cell per application, so a cell cannot be
-    called reached before a path of reached cells leads to it; ``inference_halting="reached"`` then reads that bit.
+    called reached before a path of reached cells leads to it, and in channels 1-4 the directions it was reached
+    from (a breadth-first search's parent pointers, which the heads read); ``inference_halting="reached"`` then
+    reads that bit.
 
     **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
     ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
@@ -463,7 +465,7 @@ class HRM(nn.Module):
         self.register_buffer("H_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(config.hidden_size), 1.0))
         if config.block == "front":  # a fresh latent has reached no cell; the gates read each input token alone
-            self.H_init[0] = self.L_init[0] = 0.0
+            self.H_init[: FrontBlock.MARKS] = self.L_init[: FrontBlock.MARKS] = 0.0
             self.front_gates = linear(config.hidden_size, 2, bias=True)
             with torch.no_grad():  # no sources and half-open passes at first: both are learned
                 self.front_gates.bias.copy_(torch.tensor([-4.0, 0.0]))
@@ -518,8 +520,8 @@ class HRM(nn.Module):
             hidden = torch.where(is_marked(tokens, self.config.acting_tokens), self.config.blind_acting, tokens)
             batch = {**batch, "tokens": hidden}
         x, rotary = self.embed(batch)
-        if self.config.block == "front":  # channel 0 is the front's bit: only the blocks' gates set it
-            x = torch.cat([torch.zeros_like(x[..., :1]), x[..., 1:]], dim=-1)
+        if self.config.block == "front":  # the front's bit and directions: only the blocks' gates set them
+            x = torch.cat([torch.zeros_like(x[..., : FrontBlock.MARKS]), x[..., FrontBlock.MARKS:]], dim=-1)
         return x, rotary
 
     def _front_gates(self, x: torch.Tensor) -> FrontGates:
@@ -532,8 +534,9 @@ class HRM(nn.Module):
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.heads(z_H, inputs)
         out["summary"] = z_H[:, 0]
-        if self.config.block == "front":
+        if self.config.block == "front":  # the front's bit and the directions each cell was reached from
             out["reach_bit"] = z_H[:, self.config.puzzle_emb_len:, 0]
+            out["came_from"] = z_H[:, self.config.puzzle_emb_len:, 1 : FrontBlock.MARKS]
         q = self.q_head(z_H[:, 0]).float()
         out["q_halt"], out["q_continue"] = q[:, 0], q[:, 1]
         return out

@@ -403,21 +403,28 @@ class FrontBlock(MaxBlock):
     """A :class:`MaxBlock` whose channel 0 is a reached bit that can only spread as a front: a cell is reached
     once it was, once it is a source, or once a neighbour was reached and the cell lets the front in: ``r' = max(r,
     source, passable * max_d r(neighbour d))`` with the :class:`FrontGates` passed as ``mask``, one cell per
-    application, so no cell can be called reached before a path of reached cells from a source leads to it. The
-    other channels ``f`` are the max block's update with each neighbour's bit in its message and the cell's own bit
-    in its sum (a cell can write the direction it was reached from and then hold it); only they are normalised.
-    The bit is 0 or 1 (the soft OR ``1 - (1 - r)(1 - source)(1 - passable * max_d r_d)`` rounded, its gradient
-    passed straight through to every gate), so the block's input, a sum of two carried states, read clamped to
-    [0, 1] is their OR (:class:`agents.hrm.HRM` keeps the input embedding and the initial states at 0 there); a soft
-    bit would grow where the gates are near 0."""
+    application, so no cell can be called reached before a path of reached cells from a source leads to it.
+    Channels 1-4 record where the front came from: on the application that reaches a cell, the directions
+    (:attr:`OFFSETS` order) of its neighbours reached before it, held from then on. From a single source they are
+    a breadth-first search's parent pointers, the first steps of every shortest path to the source, which a head
+    can read at any distance. The other channels ``f`` are the max block's update with each neighbour's bit in its
+    message and the cell's own bit in its sum; only they are normalised. The bit is 0 or 1 (the soft OR ``1 - (1 -
+    r)(1 - source)(1 - passable * max_d r_d)`` rounded, its gradient passed straight through to every gate; the
+    directions carry none), so the block's input, a sum of two carried states, read clamped to [0, 1] is their OR
+    (:class:`agents.hrm.HRM` keeps the input embedding and the initial states at 0 there); a soft bit would grow
+    where the gates are near 0."""
+
+    MARKS = 5  # channels with no features: the bit and the 4 directions it came from
 
     def __init__(self, hidden_size: int, prefix_len: int, width: int):
-        if hidden_size < 2:
-            raise ValueError(f"a FrontBlock needs hidden_size >= 2 (the bit and features), got {hidden_size}")
-        super().__init__(hidden_size - 1, prefix_len, width)
-        self.broadcast = linear(hidden_size, hidden_size - 1)
-        self.heard = nn.Parameter(torch.zeros(4, hidden_size - 1, 1, 1))  # a reached neighbour's mark, per direction
-        self.own_bit = nn.Parameter(torch.zeros(1, hidden_size - 1, 1, 1))  # the cell's own bit
+        if hidden_size <= self.MARKS:
+            raise ValueError(f"a FrontBlock needs hidden_size >= {self.MARKS + 1} (the bit, the 4 directions it came "
+                             f"from and features), got {hidden_size}")
+        features = hidden_size - self.MARKS
+        super().__init__(features, prefix_len, width)
+        self.broadcast = linear(hidden_size, features)
+        self.heard = nn.Parameter(torch.zeros(4, features, 1, 1))  # a reached neighbour's mark, per direction
+        self.own_bit = nn.Parameter(torch.zeros(1, features, 1, 1))  # the cell's own bit
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
@@ -427,21 +434,24 @@ class FrontBlock(MaxBlock):
         batch, length, hidden = x.shape
         cells = length - self.prefix_len
         image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
-        bit, feats = image[:, :1].clamp(0.0, 1.0), image[:, 1:]
+        marks, feats = image[:, : self.MARKS].clamp(0.0, 1.0), image[:, self.MARKS:]
+        bit, came = marks[:, :1], marks[:, 1:]
         if self.prefix_len:
-            feats = feats + self.broadcast(x[:, 0]).view(batch, hidden - 1, 1, 1)
+            feats = feats + self.broadcast(x[:, 0]).view(batch, -1, 1, 1)
         rows = image.shape[2]
         padded = F.pad(bit, (1, 1, 1, 1))
         around = torch.stack([padded[:, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width]
                               for dr, dc in self.OFFSETS])  # (4, B, 1, H, W)
         soft = 1.0 - (1.0 - bit) * (1.0 - mask.source) * (1.0 - mask.passable * around.amax(0))  # OR of the three
         new_bit = soft + ((soft > 0.5).to(soft.dtype) - soft).detach()  # a bit; the gradient is the soft OR's
-        other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, hidden - 1, rows + 2,
-                                                                          self.width + 2)
+        newly = (new_bit - bit).detach().clamp(min=0.0)  # reached on this application
+        came = (came + newly * around[:, :, 0].transpose(0, 1)).detach().clamp(max=1.0)
+        other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, -1, rows + 2, self.width + 2)
         best = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width] + self.offset[d]
                             + self.heard[d] * around[d] for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
         feats = rms_norm((feats + self.out(F.silu(self.own(feats) + self.own_bit * bit + best))).permute(0, 2, 3, 1))
-        grid = torch.cat([new_bit.permute(0, 2, 3, 1), feats], dim=-1).reshape(batch, cells, hidden)
+        grid = torch.cat([new_bit.permute(0, 2, 3, 1), came.permute(0, 2, 3, 1), feats], dim=-1)
+        grid = grid.reshape(batch, cells, hidden)
         prefix = x[:, : self.prefix_len] + grid.mean(1, keepdim=True)
         return torch.cat([rms_norm(prefix), grid], dim=1)
 

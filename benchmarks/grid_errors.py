@@ -12,7 +12,8 @@ trained with ``dagger.token_labels=true`` (a 4-class token head), ``move_labels`
 cell of each puzzle's first state against the oracle's optimal moves there, per bucket of the cell's own
 cost-to-go (moves in a maze, travel time in a city), and ``readout_tf`` is the TF of acting by the head's move at
 the agent's cell (a ``model.front_rate`` checkpoint's head has a class more, "not reached yet": ``not_reached`` is
-the share of cells it gives, scored as wrong). ``--segments K`` makes an HRM / TRM checkpoint think K ACT
+the share of cells it gives, scored as wrong). A ``model.block=front`` checkpoint's ``front`` scores its reached
+bit and came-from marks on those cells (:func:`front_stats`). ``--segments K`` makes an HRM / TRM checkpoint think K ACT
 segments per decision (does more recurrence at test time carry the field further?). A checkpoint with
 ``model.episode_carry`` walks each trajectory in order, its latent carried from state to state as when it acts (the
 token head is read from fresh states).
@@ -31,7 +32,9 @@ import numpy as np
 import torch
 
 import hrm_envs  # noqa: F401  (registers the ids)
+from agents.layers import FrontBlock
 from benchmarks.headline import EXPERIMENTS
+from hrm_envs.core import MOVES
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 from train.evaluate import episode_seeds, load_any_policy
@@ -71,37 +74,75 @@ def chunked(fn: Callable[[dict[str, np.ndarray]], np.ndarray], batch: dict[str, 
                            for start in range(0, total, size)])
 
 
-def move_labels(policy: Any, oracle: Any, first: dict[str, np.ndarray], batch: dict[str, np.ndarray],
-                optimal: np.ndarray) -> dict[str, Any]:
-    """The token head of a ``dagger.token_labels`` checkpoint on every cell of the puzzles' first states:
-    ``accuracy`` = its move is optimal there (overall and by the cell's cost-to-go), ``label_accuracy`` = it is the
-    trained label (the lowest optimal move; lower where moves tie, as in a city); and ``readout_tf``, the TF of
-    acting by its move at the agent's cell (every state)."""
-    def predicted(obs: dict[str, np.ndarray]) -> np.ndarray:
-        tokens = torch.as_tensor(policy.encoder.tokens(obs), dtype=torch.long, device=policy.device)
-        with torch.no_grad():
-            return policy.model.predict({"tokens": tokens})["logits"].argmax(-1).cpu().numpy()
-
+def cell_labels(oracle: Any, first: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell of the puzzles' first states as the agent's position: its cost-to-go (NaN where there is no label,
+    inf where the goal cannot be reached), its optimal moves (False where unlabelled) and its trained label."""
     labels = oracle.token_labels(first)
-    moves = predicted(first)
     side = int(first[oracle.grid_key].shape[-1])
-    cost, right = np.zeros(labels.shape), np.zeros(labels.shape, dtype=bool)
+    cost = oracle.token_costs(first).astype(np.float64)
+    optimal = np.zeros((*labels.shape, oracle.token_label_classes), dtype=bool)
     for i, token in zip(*np.nonzero(labels >= 0)):
         state = {key: value[i] for key, value in first.items()}
         state["position"] = np.array(divmod(int(token), side), dtype=np.int16)
         label = oracle.label(state)
-        cost[i, token], right[i, token] = label.cost_to_go, int(moves[i, token]) in label.optimal
+        cost[i, token] = label.cost_to_go
+        optimal[i, token, list(label.optimal)] = True
+    return cost, optimal, labels
+
+
+def predicted(policy: Any, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's outputs on ``obs`` (one fresh ACT pass), as numpy."""
+    tokens = torch.as_tensor(policy.encoder.tokens(obs), dtype=torch.long, device=policy.device)
+    with torch.no_grad():
+        return {key: value.float().cpu().numpy() for key, value in policy.model.predict({"tokens": tokens}).items()}
+
+
+def move_labels(policy: Any, cells: tuple[np.ndarray, np.ndarray, np.ndarray], first: dict[str, np.ndarray],
+                batch: dict[str, np.ndarray], optimal: np.ndarray, classes: int) -> dict[str, Any]:
+    """The token head of a ``dagger.token_labels`` checkpoint on every cell of the puzzles' first states
+    (``cells``: :func:`cell_labels`): ``accuracy`` = its move is optimal there (overall and by the cell's
+    cost-to-go), ``label_accuracy`` = it is the trained label (the lowest optimal move; lower where moves tie, as in
+    a city); and ``readout_tf``, the TF of acting by its move at the agent's cell (every state)."""
+    cost, cell_optimal, labels = cells
+    moves = predicted(policy, first)["logits"].argmax(-1)
     scored = labels >= 0
+    right = np.take_along_axis(cell_optimal, np.minimum(moves, classes - 1)[..., None], -1)[..., 0] & (moves < classes)
+    side = int(np.sqrt(labels.shape[1]))
     at_agent = batch["position"][:, 0].astype(np.int64) * side + batch["position"][:, 1]
-    readout = chunked(predicted, batch)[np.arange(len(at_agent)), at_agent]
+    readout = chunked(lambda part: predicted(policy, part)["logits"].argmax(-1), batch)[np.arange(len(at_agent)),
+                                                                                          at_agent]
     move = readout < optimal.shape[1]  # not the "not reached yet" class of a front_rate model: that is a miss
     hits = np.zeros(len(readout), dtype=bool)
     hits[move] = optimal[np.flatnonzero(move), readout[move]]
     return {"accuracy": round(float(right[scored].mean()), 4),
-            "not_reached": round(float((moves >= oracle.token_label_classes)[scored].mean()), 4),
+            "not_reached": round(float((moves >= classes)[scored].mean()), 4),
             "label_accuracy": round(float((moves == labels)[scored].mean()), 4),
             "by_cost_to_go": by_bucket(right[scored], cost[scored]),
             "readout_tf": round(float(hits.mean()), 4)}
+
+
+def front_stats(policy: Any, cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+                first: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A ``model.block=front`` checkpoint's bit and came-from marks on the puzzles' first states: ``reached``, the
+    share of labelled cells whose bit is set; ``dead_reached``, of cells that cannot reach the goal (walls);
+    ``ball``, the share of puzzles whose reached cells are exactly those below some cost-to-go (a front, nothing
+    guessed beyond it); ``came_optimal`` / ``came_exact``, the share of reached labelled cells whose marks are all
+    optimal moves / are exactly the optimal moves (with unit-cost moves, as in a maze, they should be both)."""
+    cost, cell_optimal, labels = cells
+    out = predicted(policy, first)
+    bit = out["reach_bit"] > 0.5
+    came = out["came_from"][..., [FrontBlock.OFFSETS.index(move) for move in MOVES]] > 0.5  # in action order
+    scored, dead = labels >= 0, np.isinf(cost)
+    reached = bit & scored
+    farthest = np.where(reached, cost, -np.inf).max(1)
+    nearest = np.where(scored & ~bit, cost, np.inf).min(1)
+    marked = came.any(-1)
+    return {"reached": round(float(reached.sum() / max(scored.sum(), 1)), 4),
+            "dead_reached": round(float((bit & dead).sum() / max(dead.sum(), 1)), 4),
+            "ball": round(float((farthest < nearest).mean()), 4),
+            "came_optimal": round(float((marked & ~(came & ~cell_optimal).any(-1))[reached].mean()), 4)
+            if reached.any() else None,
+            "came_exact": round(float((came == cell_optimal).all(-1)[reached].mean()), 4) if reached.any() else None}
 
 
 def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles: int, seed: int,
@@ -114,8 +155,9 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
     policy = load_any_policy(checkpoint, encoder_for(probe), acting)
     oracle = oracle_for(probe)
     model_config = getattr(getattr(policy, "model", None), "config", None)
-    front = bool(getattr(model_config, "front_rate", 0))  # the token head's last class: "not reached yet"
-    labelled = getattr(model_config, "token_vocab", 0) == oracle.token_label_classes + front
+    rate = bool(getattr(model_config, "front_rate", 0))  # the token head's last class: "not reached yet"
+    labelled = getattr(model_config, "token_vocab", 0) == oracle.token_label_classes + rate
+    front = getattr(model_config, "block", "") == "front"  # a reached bit and came-from marks to score
     report: dict[str, Any] = {}
     for index, size in enumerate(sizes):
         envs = [gym.make(env_id, size=size, max_size=max_size) for _ in range(puzzles)]
@@ -130,9 +172,14 @@ def analyse(checkpoint: str, env: str, max_size: int, sizes: list[int], puzzles:
         report[str(size)] = {"states": len(right), "tf": round(float(right.mean()), 4),
                              "segments": round(float(used.mean()), 3), "tf_by_moves_to_goal": by_bucket(right, to_go),
                              "tf_by_puzzle": per_puzzle}
-        if labelled:
+        if labelled or front:
             first = stack([trajectory[0] for trajectory in trajectories])
-            report[str(size)]["move_labels"] = move_labels(policy, oracle, first, batch, optimal)
+            cells = cell_labels(oracle, first)
+        if labelled:
+            report[str(size)]["move_labels"] = move_labels(policy, cells, first, batch, optimal,
+                                                           oracle.token_label_classes)
+        if front:
+            report[str(size)]["front"] = front_stats(policy, cells, first)
     return report
 
 

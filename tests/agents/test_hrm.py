@@ -10,7 +10,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 import hrm_envs  # noqa: F401  (registers the ids)
 from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, task_loss, token_loss
-from agents.layers import FrontGates, local_attention_mask, peer_attention_mask
+from agents.layers import FrontBlock, FrontGates, local_attention_mask, peer_attention_mask
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 
@@ -854,7 +854,9 @@ def test_front_block_model_starts_unreached_and_halts_on_the_acting_cells_bit() 
     tokens[0, 5] = tokens[1, 10] = mark
     with torch.no_grad():
         x, _ = model._embed({"tokens": tokens})
-    assert float(x[..., 0].abs().max()) == 0.0 and float(model.H_init[0]) == float(model.L_init[0]) == 0.0
+    marks = FrontBlock.MARKS  # the bit and the directions it came from
+    assert float(x[..., :marks].abs().max()) == 0.0
+    assert float(model.H_init[:marks].abs().max()) == float(model.L_init[:marks].abs().max()) == 0.0
     assert model._front_gates(x).source.shape == (2, 1, side, side)
     source = torch.zeros(2, 1, side, side)
     source[:, :, 0, 0] = 1.0  # cell 0 is the only source, every cell lets the front in

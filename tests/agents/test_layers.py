@@ -162,10 +162,10 @@ def test_front_block_bit_spreads_one_cell_per_application_as_a_front() -> None:
     (Manhattan) of the one reached cell, whatever the features; set bits stay set; the features are normalised, the
     bit is not. A cell that is not passable stops the front (a wall column)."""
     torch.manual_seed(0)
-    rows, width, hidden = 5, 7, 6
+    rows, width, hidden = 5, 7, 9
     block = FrontBlock(hidden, 0, width)
     x = torch.randn(1, rows * width, hidden)
-    x[..., 0] = 0.0
+    x[..., : FrontBlock.MARKS] = 0.0
     x[0, 2 * width + 3, 0] = 1.0  # cell (2, 3) reached
     start = x.clone()
     r, c = torch.meshgrid(torch.arange(rows), torch.arange(width), indexing="ij")
@@ -175,7 +175,7 @@ def test_front_block_bit_spreads_one_cell_per_application_as_a_front() -> None:
         bit = x[0, :, 0].view(rows, width)
         assert torch.equal(bit > 0.5, ((r - 2).abs() + (c - 3).abs()) <= k)
         assert ((bit == 0.0) | (bit == 1.0)).all()
-        assert torch.allclose(x[0, :, 1:].square().mean(-1), torch.ones(rows * width), atol=1e-3)
+        assert torch.allclose(x[0, :, FrontBlock.MARKS:].square().mean(-1), torch.ones(rows * width), atol=1e-3)
     gates.passable[..., 1] = 0.0  # column 1 is a wall
     x = start
     for _ in range(8):
@@ -187,10 +187,10 @@ def test_front_block_bit_needs_a_source_and_its_gates() -> None:
     """No cell is reached without a source: a grid with no bit keeps none, passable or not; a source is reached at
     once; a FrontBlock refuses to run without its gates."""
     torch.manual_seed(0)
-    rows, width, hidden = 4, 4, 5
+    rows, width, hidden = 4, 4, 7
     block = FrontBlock(hidden, 0, width)
     x = torch.randn(1, rows * width, hidden)
-    x[..., 0] = 0.0
+    x[..., : FrontBlock.MARKS] = 0.0
     for passable in (0.0, 1.0):
         assert block(x, mask=front_gates(rows, width, 0.0, passable))[..., 0].max() == 0.0
     gates = front_gates(rows, width, 0.0, 0.0)
@@ -199,6 +199,43 @@ def test_front_block_bit_needs_a_source_and_its_gates() -> None:
     assert out[15] == 1.0 and out[:15].max() == 0.0
     with pytest.raises(ValueError, match="FrontGates"):
         block(x)
+
+
+def test_front_block_records_the_directions_a_cell_was_reached_from() -> None:
+    """Channels 1-4 are breadth-first parent pointers: on a random walled grid with one source, once the front has
+    covered it, each reached cell marks exactly the neighbours one step nearer the source (every shortest path's
+    first step), the source and unreached cells mark none, and further applications change nothing."""
+    generator = torch.Generator().manual_seed(3)
+    rows, width, hidden = 9, 11, 8
+    block = FrontBlock(hidden, 0, width)
+    floor = torch.rand(rows, width, generator=generator) > 0.3
+    floor[4, 5] = True
+    gates = front_gates(rows, width, 0.0, 0.0)
+    gates.passable[0, 0] = floor.float()
+    gates.source[0, 0, 4, 5] = 1.0
+    distance = torch.full((rows, width), -1)  # breadth-first search from the source over floor cells
+    distance[4, 5], frontier, step = 0, [(4, 5)], 0
+    while frontier:
+        step, nxt = step + 1, []
+        for r, c in frontier:
+            for dr, dc in FrontBlock.OFFSETS:
+                rr, cc = r + dr, c + dc
+                if 0 <= rr < rows and 0 <= cc < width and floor[rr, cc] and distance[rr, cc] < 0:
+                    distance[rr, cc] = step
+                    nxt.append((rr, cc))
+        frontier = nxt
+    x = torch.zeros(1, rows * width, hidden)
+    for _ in range(rows * width):
+        x = block(x, mask=gates)
+    came = x[0, :, 1 : FrontBlock.MARKS].view(rows, width, 4)
+    assert torch.equal(x[0, :, 0].view(rows, width) > 0.5, distance >= 0)
+    for r in range(rows):
+        for c in range(width):
+            expected = [0 <= r + dr < rows and 0 <= c + dc < width and distance[r, c] > 0
+                        and int(distance[r + dr, c + dc]) == int(distance[r, c]) - 1 for dr, dc in FrontBlock.OFFSETS]
+            assert came[r, c].tolist() == [float(e) for e in expected], (r, c)
+    assert int(distance.max()) > 8  # the walls make some paths long
+    assert torch.equal(block(x, mask=gates)[0, :, : FrontBlock.MARKS], x[0, :, : FrontBlock.MARKS])
 
 
 @pytest.mark.parametrize("kind", [ConvBlock, MaxBlock, FrontBlock])
@@ -220,8 +257,8 @@ def test_reasoning_module_bad_block() -> None:
     for kind in (ConvBlock, MaxBlock, FrontBlock):
         with pytest.raises(ValueError, match="grid width"):
             kind(8, 1, 0)
-    with pytest.raises(ValueError, match="hidden_size >= 2"):
-        FrontBlock(1, 1, 4)
+    with pytest.raises(ValueError, match="hidden_size >= 6"):
+        FrontBlock(5, 1, 4)
 
 
 @pytest.mark.parametrize("box, prefix", [(2, 1), (3, 1), (3, 2), (2, 0)])

@@ -9,7 +9,9 @@ import torch
 
 import benchmarks.grid_errors as grid_errors
 import hrm_envs  # noqa: F401
+from agents.layers import FrontGates
 from hrm_envs.encoding import encoder_for
+from hrm_envs.maze.encoding import FLOOR, GOAL, START
 from oracles import oracle_for
 from train.checkpoints import save_checkpoint
 from train.evaluate import evaluate_policies, load_any_policy
@@ -78,6 +80,39 @@ def test_report_of_an_untrained_checkpoint_adds_up(tmp_path, env, env_id, max_si
                                                                            abs=0.01)
         assert 0 <= labels["label_accuracy"] <= labels["accuracy"]  # the trained label is one optimal move
         assert 0 <= labels["readout_tf"] <= 1 and 0 <= labels["not_reached"] <= 1 - labels["accuracy"]
+
+
+def test_front_stats_of_exact_gates_are_a_breadth_first_search(tmp_path, monkeypatch):
+    """A front checkpoint whose gates are the maze's own (the goal the source, floor and start passable, walls
+    closed) reaches every labelled cell with enough segments, never a wall, as a ball, and marks exactly the optimal
+    moves; with one segment it reaches a ball short of the farthest cells."""
+    side = 11
+    encoder = encoder_for(gym.make("hrm/Maze-v0", size=side, max_size=side))
+    torch.manual_seed(0)
+    learner = Learner({"name": "trm", "hidden_size": 16, "num_heads": 2, "L_layers": 1, "halt_max_steps": 2,
+                       "block": "front", "attention_grid": side, "front_rate": 2.0}, {"lr": 1e-3}, encoder,
+                      token_labels=4)
+    path = tmp_path / "front.pt"
+    save_checkpoint(path, learner, {"test": True}, 0)
+    load = grid_errors.load_any_policy
+
+    def exact_gates(*args):
+        policy = load(*args)
+        model, seen = policy.model, {}
+        embed = model._embed
+        model._embed = lambda batch: (seen.update(tokens=batch["tokens"]), embed(batch))[1]
+        model._front_gates = lambda x: FrontGates(
+            source=(seen["tokens"] == GOAL).float().view(-1, 1, side, side),
+            passable=torch.isin(seen["tokens"], torch.tensor([FLOOR, START, GOAL])).float().view(-1, 1, side, side))
+        return policy
+
+    monkeypatch.setattr(grid_errors, "load_any_policy", exact_gates)
+    args = ["--env", "maze", "--checkpoint", str(path), "--max-size", str(side), "--sizes", str(side),
+            "--puzzles", "3"]
+    front = grid_errors.main([*args, "--segments", "40"])[str(path)][str(side)]["front"]
+    assert front == {"reached": 1.0, "dead_reached": 0.0, "ball": 1.0, "came_optimal": 1.0, "came_exact": 1.0}
+    short = grid_errors.main([*args, "--segments", "1"])[str(path)][str(side)]["front"]
+    assert 0 < short["reached"] < 1 and short["ball"] == 1.0 and short["came_exact"] == 1.0
 
 
 def test_segments_make_the_checkpoint_think_that_many_segments(tmp_path):
