@@ -589,6 +589,9 @@ class HRM(nn.Module):
         out = self._read(z_H, data["tokens"])
         if config.front_rate:
             out["reach"] = config.front_rate * depth.float()
+            if config.block == "front":  # the gates, fitted to the cells' costs to the goal (task_loss)
+                gates = self._front_gates(x)
+                out["front_source"], out["front_passable"] = gates.source.flatten(1), gates.passable.flatten(1)
         with torch.no_grad():
             steps = steps + 1
             last = steps >= config.halt_max_steps
@@ -742,7 +745,10 @@ def task_loss(
     Move field (``field``, (B, T, K) optimal moves per token, e.g. a route's every cell towards the goal): the set
     loss of each token's K per-token actions, averaged over the tokens that have an optimal move; correct = all
     right. With ``cost`` (B, T) also a smooth-L1 regression of each token's cost to the goal (NaN: ignored) by the
-    per-token channel after the K moves.
+    per-token channel after the K moves. With ``reach`` (``front_rate``) the token labels follow the front, and with
+    ``front_source`` / ``front_passable`` (``block="front"``) the gates are fitted to the costs: a cell with a label
+    (it can reach the goal) passable and no source, one that cannot (inf) impassable and no source; the goal, with no
+    label, learns to be the source from the front's labels alone.
     With both, correctness needs both, accuracy is the token one and the last value (``None`` without a policy
     task) says whether the action alone was optimal.
     """
@@ -758,6 +764,13 @@ def task_loss(
             labels = torch.where(labelled & (cost > reach), IGNORE_LABEL, labels)  # may be reached: not graded
             labels = torch.where(labelled & (cost > 2 * reach) | torch.isinf(cost), outputs["logits"].shape[-1] - 1,
                                  labels)  # never reached: a cell with no path to the goal (a wall) too
+            if "front_source" in outputs:  # a cell that can reach the goal lets the front in and is no source; one
+                known = labelled | torch.isinf(cost)  # that cannot (a wall) lets nothing in
+                gates = F.binary_cross_entropy(outputs["front_source"].float().clamp(1e-6, 1 - 1e-6),
+                                               torch.zeros_like(cost), reduction="none")
+                gates = gates + F.binary_cross_entropy(outputs["front_passable"].float().clamp(1e-6, 1 - 1e-6),
+                                                       labelled.float(), reduction="none")
+                losses.append(torch.where(known, gates, 0).sum(-1) / known.sum(-1).clamp_min(1))
         loss, correct, valid = token_loss(outputs["logits"], labels, kind)
         losses.append(loss)
         seq_correct.append((correct | ~valid).all(-1))

@@ -799,6 +799,28 @@ def test_front_rate_validation_and_the_not_reached_class() -> None:
     assert not bool(correct[0])  # the wall must be "not reached" at any reach
 
 
+def test_front_gates_are_fitted_to_the_costs() -> None:
+    """block="front": a labelled cell (it can reach the goal) should be passable and no source, a wall (inf)
+    impassable and no source; the goal and padding (NaN, no label) are not graded; the gradient reaches the gates."""
+    logits = torch.zeros(1, 4, 5)
+    data = {"labels": torch.tensor([[2, 1, IGNORE_LABEL, IGNORE_LABEL]]),
+            "cost": torch.tensor([[3.0, 9.0, float("nan"), float("inf")]])}
+    reach = torch.tensor([4.0])
+    plain, _, _, _ = task_loss({"logits": logits, "reach": reach}, data, "softmax")
+
+    def gate_loss(source: list[float], passable: list[float]) -> tuple[float, torch.Tensor]:
+        gates = torch.tensor([source, passable], requires_grad=True)
+        outputs = {"logits": logits, "reach": reach, "front_source": gates[:1], "front_passable": gates[1:]}
+        loss, _, _, _ = task_loss(outputs, data, "softmax")
+        loss.sum().backward()
+        return float(loss[0] - plain[0]), gates.grad
+
+    exact, _ = gate_loss([0.0, 0.0, 0.7, 0.0], [1.0, 1.0, 0.3, 0.0])  # cell 2 (the goal) is free
+    assert exact == pytest.approx(0.0, abs=1e-4)
+    wrong, grad = gate_loss([0.9, 0.0, 0.5, 0.0], [1.0, 1.0, 0.5, 0.9])  # a floor source, a passable wall
+    assert wrong > 1.0 and grad[0, 0] > 0 and grad[1, 3] > 0 and grad[0, 2] == grad[1, 2] == 0
+
+
 def test_front_depth_counts_extra_segments_and_an_episodes_earlier_decisions() -> None:
     """``reach`` = front_rate x the segments since the latent was fresh: the progressive extra ones count, a row
     that continues its episode keeps counting, a fresh row starts again."""
