@@ -57,7 +57,8 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
     """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline), the docs/*.sh
     run maze_grid_small, which composes with train.dagger and passes its start-up check, the city-paper study's
     two seq2seq runs, which compose with train.supervised and differ only in the model, and the maze, city and
-    Sudoku 9x9 protocol runs, pairs of train.dagger runs with the same budget, sides, positions and token labels."""
+    Sudoku 9x9 protocol runs, pairs of train.dagger runs with the same budget, sides, positions and token labels,
+    and the maze's front policy, whose experiment is its release's recorded command."""
     from hydra import compose, initialize_config_dir
 
     from benchmarks.headline import EXPERIMENTS, experiment_rows, row_module
@@ -69,7 +70,7 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
                                                         "city_paper_conv_baseline", "sudoku9_trm_peers",
                                                         "sudoku9_transformer_peers", "maze_trm_grid_carry",
                                                         "maze_transformer_grid", "city_trm_grid_carry",
-                                                        "city_transformer_grid"}
+                                                        "city_transformer_grid", "maze_trm_front"}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
         check_config(cfg, DAGGER)
@@ -103,5 +104,14 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
             hrm, baseline = grid[f"{env}_trm_grid_carry"], grid[f"{env}_transformer_grid"]
             assert (hrm.model.name, baseline.model.name) == ("trm", "transformer") and hrm.model.episode_carry
             assert hrm.train == baseline.train and hrm.dagger == baseline.dagger and hrm.env == baseline.env
+        # the released front policy: its experiment is the command its manifest entry records
+        front = compose("dagger", overrides=["experiment=maze_trm_front"])
+        check_config(front, DAGGER)
+        recorded = compose("dagger", overrides=[
+            "experiment=maze_trm_grid_carry", "model.depth_training=progressive", "model.depth_extra_max=4",
+            "model.block=front", "model.hidden_size=32", "train.lr=2e-3", "dagger.rounds=3", "dagger.train_steps=1500",
+            "dagger.max_minutes=25", "model.front_rate=6", "model.episode_carry=false", "dagger.episode_restart=null"])
+        assert {k: front[k] for k in ("env", "model", "train", "dagger")} == {
+            k: recorded[k] for k in ("env", "model", "train", "dagger")}
     assert set(rows.values()) == {"train.dagger", "train.supervised", "train.ppo"}  # each row composed and checked in
     # tests/benchmarks/test_headline.py (test_experiment_rows_compose_to_the_formerly_pinned_commands)
