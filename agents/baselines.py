@@ -72,9 +72,9 @@ class BaselineConfig:
             check_ints(self, ("depth",), low=1)
         if self.puzzle_emb_len != 1:
             raise ValueError(f"puzzle_emb_len must be 1 for baselines, got {self.puzzle_emb_len}")
-        if self.block not in BLOCKS or self.block == "front":
-            raise ValueError(f"block must be one of {tuple(b for b in BLOCKS if b != 'front')} (a front needs the "
-                             f"recurrent model's gates), got {self.block!r}")
+        if self.block not in BLOCKS or self.block in ("front", "wave"):
+            raise ValueError(f"block must be one of {tuple(b for b in BLOCKS if b not in ('front', 'wave'))} (a front "
+                             f"or a wave needs the recurrent model's gates), got {self.block!r}")
         if self.block != "attention" and not self.attention_grid:
             raise ValueError(f"block={self.block!r} needs attention_grid >= 1 (the width of the token grid it reads)")
         if self.attention_peers and (self.attention_peers < 2 or self.seq_len != self.attention_peers**4

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.layers import (ATTENTION_DIRECTIONS, BLOCKS, FrontBlock, FrontGates, GridRotary, GridWindow, Mask,
-                           ReasoningModule, Rotary, linear, local_attention_mask, peer_attention_mask, trunc_normal_)
+                           ReasoningModule, Rotary, WaveBlock, WaveGates, linear, local_attention_mask,
+                           peer_attention_mask, trunc_normal_, wave_gate_loss)
 
 if TYPE_CHECKING:
     from agents.baselines import BaselineConfig
@@ -91,7 +92,11 @@ class HRMConfig:
     that spreads from learned sources through learned pass gates one cell per application, so a cell cannot be
     called reached before a path of reached cells leads to it, and in channels 1-4 the directions it was reached
     from (a breadth-first search's parent pointers, which the heads read); ``inference_halting="reached"`` then
-    reads that bit.
+    reads that bit. ``block="wave"`` (:class:`agents.layers.WaveBlock`) makes channel 0 a cost to the goal relaxed
+    ``relax_steps`` times per application by min-plus updates over the moves its gates allow, at the times they
+    give (a cell's gates read its input token and a max-pool of all of them, e.g. the city's vehicle), and channels
+    1-4 the moves that attain it: a weighted, directed front for routing, its gates fitted to the oracle's costs to
+    the goal (``cost`` in the batch, :func:`agents.layers.wave_gate_loss`).
 
     **Readout.** Heads: ``token_vocab`` classes per token, ``per_token_actions`` actions per token and
     ``global_actions`` (at least one of them > 0; :class:`OutputHeads`); ``loss`` ``"stablemax"`` / ``"softmax"``.
@@ -168,6 +173,7 @@ class HRMConfig:
     depth_training: str = "fixed"
     depth_extra_max: int = 0
     front_rate: float = 0.0
+    relax_steps: int = 1
     blind_acting: int = 0
     # halting
     halt_max_steps: int = 8
@@ -179,7 +185,7 @@ class HRMConfig:
 
     def __post_init__(self) -> None:
         check_ints(self, ("vocab_size", "seq_len", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles",
-                          "L_cycles", "halt_max_steps"), low=1)
+                          "L_cycles", "halt_max_steps", "relax_steps"), low=1)
         check_ints(self, ("num_puzzle_identifiers", "puzzle_emb_len", "token_vocab", "per_token_actions",
                           "global_actions", "attention_window", "attention_grid", "attention_peers", "depth_extra_max",
                           "halt_reference", "blind_acting"),
@@ -214,6 +220,8 @@ class HRMConfig:
         if isinstance(self.front_rate, bool) or not isinstance(self.front_rate, (int, float)) or not (
                 0.0 <= self.front_rate < float("inf")):
             raise ValueError(f"front_rate must be a finite number >= 0, got {self.front_rate!r}")
+        if self.relax_steps != 1 and self.block != "wave":
+            raise ValueError(f"relax_steps applies to block='wave' (relaxations per application), got block={self.block!r}")
         if self.front_rate and self.token_vocab < 2:
             raise ValueError("front_rate > 0 needs a token head (token_vocab >= 2: the labels and 'not reached yet')")
         if self.blind_acting and not (self.acting_tokens and self.blind_acting < self.vocab_size):
@@ -453,7 +461,8 @@ class HRM(nn.Module):
         self.config = config
         args = (config.hidden_size, config.num_heads, config.expansion)
         self.embed = InputEmbedding(config)
-        grid = {"block": config.block, "prefix_len": config.puzzle_emb_len, "width": config.attention_grid}
+        grid = {"block": config.block, "prefix_len": config.puzzle_emb_len, "width": config.attention_grid,
+                "relax_steps": config.relax_steps}
         self.L_level = ReasoningModule(config.L_layers, *args, **grid)
         # TRM: one shared network; HRM: a separate high-level module.
         self.H_level = self.L_level if config.variant == "trm" else ReasoningModule(config.H_layers, *args, **grid)
@@ -469,6 +478,13 @@ class HRM(nn.Module):
             self.front_gates = linear(config.hidden_size, 2, bias=True)
             with torch.no_grad():  # no sources and half-open passes at first: both are learned
                 self.front_gates.bias.copy_(torch.tensor([-4.0, 0.0]))
+        if config.block == "wave":  # no cell reached at first; the gates read a token and the puzzle's max-pool
+            self.H_init[0] = self.L_init[0] = WaveBlock.UNREACHED
+            self.H_init[1 : WaveBlock.MARKS] = self.L_init[1 : WaveBlock.MARKS] = 0.0
+            self.wave_gates = nn.Sequential(linear(2 * config.hidden_size, 2 * config.hidden_size, bias=True),
+                                            nn.SiLU(), linear(2 * config.hidden_size, 7, bias=True))
+            with torch.no_grad():
+                self.wave_gates[2].bias.copy_(torch.tensor([-4.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0]))
 
     # ----------------------------------------------------------------- segment
     def _segment(
@@ -489,6 +505,8 @@ class HRM(nn.Module):
         mask: Mask = None
         if config.block == "front":
             mask = self._front_gates(x)
+        elif config.block == "wave":
+            mask = self._wave_gates(x)
         elif config.block != "attention":
             pass  # grid blocks read their neighbours themselves
         elif config.attention_peers:
@@ -520,8 +538,9 @@ class HRM(nn.Module):
             hidden = torch.where(is_marked(tokens, self.config.acting_tokens), self.config.blind_acting, tokens)
             batch = {**batch, "tokens": hidden}
         x, rotary = self.embed(batch)
-        if self.config.block == "front":  # the front's bit and directions: only the blocks' gates set them
-            x = torch.cat([torch.zeros_like(x[..., : FrontBlock.MARKS]), x[..., FrontBlock.MARKS:]], dim=-1)
+        if self.config.block in ("front", "wave"):  # the marks: only the blocks' gates set them
+            marks = FrontBlock.MARKS if self.config.block == "front" else WaveBlock.MARKS
+            x = torch.cat([torch.zeros_like(x[..., :marks]), x[..., marks:]], dim=-1)
         return x, rotary
 
     def _front_gates(self, x: torch.Tensor) -> FrontGates:
@@ -531,8 +550,26 @@ class HRM(nn.Module):
         gates = gates.reshape(x.shape[0], 2, cells.shape[1] // self.config.attention_grid, self.config.attention_grid)
         return FrontGates(source=gates[:, :1], passable=gates[:, 1:])
 
+    def _wave_gates(self, x: torch.Tensor) -> WaveGates:
+        """``block="wave"``: each grid cell's gates, a map of its input embedding and the max-pool of all of them
+        (what holds for the whole puzzle, e.g. the vehicle on its start cell)."""
+        cells = x[:, self.config.puzzle_emb_len:]
+        context = cells.amax(1, keepdim=True).expand_as(cells)
+        raw = self.wave_gates(torch.cat([cells, context], dim=-1)).float().transpose(1, 2)
+        raw = raw.reshape(x.shape[0], 7, cells.shape[1] // self.config.attention_grid, self.config.attention_grid)
+        gates = torch.sigmoid(raw)
+        return WaveGates(source=gates[:, :1], passable=gates[:, 1:2], cost=F.softplus(raw[:, 2:3]), exits=gates[:, 3:])
+
     def _read(self, z_H: torch.Tensor, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = self.heads(z_H, inputs)
+        if self.config.block == "wave":  # the heads read a reached cell's cost to go, 0 where none is known yet
+            grid = z_H[:, self.config.puzzle_emb_len:]
+            cost = grid[..., :1]
+            seen = torch.where(cost < WaveBlock.UNREACHED / 2, cost, torch.zeros_like(cost))
+            out = self.heads(torch.cat([z_H[:, : self.config.puzzle_emb_len],
+                                        torch.cat([seen, grid[..., 1:]], dim=-1)], dim=1), inputs)
+            out["cost_to_go"], out["best_moves"] = cost[..., 0], grid[..., 1 : WaveBlock.MARKS]
+        else:
+            out = self.heads(z_H, inputs)
         out["summary"] = z_H[:, 0]
         if self.config.block == "front":  # the front's bit and the directions each cell was reached from
             out["reach_bit"] = z_H[:, self.config.puzzle_emb_len:, 0]
@@ -592,6 +629,10 @@ class HRM(nn.Module):
             if config.block == "front":  # the gates, fitted to the cells' costs to the goal (task_loss)
                 gates = self._front_gates(x)
                 out["front_source"], out["front_passable"] = gates.source.flatten(1), gates.passable.flatten(1)
+        if config.block == "wave" and self.training:  # the gates, fitted to the cells' costs to the goal (task_loss)
+            gates = self._wave_gates(x)
+            out.update(wave_source=gates.source, wave_passable=gates.passable, wave_cost=gates.cost,
+                       wave_exits=gates.exits)
         with torch.no_grad():
             steps = steps + 1
             last = steps >= config.halt_max_steps
@@ -748,7 +789,8 @@ def task_loss(
     per-token channel after the K moves. With ``reach`` (``front_rate``) the token labels follow the front, and with
     ``front_source`` / ``front_passable`` (``block="front"``) the gates are fitted to the costs: a cell with a label
     (it can reach the goal) passable and no source, one that cannot (inf) impassable and no source; the goal, with no
-    label, learns to be the source from the front's labels alone.
+    label, learns to be the source from the front's labels alone. With ``wave_*`` gates (``block="wave"``) and ``cost``
+    the gates are fitted by :func:`agents.layers.wave_gate_loss`.
     With both, correctness needs both, accuracy is the token one and the last value (``None`` without a policy
     task) says whether the action alone was optimal.
     """
@@ -789,6 +831,10 @@ def task_loss(
         seq_correct.append((right | ~cells).all(-1))
         if "cost" in data:  # (B, T) cost to the goal (NaN: none), regressed by the channel after the K moves
             cost = data["cost"].float()
+            if "wave_cost" in outputs:  # block="wave": its gates fitted to the same costs and moves
+                gates = WaveGates(*(outputs[f"wave_{k}"] for k in ("source", "passable", "cost", "exits")))
+                moves = field.permute(2, 0, 1).reshape(4, *gates.cost.shape)
+                losses.append(wave_gate_loss(gates, cost.view_as(gates.cost), moves))
             known = ~torch.isnan(cost)
             error = F.smooth_l1_loss(channels[..., field.shape[-1]].float(), torch.nan_to_num(cost), reduction="none")
             losses.append(torch.where(known, error, 0).sum(-1) / known.sum(-1).clamp_min(1))

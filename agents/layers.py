@@ -282,7 +282,77 @@ class FrontGates:
     passable: torch.Tensor
 
 
-Mask = torch.Tensor | GridWindow | FrontGates | None
+@dataclass(frozen=True)
+class WaveGates:
+    """What a :class:`WaveBlock`'s relaxation may do on each grid cell, (B, ., H, W) each: ``source`` (1 channel in
+    [0, 1]: the goal, at cost 0), ``passable`` (1, in [0, 1]: a route may use the cell), ``cost`` (1, >= 0: the time
+    to enter the cell) and ``exits`` (4, in [0, 1], :attr:`MaxBlock.OFFSETS` order: a move in direction ``d`` may
+    leave the cell and may enter it; a move from ``p`` in direction ``d`` needs ``exits[d]`` at ``p`` and at its
+    target, as a one-way street bars the move against it into and out of its cells). Read from the input tokens and
+    what holds for the whole puzzle (:class:`agents.hrm.HRM`), never from the recurrence."""
+
+    source: torch.Tensor
+    passable: torch.Tensor
+    cost: torch.Tensor
+    exits: torch.Tensor
+
+    def allowed(self) -> torch.Tensor:
+        """(4, B, 1, H, W) in [0, 1]: the move from each cell in each direction is allowed (soft: a product of the
+        gates, 0 off the grid)."""
+        open_ = (self.exits * self.passable).transpose(0, 1).unsqueeze(2)  # (4, B, 1, H, W)
+        return open_ * torch.stack([neighbours(open_[d])[d] for d in range(4)])
+
+    def hard(self) -> WaveGates:
+        """The gates the relaxation applies: source, passable and exits rounded to 0 / 1, the cost as it is; no
+        gradient (:func:`wave_gate_loss` fits them)."""
+        def bit(gate: torch.Tensor) -> torch.Tensor:
+            return (gate.detach() > 0.5).to(gate.dtype)
+
+        return WaveGates(bit(self.source), bit(self.passable), self.cost.detach(), bit(self.exits))
+
+
+def neighbours(image: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """(B, C, H, W) -> (4, B, C, H, W): each cell's neighbour in every :attr:`MaxBlock.OFFSETS` direction (``fill``
+    off the grid)."""
+    rows, width = image.shape[-2:]
+    padded = F.pad(image, (1, 1, 1, 1), value=fill)
+    return torch.stack([padded[..., 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + width] for dr, dc in MaxBlock.OFFSETS])
+
+
+def wave_gate_loss(gates: WaveGates, cost_to_go: torch.Tensor, optimal: torch.Tensor) -> torch.Tensor:
+    """(B,) the gates fitted to an oracle's cost to the goal ``cost_to_go`` (B, 1, H, W; NaN where the goal cannot
+    be reached) and its optimal moves ``optimal`` (4, B, 1, H, W; :attr:`MaxBlock.OFFSETS` order): ``passable`` =
+    the cell can reach the goal, ``source`` = its cost to go is 0; an optimal move is allowed and its target's cost is
+    the step it saves (``cost_to_go(p) - cost_to_go(q)``); a move that is not optimal but would reach the goal as
+    soon at the cost now predicted for its target is barred (had it been allowed, it would be optimal). Costs are
+    regressed in units of the batch's mean optimal step."""
+    eps = 1e-6
+    known = ~torch.isnan(cost_to_go)
+    target = torch.nan_to_num(cost_to_go)
+    optimal = optimal.bool() & known
+
+    def bce(p: torch.Tensor, label: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        loss = F.binary_cross_entropy(p.clamp(eps, 1 - eps), label.to(p.dtype), reduction="none")
+        if loss.dim() == 5:  # per move: summed over the directions
+            loss, where = torch.where(where, loss, 0).sum(0), where.any(0)
+        return torch.where(where, loss, 0).flatten(1).sum(1) / where.flatten(1).sum(1).clamp_min(1)
+
+    everywhere = torch.ones_like(known)
+    after = neighbours(target)  # (4, B, 1, H, W): the neighbour's cost to go
+    usable = (neighbours(known.float()) > 0.5) & known
+    saved = target - after  # what a move saves: its target's cost if it is optimal
+    scale = saved[optimal].mean().clamp_min(1e-6) if optimal.any() else target.new_tensor(1.0)
+    entry = neighbours(gates.cost)  # the cost of entering each neighbour
+    error = (entry - saved).abs() / scale  # L1: a cost is a table entry, to be met exactly
+    price = torch.where(optimal, error, 0).sum(0).flatten(1).sum(1) / optimal.sum(0).flatten(1).sum(1).clamp_min(1)
+    barred = usable & ~optimal & (entry.detach() - saved <= 0.1 * scale)
+    allowed = gates.allowed()
+    moves = bce(allowed, optimal, optimal | barred)
+    return (bce(gates.passable, known, everywhere) + bce(gates.source, known & (target == 0), known) + price
+            + moves)
+
+
+Mask = torch.Tensor | GridWindow | FrontGates | WaveGates | None
 
 
 class Attention(nn.Module):
@@ -456,23 +526,99 @@ class FrontBlock(MaxBlock):
         return torch.cat([rms_norm(prefix), grid], dim=1)
 
 
-BLOCKS = ("attention", "conv", "max", "front")
-GRID_BLOCKS = {"conv": ConvBlock, "max": MaxBlock, "front": FrontBlock}
+class WaveBlock(MaxBlock):
+    """A :class:`MaxBlock` whose channel 0 is a cost to the goal that can only shrink by a min-plus (Bellman-Ford)
+    relaxation over the moves the :class:`WaveGates` (passed as ``mask``) allow: ``v' = min(v, min_d allowed_d *
+    (cost(neighbour d) + v(neighbour d)))``, 0 at a source, :attr:`UNREACHED` where no allowed path has led yet;
+    ``relax_steps`` relaxations per application, so the costs propagate as far as the recurrence runs and no
+    farther. Channels 1-4 are the moves (:attr:`OFFSETS` order) that attain the minimum: after enough applications
+    every optimal move, which a head reads at any distance. A weighted, directed :class:`FrontBlock`: the time and
+    the rules of every move (one-way streets, the vehicle's barred streets) come from the gates, which read the input
+    alone. The block's input is a sum of two carried states; :meth:`combine` takes the smaller cost of the two.
+    The other channels are the max block's update with each optimal move in its message and whether the cell is
+    reached in its sum; only they are normalised. Nothing in channels 0-4 carries a gradient (the gates are fitted
+    by :func:`wave_gate_loss`)."""
+
+    MARKS = 5  # channels with no features: the cost to go and the 4 optimal moves
+    UNREACHED = 1e4  # the cost of a cell no allowed path from a source has reached
+
+    def __init__(self, hidden_size: int, prefix_len: int, width: int, relax_steps: int = 1):
+        if hidden_size <= self.MARKS:
+            raise ValueError(f"a WaveBlock needs hidden_size >= {self.MARKS + 1} (the cost, the 4 optimal moves and "
+                             f"features), got {hidden_size}")
+        if isinstance(relax_steps, bool) or not isinstance(relax_steps, int) or relax_steps < 1:
+            raise ValueError(f"relax_steps must be a positive int, got {relax_steps!r}")
+        features = hidden_size - self.MARKS
+        super().__init__(features, prefix_len, width)
+        self.relax_steps = relax_steps
+        self.broadcast = linear(hidden_size, features)
+        self.heard = nn.Parameter(torch.zeros(4, features, 1, 1))  # an optimal move to that neighbour
+        self.own_bit = nn.Parameter(torch.zeros(1, features, 1, 1))  # the cell is reached
+
+    def combine(self, state: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:
+        """``state + injection``, but the grid's cost channel is the smaller of the two (an OR of what each knows)."""
+        cost = torch.minimum(state[:, self.prefix_len:, :1], injection[:, self.prefix_len:, :1])
+        x = state + injection
+        return torch.cat([x[:, : self.prefix_len], torch.cat([cost, x[:, self.prefix_len:, 1:]], -1)], 1)
+
+    def relax(self, cost: torch.Tensor, gates: WaveGates) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, H, W) costs to go after ``relax_steps`` relaxations, and (4, B, 1, H, W) the optimal moves."""
+        allowed = gates.allowed() > 0.5
+        step = neighbours(gates.cost)
+        source = gates.source > 0.5
+        for _ in range(self.relax_steps):
+            via = torch.where(allowed, step + neighbours(cost, self.UNREACHED), self.UNREACHED)
+            cost = torch.where(source, 0.0, torch.minimum(cost, via.amin(0)).clamp(max=self.UNREACHED))
+        via = torch.where(allowed, step + neighbours(cost, self.UNREACHED), self.UNREACHED)
+        reached = cost < self.UNREACHED / 2
+        best = allowed & reached & ~source & (via <= cost + 1e-4 * (1.0 + cost))
+        return cost, best.to(cost.dtype)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: Mask = None) -> torch.Tensor:
+        if not isinstance(mask, WaveGates):
+            raise ValueError(f"a WaveBlock needs its WaveGates as mask (HRM / TRM with block='wave'), got "
+                             f"{type(mask).__name__}")
+        batch, length, hidden = x.shape
+        cells = length - self.prefix_len
+        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
+        with torch.no_grad():
+            cost, best = self.relax(image[:, :1].detach(), mask.hard())
+        reached = (cost < self.UNREACHED / 2).to(cost.dtype)
+        feats = image[:, self.MARKS:]
+        if self.prefix_len:
+            feats = feats + self.broadcast(x[:, 0]).view(batch, -1, 1, 1)
+        rows = image.shape[2]
+        other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, -1, rows + 2, self.width + 2)
+        message = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width] + self.offset[d]
+                               + self.heard[d] * best[d] for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
+        feats = rms_norm((feats + self.out(F.silu(self.own(feats) + self.own_bit * reached + message))).permute(0, 2, 3, 1))
+        marks = torch.cat([cost, best.squeeze(2).transpose(0, 1)], dim=1).permute(0, 2, 3, 1)
+        grid = torch.cat([marks, feats], dim=-1).reshape(batch, cells, hidden)
+        seen = torch.cat([grid[..., :1] * reached.flatten(1).unsqueeze(-1), grid[..., 1:]], dim=-1)  # costs reached
+        prefix = x[:, : self.prefix_len]
+        prefix = torch.cat([torch.zeros_like(prefix[..., :1]), prefix[..., 1:]], -1) + seen.mean(1, keepdim=True)
+        return torch.cat([rms_norm(prefix), grid], dim=1)
+
+
+BLOCKS = ("attention", "conv", "max", "front", "wave")
+GRID_BLOCKS = {"conv": ConvBlock, "max": MaxBlock, "front": FrontBlock, "wave": WaveBlock}
 
 
 class ReasoningModule(nn.Module):
-    """A stack of blocks applied to ``state + injection`` (additive input injection): transformer blocks, or with
-    ``block="conv"`` / ``"max"`` :class:`ConvBlock` s / :class:`MaxBlock` s on the grid ``width`` wide after
-    ``prefix_len`` slots."""
+    """A stack of blocks applied to ``state + injection`` (additive input injection; a block with a ``combine``
+    method, :class:`WaveBlock`, merges them itself): transformer blocks, or with ``block="conv"`` / ``"max"`` /
+    ``"front"`` / ``"wave"`` grid blocks on the grid ``width`` wide after ``prefix_len`` slots."""
 
     def __init__(self, num_layers: int, hidden_size: int, num_heads: int, expansion: float, block: str = "attention",
-                 prefix_len: int = 0, width: int = 0):
+                 prefix_len: int = 0, width: int = 0, relax_steps: int = 1):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+        extra = {"relax_steps": relax_steps} if block == "wave" else {}
         self.layers = nn.ModuleList(
             Block(hidden_size, num_heads, expansion) if block == "attention"
-            else GRID_BLOCKS[block](hidden_size, prefix_len, width) for _ in range(num_layers))
+            else GRID_BLOCKS[block](hidden_size, prefix_len, width, **extra) for _ in range(num_layers))
 
     def forward(
         self,
@@ -481,7 +627,8 @@ class ReasoningModule(nn.Module):
         rotary: tuple[torch.Tensor, torch.Tensor] | None,
         mask: Mask = None,
     ) -> torch.Tensor:
-        x = state + injection
+        combine = getattr(self.layers[0], "combine", None)
+        x = combine(state, injection) if combine is not None else state + injection
         for layer in self.layers:
             x = layer(x, rotary, mask)
         return x

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.layers import (Block, ConvBlock, FrontBlock, FrontGates, GridRotary, GridWindow, MaxBlock, ReasoningModule,
+from agents.layers import (Block, ConvBlock, FrontBlock, FrontGates, WaveBlock, WaveGates, wave_gate_loss, GridRotary, GridWindow, MaxBlock, ReasoningModule,
                            peer_attention_mask)
 from benchmarks.grid_attention import FORMULATIONS, GatheredWindow
 
@@ -283,3 +283,93 @@ def test_peer_attention_mask_is_the_sudoku_peer_relation(box: int, prefix: int) 
 def test_peer_attention_mask_rejects_other_layouts(length: int, prefix: int, box: int) -> None:
     with pytest.raises(ValueError, match="length = prefix"):
         peer_attention_mask(length, prefix, box, torch.device("cpu"))
+
+
+def city_gates(seed: int, size: int = 14):
+    """A generated city's exact :class:`WaveGates` (costs over 100, as the data sets' costs to go), the oracle's
+    costs to go (B=1, over 100, NaN where unreachable) and optimal moves (4, 1, 1, H, W)."""
+    import numpy as np
+
+    from hrm_envs.city.generator import OPPOSITE, CityGenerator
+    from hrm_envs.city.metrics import optimal_moves
+
+    puzzle = CityGenerator((size, size))(np.random.default_rng(seed), seed % 4)
+    net = puzzle.network()
+    inner = (slice(1, -1), slice(1, -1))
+    dist = net.distances_to(net.flat(puzzle.destination)).reshape(size + 2, size + 2)[inner]
+    cost = net.cost.reshape(size + 2, size + 2)[inner].astype(np.float32) / 100
+    exits = np.stack([np.asarray(puzzle.oneway) != 1 + OPPOSITE[d] for d in range(4)])
+    source = np.zeros((size, size), np.float32)
+    source[puzzle.destination] = 1.0
+
+    def image(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(np.asarray(a, dtype=np.float32)).view(1, -1, size, size)
+
+    gates = WaveGates(image(source), image(cost > 0), image(cost), image(exits))
+    obs = {"street": puzzle.street, "traffic": puzzle.traffic, "oneway": puzzle.oneway, "vehicle": np.array([seed % 4]),
+           "position": np.array(puzzle.start), "destination": np.array(puzzle.destination)}
+    moves = torch.tensor(optimal_moves(obs)).view(size, size, 4).permute(2, 0, 1).reshape(4, 1, 1, size, size)
+    to_go = image(np.where(np.isfinite(dist), dist / 100, np.nan))
+    return gates, to_go, moves, net
+
+
+def test_wave_block_with_exact_gates_is_the_oracle() -> None:
+    """With a generated city's exact gates (the vehicle's costs, barred streets, one-way rules), the allowed moves
+    are the road network's, channel 0 converges to the oracle's (Dijkstra) cost to go, unreached cells stay
+    UNREACHED, channels 1-4 are exactly its optimal moves, and the costs only fall from one application to the next
+    (relax_steps each) until they are exact."""
+    for seed in range(4):
+        gates, to_go, moves, net = city_gates(seed)
+        size = to_go.shape[-1]
+        legal = torch.tensor(net.moves.reshape(size + 2, size + 2, 4)[1:-1, 1:-1]).permute(2, 0, 1).bool()
+        assert torch.equal(gates.allowed()[:, 0, 0] > 0.5, legal)
+        block = WaveBlock(8, 0, size, relax_steps=3)
+        x = torch.randn(1, size * size, 8)
+        x[..., 0] = WaveBlock.UNREACHED
+        before = x[0, :, 0].clone()
+        for _ in range(size * size):
+            x = block(x, mask=gates).detach()
+            assert (x[0, :, 0] <= before + 1e-6).all()
+            before = x[0, :, 0].clone()
+        cost, known = x[0, :, 0].view(size, size), ~torch.isnan(to_go[0, 0])
+        assert torch.allclose(cost[known], to_go[0, 0][known], atol=1e-4)
+        assert (cost[~known] == WaveBlock.UNREACHED).all() and (~known).any()
+        best = x[0, :, 1 : WaveBlock.MARKS].view(size, size, 4).permute(2, 0, 1)
+        assert torch.equal(best > 0.5, moves[:, 0, 0])
+        with pytest.raises(ValueError, match="WaveGates"):
+            block(x)
+    with pytest.raises(ValueError, match="relax_steps"):
+        WaveBlock(8, 0, 4, relax_steps=0)
+    with pytest.raises(ValueError, match="hidden_size"):
+        WaveBlock(5, 0, 4)
+
+
+def test_wave_block_combines_two_states_by_the_smaller_cost() -> None:
+    """The block's input of two carried states: the features add, the grid's cost channel is the smaller of the
+    two; the prefix slots add."""
+    block = WaveBlock(7, 1, 2)
+    state, injection = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    x = block.combine(state, injection)
+    assert torch.equal(x[:, 1:, 0], torch.minimum(state[:, 1:, 0], injection[:, 1:, 0]))
+    assert torch.equal(x[:, :, 1:], (state + injection)[:, :, 1:]) and torch.equal(x[:, 0], (state + injection)[:, 0])
+
+
+def test_wave_gate_loss_is_least_at_the_exact_gates() -> None:
+    """The gate loss fits the gates: at a city's exact gates the cost and move terms vanish (what is left is the
+    passable term on cells that cannot reach the goal), wrong costs, an opened one-way street or a barred optimal
+    move each raise it, and its gradient moves a wrong cost towards the right one."""
+    gates, to_go, moves, _ = city_gates(2, 16)  # a city where a one-way street bars a shortcut
+    known = ~torch.isnan(to_go)
+    exact = WaveGates(gates.source, known.float(), gates.cost, gates.exits)
+    best = wave_gate_loss(exact, to_go, moves)
+    assert best.shape == (1,) and float(best) < 1e-4
+    cost = gates.cost.clone().requires_grad_(True)
+    wrong = WaveGates(gates.source, known.float(), cost * 1.5, gates.exits)
+    loss = wave_gate_loss(wrong, to_go, moves)
+    assert float(loss.detach()) > float(best) + 0.1
+    loss.sum().backward()
+    assert (cost.grad > 0).any()  # the too-high costs of the cells optimal moves enter are pushed down
+    opened = WaveGates(gates.source, known.float(), gates.cost, torch.ones_like(gates.exits))
+    closed = WaveGates(gates.source, known.float(), gates.cost, torch.zeros_like(gates.exits))
+    assert float(wave_gate_loss(opened, to_go, moves)) > float(best) + 0.01
+    assert float(wave_gate_loss(closed, to_go, moves)) > float(best) + 1.0

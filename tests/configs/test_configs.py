@@ -56,7 +56,8 @@ def test_an_experiment_config_runs_alone_and_is_off_by_default():
 def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
     """configs/experiment/ holds the headline rows (<env>_<row>, read by benchmarks.headline), the docs/*.sh
     run maze_grid_small, which composes with train.dagger and passes its start-up check, the city-paper study's
-    two seq2seq runs, which compose with train.supervised and differ only in the model, and the maze, city and
+    seq2seq runs, which compose with train.supervised and differ only in the model (the wave run also fits its gates
+    to the costs), and the maze, city and
     Sudoku 9x9 protocol runs, pairs of train.dagger runs with the same budget, sides, positions and token labels,
     and the maze's front policy, whose experiment is its release's recorded command."""
     from hydra import compose, initialize_config_dir
@@ -70,7 +71,8 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
                                                         "city_paper_conv_baseline", "sudoku9_trm_peers",
                                                         "sudoku9_transformer_peers", "maze_trm_grid_carry",
                                                         "maze_transformer_grid", "city_trm_grid_carry",
-                                                        "city_transformer_grid", "maze_trm_front"}
+                                                        "city_transformer_grid", "maze_trm_front",
+                                                        "city_paper_trm_wave"}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("dagger", overrides=["experiment=maze_grid_small"])
         check_config(cfg, DAGGER)
@@ -85,6 +87,12 @@ def test_every_experiment_is_a_headline_row_or_an_exploratory_dagger_run():
         assert (hrm.model.name, baseline.model.name) == ("trm", "transformer")
         assert hrm.train == baseline.train and hrm.seq2seq == baseline.seq2seq
         assert all(hrm.model[k] == baseline.model[k] for k in ("hidden_size", "block", "attention_grid"))
+        wave = compose("supervised", overrides=["experiment=city_paper_trm_wave"])  # the conv run, blocks = wave
+        check_config(wave, SUPERVISED)
+        assert (wave.model.block, wave.model.relax_steps, wave.seq2seq.cost) == ("wave", 4, True)
+        assert wave.train == hrm.train and wave.env == hrm.env and wave.seq2seq.field
+        assert {k: v for k, v in wave.model.items() if k not in ("block", "relax_steps")} == {
+            k: v for k, v in hrm.model.items() if k not in ("block", "relax_steps")}
         sudoku = {name: compose("dagger", overrides=[f"experiment={name}"])
                   for name in ("sudoku9_trm_peers", "sudoku9_transformer_peers")}
         for cfg in sudoku.values():
