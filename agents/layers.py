@@ -456,14 +456,24 @@ class MaxBlock(GridBlock):
         self.offset = nn.Parameter(torch.zeros(4, hidden_size, 1, 1))
         self.out = nn.Conv2d(hidden_size, hidden_size, 1, bias=False)
 
+    def messages(self, image: torch.Tensor, heard: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W): ``max_d(other_d(neighbour d) + offset_d [+ self.heard_d * heard_d])``
+        (``heard``: (4, B, 1, H, W), a per-direction mark a subclass weighs), an off-grid neighbour's message never
+        winning. Each direction's messages are shifted into place one at a time: no padded copy of all four."""
+        batch, _, rows, width = image.shape
+        other = self.other(image).view(batch, 4, -1, rows, width)
+        best = None
+        for d, (dr, dc) in enumerate(self.OFFSETS):  # cell (r, c) hears (r + dr, c + dc)
+            shifted = other[:, d, :, max(dr, 0) : rows + min(dr, 0), max(dc, 0) : width + min(dc, 0)]
+            message = F.pad(shifted, (max(-dc, 0), max(dc, 0), max(-dr, 0), max(dr, 0)), value=-1e4) + self.offset[d]
+            if heard is not None:
+                message = message + self.heard[d] * heard[d]
+            best = message if best is None else torch.maximum(best, message)
+        return best
+
     def relax(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W): ``own(cell) + max_d(other_d(neighbour d) + offset_d)``, an off-grid
-        neighbour's message never winning."""
-        batch, hidden, rows, width = image.shape
-        other = F.pad(self.other(image), (1, 1, 1, 1), value=-1e4).view(batch, 4, hidden, rows + 2, width + 2)
-        best = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + width] + self.offset[d]
-                            for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
-        return self.own(image) + best
+        """(B, C, H, W) -> (B, C, H, W): ``own(cell) + max_d(other_d(neighbour d) + offset_d)``."""
+        return self.own(image) + self.messages(image)
 
     def update(self, image: torch.Tensor) -> torch.Tensor:
         return self.out(F.silu(self.relax(image)))
@@ -508,17 +518,12 @@ class FrontBlock(MaxBlock):
         bit, came = marks[:, :1], marks[:, 1:]
         if self.prefix_len:
             feats = feats + self.broadcast(x[:, 0]).view(batch, -1, 1, 1)
-        rows = image.shape[2]
-        padded = F.pad(bit, (1, 1, 1, 1))
-        around = torch.stack([padded[:, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width]
-                              for dr, dc in self.OFFSETS])  # (4, B, 1, H, W)
+        around = neighbours(bit)  # (4, B, 1, H, W)
         soft = 1.0 - (1.0 - bit) * (1.0 - mask.source) * (1.0 - mask.passable * around.amax(0))  # OR of the three
         new_bit = soft + ((soft > 0.5).to(soft.dtype) - soft).detach()  # a bit; the gradient is the soft OR's
         newly = (new_bit - bit).detach().clamp(min=0.0)  # reached on this application
         came = (came + newly * around[:, :, 0].transpose(0, 1)).detach().clamp(max=1.0)
-        other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, -1, rows + 2, self.width + 2)
-        best = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width] + self.offset[d]
-                            + self.heard[d] * around[d] for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
+        best = self.messages(feats, around)
         feats = rms_norm((feats + self.out(F.silu(self.own(feats) + self.own_bit * bit + best))).permute(0, 2, 3, 1))
         grid = torch.cat([new_bit.permute(0, 2, 3, 1), came.permute(0, 2, 3, 1), feats], dim=-1)
         grid = grid.reshape(batch, cells, hidden)
@@ -588,10 +593,7 @@ class WaveBlock(MaxBlock):
         feats = image[:, self.MARKS:]
         if self.prefix_len:
             feats = feats + self.broadcast(x[:, 0]).view(batch, -1, 1, 1)
-        rows = image.shape[2]
-        other = F.pad(self.other(feats), (1, 1, 1, 1), value=-1e4).view(batch, 4, -1, rows + 2, self.width + 2)
-        message = torch.stack([other[:, d, :, 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + self.width] + self.offset[d]
-                               + self.heard[d] * best[d] for d, (dr, dc) in enumerate(self.OFFSETS)]).amax(0)
+        message = self.messages(feats, best)
         feats = rms_norm((feats + self.out(F.silu(self.own(feats) + self.own_bit * reached + message))).permute(0, 2, 3, 1))
         marks = torch.cat([cost, best.squeeze(2).transpose(0, 1)], dim=1).permute(0, 2, 3, 1)
         grid = torch.cat([marks, feats], dim=-1).reshape(batch, cells, hidden)

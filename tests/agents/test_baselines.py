@@ -119,8 +119,9 @@ def test_transformer_with_conv_blocks_is_a_feed_forward_conv_net() -> None:
         BaselineConfig(vocab_size=10, seq_len=49, block="conv", token_vocab=3)
     with pytest.raises(ValueError, match="block must be one of"):
         BaselineConfig(vocab_size=10, seq_len=49, attention_grid=7, block="gru", token_vocab=3)
-    with pytest.raises(ValueError, match="a front needs the recurrent model's gates"):
-        BaselineConfig(vocab_size=10, seq_len=49, attention_grid=7, block="front", token_vocab=3)
+    for block in ("front", "wave"):
+        with pytest.raises(ValueError, match="a front or a wave needs the recurrent model's gates"):
+            BaselineConfig(vocab_size=10, seq_len=49, attention_grid=7, block=block, token_vocab=3)
 
 
 def test_transformer_with_peer_attention_reads_a_cells_peers_only() -> None:

@@ -10,7 +10,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 import hrm_envs  # noqa: F401  (registers the ids)
 from agents.hrm import HRM, HRMConfig, IGNORE_LABEL, act_loss, log_probs, set_loss, task_loss, token_loss
-from agents.layers import FrontBlock, FrontGates, local_attention_mask, peer_attention_mask
+from agents.layers import FrontBlock, FrontGates, WaveBlock, WaveGates, local_attention_mask, peer_attention_mask
 from hrm_envs.encoding import encoder_for
 from oracles import oracle_for
 
@@ -892,6 +892,52 @@ def test_front_block_model_starts_unreached_and_halts_on_the_acting_cells_bit() 
     probs = out["logits"].exp()  # the head's classes: reached and each move, or not reached (1 - the bit)
     assert torch.allclose(probs.sum(-1), torch.ones(tokens.shape), atol=1e-3)
     assert torch.allclose(probs[..., -1], 1e-3 + (1 - 2e-3) * (1 - out["reach_bit"]), atol=1e-5)
+
+
+def test_wave_block_model_relaxes_costs_as_it_runs_and_fits_its_gates_in_training() -> None:
+    """``block="wave"``: the initial states start every cell unreached (channel 0 = UNREACHED) and the input
+    embedding holds 0 in the marks; with given gates (every move allowed at cost 1 from a corner source) each
+    segment relaxes ``relax_steps`` x its block applications further, and after enough segments ``cost_to_go`` is the
+    Manhattan distance and ``best_moves`` the moves towards the source. In training the gates are outputs and :func:`agents.hrm.task_loss` adds their fit to ``cost`` and
+    the move field. ``relax_steps`` needs block='wave'."""
+    torch.manual_seed(0)
+    side = 5
+    config = SMALL.with_(variant="trm", seq_len=side * side, block="wave", attention_grid=side, relax_steps=2,
+                         token_vocab=3, per_token_actions=5, global_actions=0, halt_max_steps=1)
+    model = HRM(config).eval()
+    tokens = torch.randint(1, 9, (2, side * side))
+    with torch.no_grad():
+        x, _ = model._embed({"tokens": tokens})
+    assert float(x[..., : WaveBlock.MARKS].abs().max()) == 0.0
+    assert float(model.H_init[0]) == float(model.L_init[0]) == WaveBlock.UNREACHED
+    source = torch.zeros(2, 1, side, side)
+    source[:, :, 0, 0] = 1.0
+    ones = torch.ones_like(source)
+    model._wave_gates = lambda x: WaveGates(source, ones, ones, torch.ones(2, 4, side, side))
+    per_segment = config.relax_steps * (config.L_cycles + 1) * config.H_cycles  # relaxations per segment
+    r, c = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    manhattan = (r + c).flatten().float()
+    with torch.no_grad():
+        out = model.predict({"tokens": tokens})
+        assert torch.equal(out["cost_to_go"][0] < WaveBlock.UNREACHED, manhattan <= per_segment)
+        model.config = config.with_(halt_max_steps=4, inference_halting="max_steps")
+        out = model.predict({"tokens": tokens})
+    assert torch.equal(out["cost_to_go"][1], manhattan)
+    best = out["best_moves"][0].view(side, side, 4)  # OFFSETS order: up, right, down, left
+    assert torch.equal(best[..., 0] > 0.5, r > 0) and torch.equal(best[..., 3] > 0.5, c > 0)
+    assert float(best[..., 1].max()) == float(best[..., 2].max()) == 0.0
+    model.train()
+    batch = {"tokens": tokens, "labels": torch.ones_like(tokens), "field": torch.zeros(2, side * side, 4, dtype=torch.bool),
+             "cost": manhattan.expand(2, -1).clone()}
+    batch["field"][:, :, 0] = (r > 0).flatten()
+    del model._wave_gates  # the model's own gates: outputs in training, fitted by task_loss
+    _, out = model(model.initial_carry(batch), batch)
+    assert out["wave_cost"].shape == (2, 1, side, side) and out["wave_exits"].shape == (2, 4, side, side)
+    with_gates, *_ = task_loss(out, batch, "softmax")
+    without, *_ = task_loss({k: v for k, v in out.items() if not k.startswith("wave_")}, batch, "softmax")
+    assert (with_gates > without).all()
+    with pytest.raises(ValueError, match="relax_steps"):
+        SMALL.with_(relax_steps=2)
 
 
 def test_blind_acting_hides_the_agents_mark_from_the_recurrence_but_not_from_the_heads() -> None:
