@@ -12,7 +12,9 @@ The protocol (docs/results/README.md): every experiment has three disjoint puzzl
 :data:`TEST_SEED` (``train.evaluate``'s per-size ``episode_seeds`` streams), and a puzzle of either that starts in
 one of the run's training states (``--held-out-from``) is replaced. Configurations, steps and checkpoints are chosen
 on validation (``--validate-only``); the test is played once, by the release. Every share carries its 95% Wilson
-interval. Anyone can play a released policy on puzzles of their own seed:
+interval. Each finished stage keeps its figures in ``runs/release/NAME/<stage>/figures.json``: a release that was
+interrupted (a long test pass) resumes after its last finished stage when run again with the same policy and
+arguments. Anyone can play a released policy on puzzles of their own seed:
 
     python -m train.evaluate checkpoint=pretrained/NAME.pt env=ENV [ENV_OVERRIDES] sizes=[...] episodes=100 seed=S
 
@@ -191,12 +193,31 @@ def score(args: argparse.Namespace, checkpoint: Path, which: str, out: Path) -> 
     return {"data": str(args.data), "split": name, **held, **seq2seq_figures(report)}
 
 
+#: The arguments that decide a stage's figures (with the staged policy's bytes, which hold the acting fields).
+STAGE_ARGS = ("env", "env_override", "validation_sizes", "test_sizes", "data", "validation_bases", "episodes",
+              "held_out_from")
+
+
 def measure(args: argparse.Namespace, checkpoint: Path, which: str, out: Path) -> dict[str, Any]:
-    """Validation or test figures of ``checkpoint``: scored on ``--data`` (seq2seq) or played (step-wise)."""
+    """Validation or test figures of ``checkpoint``: scored on ``--data`` (seq2seq) or played (step-wise).
+
+    A stage that finished before is not run again: its figures are kept in ``out/figures.json`` with the policy's
+    SHA-256 and :data:`STAGE_ARGS`, and reused when both match (an interrupted release resumes after its last
+    finished stage)."""
+    key = {"stage": which, "sha256": sha256(checkpoint), **{name: getattr(args, name) for name in STAGE_ARGS}}
+    kept = out / "figures.json"
+    if kept.is_file():
+        stored = json.loads(kept.read_text())
+        if stored.get("key") == json.loads(json.dumps(key)):
+            print(f"{which}: figures of an earlier run of this release reused ({kept})")
+            return stored["figures"]
     if args.data is not None:
-        return score(args, checkpoint, which, out)
-    sizes, seed = (args.validation_sizes, VALIDATION_SEED) if which == "validation" else (args.test_sizes, TEST_SEED)
-    return play(args, checkpoint, sizes, seed, out)
+        found = score(args, checkpoint, which, out)
+    else:
+        sizes, seed = (args.validation_sizes, VALIDATION_SEED) if which == "validation" else (args.test_sizes, TEST_SEED)
+        found = play(args, checkpoint, sizes, seed, out)
+    write_json(kept, {"key": key, "figures": found})
+    return found
 
 
 def sha256(path: Path) -> str:

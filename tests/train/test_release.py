@@ -123,6 +123,32 @@ def test_a_release_finishing_during_another_keeps_both_entries(tmp_path, monkeyp
     assert sorted(names) == ["other", "tiny_lstm"]
 
 
+def test_an_interrupted_release_resumes_after_its_last_finished_stage(tmp_path, monkeypatch):
+    """A release killed during its test pass keeps its validation figures: run again, it plays only the test; a
+    stage whose policy or arguments changed is played again."""
+    import train.release as module
+
+    checkpoint = tiny_checkpoint(tmp_path / "run" / "last.pt")
+    play, seeds = module.play, []
+
+    def interrupted(args, checkpoint, sizes, seed, out):
+        seeds.append(seed)
+        if seed == TEST_SEED and len(seeds) == 2:
+            raise KeyboardInterrupt  # the first run is stopped in its test pass
+        return play(args, checkpoint, sizes, seed, out)
+
+    monkeypatch.setattr(module, "play", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        release(parse_args(arguments(tmp_path, checkpoint)))
+    assert not (tmp_path / "pretrained" / "tiny_lstm.pt").exists()
+    first = release(parse_args(arguments(tmp_path, checkpoint)))
+    assert seeds == [VALIDATION_SEED, TEST_SEED, TEST_SEED]  # validation was not played again
+    again = release(parse_args(arguments(tmp_path, checkpoint)))
+    assert seeds == [VALIDATION_SEED, TEST_SEED, TEST_SEED] and again == first  # nothing played: both stages kept
+    release(parse_args([*arguments(tmp_path, checkpoint)[:-2], "--episodes", "2", "--root", str(tmp_path)]))
+    assert seeds[3:] == [VALIDATION_SEED, TEST_SEED]  # other arguments: both played again
+
+
 def seq2seq_arguments(tmp_path: Path, checkpoint: Path, data: Path, *extra: str) -> list[str]:
     return ["--checkpoint", str(checkpoint), "--name", "tiny_city", "--family", "hrm", "--env", "city_paper",
             "--data", str(data), "--configs-compared", "1", "--train-minutes", "0.1", "--root", str(tmp_path), *extra]
