@@ -411,11 +411,23 @@ class GridBlock(nn.Module):
     def update(self, image: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def image(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, prefix + T, C) -> (B, C, H, W): the grid's tokens as an image ``width`` wide."""
+        batch, length, hidden = x.shape
+        return x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, -1, self.width)
+
+    @staticmethod
+    def check_gates(mask: Mask, kind: type, block: str) -> None:
+        """``ValueError`` unless ``mask`` holds the gates ``kind`` a gated block (``block``) needs."""
+        if not isinstance(mask, kind):
+            raise ValueError(f"a {block.capitalize()}Block needs its {kind.__name__} as mask (HRM / TRM with "
+                             f"block='{block}'), got {type(mask).__name__}")
+
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
         batch, length, hidden = x.shape
         cells = length - self.prefix_len
-        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
+        image = self.image(x)
         if self.prefix_len:
             image = image + self.broadcast(x[:, 0]).view(batch, hidden, 1, 1)
         image = image + self.update(image)
@@ -508,12 +520,10 @@ class FrontBlock(MaxBlock):
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
-        if not isinstance(mask, FrontGates):
-            raise ValueError(f"a FrontBlock needs its FrontGates as mask (HRM / TRM with block='front'), got "
-                             f"{type(mask).__name__}")
+        self.check_gates(mask, FrontGates, "front")
         batch, length, hidden = x.shape
         cells = length - self.prefix_len
-        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
+        image = self.image(x)
         marks, feats = image[:, : self.MARKS].clamp(0.0, 1.0), image[:, self.MARKS:]
         bit, came = marks[:, :1], marks[:, 1:]
         if self.prefix_len:
@@ -581,12 +591,10 @@ class WaveBlock(MaxBlock):
 
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: Mask = None) -> torch.Tensor:
-        if not isinstance(mask, WaveGates):
-            raise ValueError(f"a WaveBlock needs its WaveGates as mask (HRM / TRM with block='wave'), got "
-                             f"{type(mask).__name__}")
+        self.check_gates(mask, WaveGates, "wave")
         batch, length, hidden = x.shape
         cells = length - self.prefix_len
-        image = x[:, self.prefix_len:].transpose(1, 2).reshape(batch, hidden, cells // self.width, self.width)
+        image = self.image(x)
         with torch.no_grad():
             cost, best = self.relax(image[:, :1].detach(), mask.hard())
         reached = (cost < self.UNREACHED / 2).to(cost.dtype)
