@@ -838,6 +838,9 @@ def task_loss(
             known = ~torch.isnan(cost)
             error = F.smooth_l1_loss(channels[..., field.shape[-1]].float(), torch.nan_to_num(cost), reduction="none")
             losses.append(torch.where(known, error, 0).sum(-1) / known.sum(-1).clamp_min(1))
+    if "wave_cost" in outputs and not ("field" in data and "cost" in data):
+        raise ValueError("block='wave' fits its gates to each token's cost to the goal and optimal moves: the batch "
+                         "needs 'cost' and 'field' (train.supervised with seq2seq.field=true seq2seq.cost=true)")
     if not losses:
         raise ValueError("data must hold 'labels' (token task) or 'optimal' (policy task)")
     is_correct = torch.stack(seq_correct).all(0)

@@ -576,7 +576,7 @@ class WaveBlock(MaxBlock):
         x = state + injection
         return torch.cat([x[:, : self.prefix_len], torch.cat([cost, x[:, self.prefix_len:, 1:]], -1)], 1)
 
-    def relax(self, cost: torch.Tensor, gates: WaveGates) -> tuple[torch.Tensor, torch.Tensor]:
+    def relax_costs(self, cost: torch.Tensor, gates: WaveGates) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, H, W) costs to go after ``relax_steps`` relaxations, and (4, B, 1, H, W) the optimal moves."""
         allowed = gates.allowed() > 0.5
         step = neighbours(gates.cost)
@@ -596,7 +596,7 @@ class WaveBlock(MaxBlock):
         cells = length - self.prefix_len
         image = self.image(x)
         with torch.no_grad():
-            cost, best = self.relax(image[:, :1].detach(), mask.hard())
+            cost, best = self.relax_costs(image[:, :1].detach(), mask.hard())
         reached = (cost < self.UNREACHED / 2).to(cost.dtype)
         feats = image[:, self.MARKS:]
         if self.prefix_len:

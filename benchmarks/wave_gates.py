@@ -12,8 +12,8 @@ their street, so they are left out), ``moves_exact`` (the 4 allowed moves), ``pa
 passable iff the vehicle may use its street) and ``source_exact`` (the destination is the one source);
 ``start_cost_error``: the relaxed cost to go at the start against the oracle's, relative to it, both without the
 destination's own entry cost (every route pays it, and its token does not show it); and whether the route decoded
-from the move field arrives. Prints one JSON object: the means overall and per vehicle, and each route that did not
-arrive or had a wrong gate.
+from the move field arrives, and in the oracle's travel time (``optimal``). Prints one JSON object: the means
+overall and per vehicle, and each route that did not arrive, was not cost-optimal or had a wrong gate.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import torch
 from agents.layers import WaveGates
 from hrm_envs.city.env import parse_observation
 from hrm_envs.city.generator import VEHICLES
-from hrm_envs.city.metrics import COST_SCALE, follow_route
+from hrm_envs.city.metrics import COST_SCALE, follow_route, route_metrics
 from train.evaluate import load_seq2seq
 from train.seq2seq import first_examples, validation_groups
 
 #: Routes per forward pass.
 CHUNK = 32
-STATS = ("arrived", "cost_exact", "moves_exact", "passable_exact", "source_exact", "gates_exact", "start_cost_error")
+STATS = ("arrived", "optimal", "cost_exact", "moves_exact", "passable_exact", "source_exact", "gates_exact", "start_cost_error")
 
 
 def route_stats(obs: dict, gates: WaveGates, cost_to_go: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
@@ -58,8 +58,10 @@ def route_stats(obs: dict, gates: WaveGates, cost_to_go: np.ndarray, scores: np.
     source = gates.source[0, 0, :n, :n].numpy() > 0.5
     width = np.asarray(obs["street"]).shape[0]  # the padded grid's side
     start = float(cost_to_go[puzzle.start[0] * width + puzzle.start[1]]) * COST_SCALE
+    route = follow_route(obs, scores)
     stats = {
-        "arrived": float(follow_route(obs, scores)[-1] == puzzle.destination),
+        "arrived": float(route[-1] == puzzle.destination),
+        "optimal": route_metrics(puzzle, route)["optimal"],  # the route takes the oracle's travel time
         "cost_exact": float((np.abs(entry - cost) < 0.5)[shown].mean()),
         "moves_exact": float((allowed == legal).all(-1)[reach].mean()),
         "passable_exact": float((passable == (cost > 0)).mean()),
@@ -102,7 +104,7 @@ def analyse(checkpoint: str, data: str, validation_bases: int | None) -> dict[st
     vehicles = sorted({r["vehicle"] for r in routes}, key=VEHICLES.index)
     return {"checkpoint": checkpoint, "data": data, "split": "validation" if validation_bases else "test",
             **means(routes), "per_vehicle": {v: means([r for r in routes if r["vehicle"] == v]) for v in vehicles},
-            "failing": [r for r in routes if not (r["arrived"] and r["gates_exact"])]}
+            "failing": [r for r in routes if not (r["arrived"] and r["optimal"] and r["gates_exact"])]}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -936,6 +936,8 @@ def test_wave_block_model_relaxes_costs_as_it_runs_and_fits_its_gates_in_trainin
     with_gates, *_ = task_loss(out, batch, "softmax")
     without, *_ = task_loss({k: v for k, v in out.items() if not k.startswith("wave_")}, batch, "softmax")
     assert (with_gates > without).all()
+    with pytest.raises(ValueError, match="'cost' and 'field'"):  # gates with nothing to fit them to
+        task_loss(out, {k: v for k, v in batch.items() if k != "cost"}, "softmax")
     with pytest.raises(ValueError, match="relax_steps"):
         SMALL.with_(relax_steps=2)
 
